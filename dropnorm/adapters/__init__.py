@@ -1,0 +1,46 @@
+"""Implementations under test, selected by an --impl spec string.
+
+  torch                     torch.nn.Dropout, Dropout2d, BatchNorm1d/2d/3d
+  reference                 dropnorm's float64 numpy reference
+  torch-module:TARGET       a user's torch.nn-compatible classes in TARGET,
+                            an importable module name or a path to a .py file
+"""
+from __future__ import annotations
+
+import os
+
+from dropnorm.adapters.base import Implementation, Layer, NotProvided, Output
+
+IMPL_HELP = "torch (default), reference, or torch-module:MODULE_OR_FILE.py"
+
+
+class ImplSpecError(ValueError):
+    """An --impl value that names no implementation."""
+
+
+def normalize(spec: str) -> str:
+    """Make a torch-module file target absolute, before any worker sees it."""
+    if spec.startswith("torch-module:"):
+        target = spec.split(":", 1)[1]
+        if not target:
+            raise ImplSpecError("torch-module: needs a target, e.g. torch-module:my_layers.py")
+        if target.endswith(".py") or os.sep in target:
+            target = os.path.abspath(target)
+        return "torch-module:" + target
+    if spec in ("torch", "reference"):
+        return spec
+    raise ImplSpecError(f"unknown implementation {spec!r}: use {IMPL_HELP}")
+
+
+def load(spec: str, device: str = "cpu") -> Implementation:
+    spec = normalize(spec)
+    if spec == "reference":
+        from dropnorm.adapters.reference_impl import ReferenceImplementation
+        return ReferenceImplementation()
+    from dropnorm.adapters import torch_nn
+    if spec == "torch":
+        return torch_nn.torch_nn(device)
+    return torch_nn.torch_module(spec.split(":", 1)[1], device)
+
+
+__all__ = ["Implementation", "Layer", "NotProvided", "Output", "load", "normalize", "ImplSpecError", "IMPL_HELP"]

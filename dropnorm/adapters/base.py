@@ -1,0 +1,113 @@
+"""The adapter interface: how tests talk to an implementation under test.
+
+Tests never import torch.nn or the reference directly: they ask an
+`Implementation` for layers and exchange float64 numpy arrays whose values are
+exactly representable in the dtype under test (dropnorm/dtypes.py). An
+adapter for another framework implements these two classes and nothing else.
+
+The interface is small on purpose:
+  Implementation.seed / rng_state / dropout / dropout2d / batchnorm
+  Layer.train / forward / forward_backward / state / load / roundtrip / to / gradcheck
+Anything an implementation does not offer raises NotProvided, which the tests
+report as "not provided" (a skip), never as a pass.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+import numpy as np
+
+LAYOUTS = ("contiguous", "transposed", "strided", "channels_last")
+BATCHNORM_RANKS = {1: (2, 3), 2: (4,), 3: (5,)}  # BatchNormNd -> allowed x.ndim
+
+
+class NotProvided(Exception):
+    """The implementation does not provide this layer, keyword or capability."""
+
+
+@dataclass
+class Output:
+    """What one forward (and optionally backward) call produced, as float64 values."""
+
+    y: np.ndarray
+    dtype: str
+    x_after: np.ndarray          # the input's values after the call (mutation checks)
+    shares_input_memory: bool    # the output aliases the input's storage
+    dx: np.ndarray | None = None
+    dweight: np.ndarray | None = None
+    dbias: np.ndarray | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class Layer(abc.ABC):
+    """One constructed layer (Dropout, Dropout2d or BatchNorm{1,2,3}d)."""
+
+    kind: str
+    kwargs: dict
+
+    @abc.abstractmethod
+    def train(self, mode: bool = True) -> None: ...
+
+    @property
+    @abc.abstractmethod
+    def training(self) -> bool: ...
+
+    @abc.abstractmethod
+    def forward(self, x: np.ndarray, *, dtype: str = "float32", layout: str = "contiguous") -> Output:
+        """Run the layer on `x` converted to `dtype` and stored in `layout`."""
+
+    @abc.abstractmethod
+    def forward_backward(self, x: np.ndarray, dy: np.ndarray, *, dtype: str = "float32",
+                         layout: str = "contiguous") -> Output:
+        """Forward, then backward with output gradient `dy`; fills dx, dweight, dbias."""
+
+    @abc.abstractmethod
+    def state(self) -> dict:
+        """weight, bias, running_mean, running_var (float64 arrays or None),
+        num_batches_tracked (int or None), and param_dtype (str)."""
+
+    @abc.abstractmethod
+    def load(self, **values) -> None:
+        """Overwrite weight, bias, running_mean, running_var, num_batches_tracked."""
+
+    @abc.abstractmethod
+    def roundtrip(self) -> "Layer":
+        """A fresh layer with the same constructor arguments, loaded from this one's saved state."""
+
+    def to(self, dtype: str) -> None:
+        """Convert parameters and buffers to `dtype` (BN-DTYPE-02)."""
+        raise NotProvided(f"{self.kind}: converting parameters to {dtype}")
+
+    def gradcheck(self, x: np.ndarray, *, second_order: bool) -> bool:
+        """torch.autograd.gradcheck / gradgradcheck in float64 (BN-GRAD-04)."""
+        raise NotProvided(f"{self.kind}: gradcheck needs an autograd implementation")
+
+
+class Implementation(abc.ABC):
+    """An implementation under test: a factory of layers plus its RNG."""
+
+    name: str
+    version: str
+    target: str
+
+    @abc.abstractmethod
+    def seed(self, seed: int) -> None:
+        """Seed the generator that masks are drawn from."""
+
+    @abc.abstractmethod
+    def rng_state(self) -> bytes:
+        """A snapshot of the global generator state, to check it is left untouched."""
+
+    @abc.abstractmethod
+    def dropout(self, p: float = 0.5, inplace: bool = False) -> Layer: ...
+
+    @abc.abstractmethod
+    def dropout2d(self, p: float = 0.5, inplace: bool = False) -> Layer: ...
+
+    @abc.abstractmethod
+    def batchnorm(self, dims: int, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                  affine: bool = True, track_running_stats: bool = True) -> Layer: ...
+
+    def describe(self) -> str:
+        return f"{self.name} {self.version} ({self.target})"

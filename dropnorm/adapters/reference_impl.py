@@ -1,0 +1,227 @@
+"""Adapter that runs the float64 numpy reference as an implementation (--impl reference).
+
+It behaves like torch.nn where the spec leaves a choice: parameters and
+running statistics are stored in float32 (param_dtype), results are computed in
+float64 and rounded to the input dtype, masks come from a numpy Generator that
+seed() resets. Backward passes are the reference's analytic formulas.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+import reference as ref
+from dropnorm import repro
+from dropnorm.adapters.base import BATCHNORM_RANKS, Implementation, Layer, NotProvided, Output
+from dropnorm.adapters.layouts import numpy_view
+from dropnorm.dtypes import DTYPES, round_to
+from reference import _validate as v
+
+
+def _check_dtype(dtype: str) -> None:
+    if dtype not in DTYPES:
+        raise TypeError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+
+
+class _RefLayer(Layer):
+    def __init__(self, impl: "ReferenceImplementation", kind: str, kwargs: dict):
+        self.impl, self.kind, self.kwargs = impl, kind, dict(kwargs)
+        self._training = True
+
+    def train(self, mode: bool = True) -> None:
+        repro.record(f"layer.train({mode!r})")
+        self._training = bool(mode)
+
+    @property
+    def training(self) -> bool:
+        return self._training
+
+    def roundtrip(self) -> "Layer":
+        repro.record("layer = layer.roundtrip()")
+        return copy.deepcopy(self)
+
+
+class RefDropout(_RefLayer):
+    """Dropout (channelwise=False) or Dropout2d (channelwise=True)."""
+
+    def __init__(self, impl, kind, kwargs, channelwise: bool):
+        super().__init__(impl, kind, kwargs)
+        self.p = v.probability("p", kwargs["p"])
+        self.inplace = bool(kwargs.get("inplace", False))
+        self.channelwise = channelwise
+
+    def _mask(self, shape):
+        if not self._training or self.p == 0.0 or self.p == 1.0 or 0 in shape:
+            return np.ones(shape) if self.p < 1.0 else np.zeros(shape)  # no draw: RNG untouched
+        sample = ref.sample_channel_mask if self.channelwise else ref.sample_mask
+        return sample(self.impl.rng, shape, self.p)
+
+    def _run(self, x, dtype, layout, dy=None):
+        _check_dtype(dtype)
+        if self.channelwise and x.ndim < 2:
+            raise ValueError(f"Dropout2d needs (N, C, ...) input, got shape {x.shape}")
+        xin = numpy_view(round_to(x, dtype), layout)
+        mask = self._mask(x.shape)
+        y = round_to(ref.dropout_forward(xin, mask, self.p, self._training), dtype)
+        dx = None if dy is None else round_to(ref.dropout_backward(dy, mask, self.p, self._training), dtype)
+        if self.inplace:
+            xin[...] = y
+        return Output(y=y, dtype=dtype, x_after=np.array(xin), shares_input_memory=self.inplace, dx=dx)
+
+    def forward(self, x, *, dtype="float32", layout="contiguous"):
+        repro.record(f"out = layer.forward({repro.array_literal(x)}, dtype={dtype!r}, layout={layout!r})")
+        return self._run(x, dtype, layout)
+
+    def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
+        repro.record(f"out = layer.forward_backward({repro.array_literal(x)}, {repro.array_literal(dy)}, "
+                     f"dtype={dtype!r}, layout={layout!r})")
+        return self._run(x, dtype, layout, dy=round_to(dy, dtype))
+
+    def state(self):
+        return {"weight": None, "bias": None, "running_mean": None, "running_var": None,
+                "num_batches_tracked": None, "param_dtype": None}
+
+    def load(self, **values):
+        raise NotProvided(f"{self.kind} has no parameters or buffers")
+
+
+class RefBatchNorm(_RefLayer):
+    def __init__(self, impl, kind, kwargs, dims: int, param_dtype: str = "float32"):
+        super().__init__(impl, kind, kwargs)
+        c = kwargs["num_features"]
+        if isinstance(c, bool) or not isinstance(c, int) or c < 1:
+            raise ValueError(f"num_features must be a positive int, got {c!r}")
+        self.dims, self.num_features = dims, c
+        self.eps = v.positive("eps", kwargs["eps"])
+        self.momentum = v.momentum(kwargs["momentum"])
+        self.affine = bool(kwargs["affine"])
+        self.track = bool(kwargs["track_running_stats"])
+        self.param_dtype = param_dtype
+        self.weight = np.ones(c) if self.affine else None
+        self.bias = np.zeros(c) if self.affine else None
+        self.running_mean = np.zeros(c) if self.track else None
+        self.running_var = np.ones(c) if self.track else None
+        self.num_batches_tracked = 0 if self.track else None
+
+    def _check_input(self, x):
+        if x.ndim not in BATCHNORM_RANKS[self.dims]:
+            raise ValueError(f"{self.kind} expects input rank in {BATCHNORM_RANKS[self.dims]}, got shape {x.shape}")
+        v.channel_input(x, self.num_features)
+
+    def _uses_batch_stats(self) -> bool:
+        return self._training or not self.track
+
+    def _run(self, x, dtype, layout, dy=None):
+        _check_dtype(dtype)
+        self._check_input(x)
+        xin = numpy_view(round_to(x, dtype), layout)
+        n = x.size // x.shape[1]
+        out = Output(y=None, dtype=dtype, x_after=None, shares_input_memory=False)
+        if self._uses_batch_stats():
+            if n == 0:
+                y = np.array(xin)
+            else:
+                y = ref.batchnorm_train_forward(xin, self.weight, self.bias, self.eps)
+                if dy is not None:
+                    out.dx, out.dweight, out.dbias = ref.batchnorm_train_backward(xin, dy, self.weight, self.eps)
+            if self._training and self.track:
+                self._update(xin, n)
+        else:
+            y = ref.batchnorm_eval_forward(xin, self.running_mean, self.running_var, self.weight, self.bias,
+                                           self.eps)
+            if dy is not None:
+                out.dx, out.dweight, out.dbias = ref.batchnorm_eval_backward(
+                    xin, dy, self.running_mean, self.running_var, self.weight, self.eps)
+        out.y = round_to(y, dtype)
+        out.x_after = np.array(xin)
+        if out.dx is not None:
+            out.dx = round_to(out.dx, dtype)
+            if not self.affine:
+                out.dweight = out.dbias = None
+            else:
+                out.dweight = round_to(out.dweight, self.param_dtype)
+                out.dbias = round_to(out.dbias, self.param_dtype)
+        return out
+
+    def _update(self, xin, n):
+        if n == 0:  # empty batch: count it (as torch does), write no NaN (BN-TRAIN-07)
+            self.num_batches_tracked += 1
+            return
+        rm, rv, t = ref.running_update(self.running_mean, self.running_var, self.num_batches_tracked, xin,
+                                       self.momentum)
+        self.running_mean = round_to(rm, self.param_dtype)
+        self.running_var = round_to(rv, self.param_dtype)
+        self.num_batches_tracked = t
+
+    def forward(self, x, *, dtype="float32", layout="contiguous"):
+        repro.record(f"out = layer.forward({repro.array_literal(x)}, dtype={dtype!r}, layout={layout!r})")
+        return self._run(x, dtype, layout)
+
+    def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
+        repro.record(f"out = layer.forward_backward({repro.array_literal(x)}, {repro.array_literal(dy)}, "
+                     f"dtype={dtype!r}, layout={layout!r})")
+        return self._run(x, dtype, layout, dy=round_to(dy, dtype))
+
+    def state(self):
+        copy_ = (lambda a: None if a is None else np.array(a))
+        return {"weight": copy_(self.weight), "bias": copy_(self.bias),
+                "running_mean": copy_(self.running_mean), "running_var": copy_(self.running_var),
+                "num_batches_tracked": self.num_batches_tracked, "param_dtype": self.param_dtype}
+
+    def load(self, **values):
+        repro.record("layer.load(" + ", ".join(
+            f"{k}={repro.array_literal(val) if isinstance(val, np.ndarray) else val!r}"
+            for k, val in values.items()) + ")")
+        for key, value in values.items():
+            if getattr(self, key, None) is None:
+                raise NotProvided(f"{self.kind} has no attribute {key!r}")
+            if key == "num_batches_tracked":
+                self.num_batches_tracked = int(value)
+            else:
+                setattr(self, key, round_to(v.per_channel(key, value, self.num_features), self.param_dtype))
+
+    def to(self, dtype):
+        repro.record(f"layer.to({dtype!r})")
+        _check_dtype(dtype)
+        self.param_dtype = dtype
+        for key in ("weight", "bias", "running_mean", "running_var"):
+            if getattr(self, key) is not None:
+                setattr(self, key, round_to(getattr(self, key), dtype))
+
+
+class ReferenceImplementation(Implementation):
+    name = "reference"
+    target = "reference (dropnorm float64 numpy)"
+
+    def __init__(self):
+        from dropnorm import __version__
+        self.version = __version__
+        self.rng = np.random.default_rng(0)
+
+    def provides(self, kind: str) -> bool:
+        return kind in ("Dropout", "Dropout2d", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
+
+    def seed(self, seed: int) -> None:
+        repro.record(f"impl.seed({seed!r})")
+        self.rng = np.random.default_rng(seed)
+
+    def rng_state(self) -> bytes:
+        return repr(self.rng.bit_generator.state).encode()
+
+    def dropout(self, p=0.5, inplace=False):
+        repro.record(f"layer = impl.dropout(p={p!r}, inplace={inplace!r})")
+        return RefDropout(self, "Dropout", dict(p=p, inplace=inplace), channelwise=False)
+
+    def dropout2d(self, p=0.5, inplace=False):
+        repro.record(f"layer = impl.dropout2d(p={p!r}, inplace={inplace!r})")
+        return RefDropout(self, "Dropout2d", dict(p=p, inplace=inplace), channelwise=True)
+
+    def batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
+        kw = dict(num_features=num_features, eps=eps, momentum=momentum, affine=affine,
+                  track_running_stats=track_running_stats)
+        repro.record("layer = impl.batchnorm(" + ", ".join([repr(dims)] + [f"{k}={val!r}" for k, val in kw.items()])
+                     + ")")
+        if dims not in (1, 2, 3):
+            raise ValueError(f"dims must be 1, 2 or 3, got {dims!r}")
+        return RefBatchNorm(self, f"BatchNorm{dims}d", kw, dims)

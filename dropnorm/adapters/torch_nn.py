@@ -1,0 +1,241 @@
+"""Adapter for torch.nn and torch.nn-compatible classes (--impl torch, torch-module:TARGET).
+
+The contract for a user's module (README, "Audit your own layers"): classes
+named Dropout, Dropout2d, BatchNorm1d, BatchNorm2d, BatchNorm3d with torch.nn's
+constructor keywords, torch.nn.Module behaviour (train/eval, forward,
+state_dict/load_state_dict, .to(dtype)), the attributes torch.nn exposes, and
+masks drawn from torch's default generator.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import io
+import os
+import sys
+
+import numpy as np
+import torch
+
+from dropnorm import repro
+from dropnorm.adapters.base import Implementation, Layer, NotProvided, Output
+from dropnorm.adapters.layouts import storage_permutation
+
+TORCH_DTYPES = {
+    "float64": torch.float64,
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
+DTYPE_NAMES = {v: k for k, v in TORCH_DTYPES.items()}
+
+
+def to_numpy(t: torch.Tensor | None) -> np.ndarray | None:
+    if t is None:
+        return None
+    return t.detach().to(torch.float64).cpu().numpy().copy()
+
+
+def dtype_name(t: torch.Tensor) -> str:
+    return DTYPE_NAMES.get(t.dtype, str(t.dtype).replace("torch.", ""))
+
+
+def make_tensor(x: np.ndarray, dtype: str, layout: str, device: str = "cpu") -> torch.Tensor:
+    """A tensor of `dtype` holding x's values with `layout`'s strides."""
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64)).to(device=device, dtype=TORCH_DTYPES[dtype])
+    perm = storage_permutation(t.ndim, layout)
+    if perm is None:
+        if t.ndim == 0:
+            return t.clone()
+        buf = torch.zeros(t.shape[:-1] + (2 * t.shape[-1],), dtype=t.dtype, device=device)
+        buf[..., ::2] = t
+        return buf[..., ::2]
+    inv = [perm.index(i) for i in range(t.ndim)]
+    return t.permute(perm).contiguous().permute(inv)
+
+
+def _shares_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
+    if a.numel() == 0 or b.numel() == 0:
+        return a is b
+    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+
+
+class TorchLayer(Layer):
+    def __init__(self, impl: "TorchImplementation", kind: str, cls, kwargs: dict, module):
+        self.impl, self.kind, self.cls, self.kwargs, self.module = impl, kind, cls, kwargs, module
+
+    def train(self, mode: bool = True) -> None:
+        repro.record(f"layer.train({mode!r})")
+        self.module.train(mode)
+
+    @property
+    def training(self) -> bool:
+        return bool(self.module.training)
+
+    def _input(self, x, dtype, layout):
+        return make_tensor(x, dtype, layout, self.impl.device)
+
+    def forward(self, x, *, dtype="float32", layout="contiguous") -> Output:
+        repro.record(f"out = layer.forward({repro.array_literal(x)}, dtype={dtype!r}, layout={layout!r})")
+        t = self._input(x, dtype, layout)
+        with torch.no_grad():
+            y = self.module(t)
+        if not isinstance(y, torch.Tensor):
+            raise TypeError(f"{self.kind}.forward returned {type(y).__name__}, expected a torch.Tensor")
+        return Output(y=to_numpy(y), dtype=dtype_name(y), x_after=to_numpy(t),
+                      shares_input_memory=_shares_memory(y, t),
+                      extra={"same_object": y is t, "device": str(y.device)})
+
+    def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous") -> Output:
+        repro.record(f"out = layer.forward_backward({repro.array_literal(x)}, {repro.array_literal(dy)}, "
+                     f"dtype={dtype!r}, layout={layout!r})")
+        t = self._input(x, dtype, layout).detach().requires_grad_(True)
+        for p in self.module.parameters():
+            p.grad = None
+        y = self.module(t)
+        y.backward(make_tensor(dy, dtype, "contiguous", self.impl.device).to(y.dtype))
+        w = getattr(self.module, "weight", None)
+        b = getattr(self.module, "bias", None)
+        return Output(y=to_numpy(y), dtype=dtype_name(y), x_after=to_numpy(t),
+                      shares_input_memory=False, dx=to_numpy(t.grad),
+                      dweight=to_numpy(w.grad) if isinstance(w, torch.Tensor) else None,
+                      dbias=to_numpy(b.grad) if isinstance(b, torch.Tensor) else None)
+
+    def state(self) -> dict:
+        m = self.module
+        out = {}
+        for key in ("weight", "bias", "running_mean", "running_var"):
+            v = getattr(m, key, None)
+            out[key] = to_numpy(v) if isinstance(v, torch.Tensor) else None
+        t = getattr(m, "num_batches_tracked", None)
+        out["num_batches_tracked"] = int(t) if isinstance(t, torch.Tensor) else None
+        w = getattr(m, "weight", None)
+        rm = getattr(m, "running_mean", None)
+        ref = w if isinstance(w, torch.Tensor) else rm
+        out["param_dtype"] = dtype_name(ref) if isinstance(ref, torch.Tensor) else None
+        return out
+
+    def load(self, **values) -> None:
+        repro.record("layer.load(" + ", ".join(
+            f"{k}={repro.array_literal(v) if isinstance(v, np.ndarray) else v!r}" for k, v in values.items()) + ")")
+        with torch.no_grad():
+            for key, value in values.items():
+                target = getattr(self.module, key, None)
+                if not isinstance(target, torch.Tensor):
+                    raise NotProvided(f"{self.kind} has no tensor attribute {key!r}")
+                target.copy_(torch.as_tensor(np.asarray(value)).to(target.dtype))
+
+    def roundtrip(self) -> "TorchLayer":
+        repro.record("layer = layer.roundtrip()")
+        buf = io.BytesIO()
+        torch.save(self.module.state_dict(), buf)
+        buf.seek(0)
+        fresh = self.impl._construct(self.kind, self.kwargs)
+        floats = [v.dtype for v in self.module.state_dict().values() if v.is_floating_point()]
+        if floats:  # a layer converted with .to(dtype) is restored into the same dtype
+            fresh.module.to(floats[0])
+        fresh.module.load_state_dict(torch.load(buf, weights_only=True))
+        fresh.module.train(self.module.training)
+        return fresh
+
+    def to(self, dtype: str) -> None:
+        repro.record(f"layer.to({dtype!r})")
+        self.module.to(TORCH_DTYPES[dtype])
+
+    def gradcheck(self, x, *, second_order: bool) -> bool:
+        from torch.func import functional_call
+
+        self.module.double()
+        names = [n for n, _ in self.module.named_parameters()]
+        params = tuple(p.detach().clone().requires_grad_(True) for _, p in self.module.named_parameters())
+        buffers = {n: b for n, b in self.module.named_buffers()}
+        xt = torch.from_numpy(np.array(x, dtype=np.float64)).requires_grad_(True)
+
+        def f(inp, *ps):
+            return functional_call(self.module, ({**dict(zip(names, ps)), **buffers}), (inp,))
+
+        check = torch.autograd.gradgradcheck if second_order else torch.autograd.gradcheck
+        return bool(check(f, (xt,) + params, raise_exception=True))
+
+
+class TorchImplementation(Implementation):
+    CLASS_NAMES = ("Dropout", "Dropout2d", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
+
+    def __init__(self, namespace, name: str, target: str, version: str, device: str = "cpu"):
+        self.ns, self.name, self.target, self.version, self.device = namespace, name, target, version, device
+
+    def provides(self, kind: str) -> bool:
+        return isinstance(getattr(self.ns, kind, None), type)
+
+    def seed(self, seed: int) -> None:
+        repro.record(f"impl.seed({seed!r})")
+        torch.manual_seed(seed)
+
+    def rng_state(self) -> bytes:
+        state = torch.get_rng_state().numpy().tobytes()
+        if self.device.startswith("cuda"):
+            state += torch.cuda.get_rng_state().numpy().tobytes()
+        return state
+
+    def _construct(self, kind: str, kwargs: dict) -> TorchLayer:
+        cls = getattr(self.ns, kind, None)
+        if not isinstance(cls, type):
+            raise NotProvided(f"{self.target} does not define a class named {kind}")
+        module = cls(**kwargs)
+        if hasattr(module, "to"):
+            module = module.to(self.device)
+        return TorchLayer(self, kind, cls, kwargs, module)
+
+    def _layer(self, kind: str, call: str, **kwargs) -> TorchLayer:
+        repro.record(f"layer = impl.{call}")
+        return self._construct(kind, kwargs)
+
+    def dropout(self, p=0.5, inplace=False):
+        return self._layer("Dropout", f"dropout(p={p!r}, inplace={inplace!r})", p=p, inplace=inplace)
+
+    def dropout2d(self, p=0.5, inplace=False):
+        return self._layer("Dropout2d", f"dropout2d(p={p!r}, inplace={inplace!r})", p=p, inplace=inplace)
+
+    def batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
+        if dims not in (1, 2, 3):
+            raise ValueError(f"dims must be 1, 2 or 3, got {dims!r}")
+        kw = dict(num_features=num_features, eps=eps, momentum=momentum, affine=affine,
+                  track_running_stats=track_running_stats)
+        call = "batchnorm(" + ", ".join([repr(dims)] + [f"{k}={v!r}" for k, v in kw.items()]) + ")"
+        return self._layer(f"BatchNorm{dims}d", call, **kw)
+
+
+def torch_nn(device: str = "cpu") -> TorchImplementation:
+    return TorchImplementation(torch.nn, "torch", "torch.nn", torch.__version__, device)
+
+
+def import_target(target: str):
+    """Import a module by dotted name, or a .py file under a unique module name.
+
+    A file is loaded as `dropnorm_impl_<hash of its absolute path>`, so it can
+    neither shadow the suite's modules nor be shadowed by them.
+    """
+    if target.endswith(".py") or os.sep in target:
+        path = os.path.abspath(target)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"torch-module target {target!r}: no such file ({path})")
+        name = "dropnorm_impl_" + hashlib.sha256(path.encode()).hexdigest()[:12]
+        if name in sys.modules:
+            return sys.modules[name]
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+        return module
+    return importlib.import_module(target)
+
+
+def torch_module(target: str, device: str = "cpu") -> TorchImplementation:
+    module = import_target(target)
+    version = str(getattr(module, "__version__", "unversioned"))
+    return TorchImplementation(module, f"torch-module:{os.path.basename(target)}", target, version, device)

@@ -1,0 +1,141 @@
+"""Batch normalization over (N, C, *spatial) inputs, float64.
+
+Clauses BN-* of spec/clauses.toml. Statistics are per channel, over every
+axis but axis 1. Training normalises with the biased batch variance and eps
+inside the square root; the running variance is updated with the unbiased
+variance n/(n-1), n = N * prod(spatial).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from reference import _validate as v
+
+
+def _axes(x: np.ndarray) -> tuple[int, ...]:
+    """Every axis but the channel axis 1."""
+    return (0,) + tuple(range(2, x.ndim))
+
+
+def _per_channel(vec: np.ndarray, ndim: int) -> np.ndarray:
+    """Shape a (C,) vector to broadcast against (N, C, *spatial)."""
+    return vec.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def _affine(gamma, beta, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    g = np.ones(channels) if gamma is None else v.per_channel("gamma", gamma, channels)
+    b = np.zeros(channels) if beta is None else v.per_channel("beta", beta, channels)
+    return g, b
+
+
+def batch_statistics(x) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per-channel mean, biased variance and count n (two-pass, float64)."""
+    x = v.float_array("x", x)
+    v.channel_input(x)
+    n = x.size // x.shape[1] if x.shape[1] else 0
+    mean = x.mean(axis=_axes(x))
+    var = ((x - _per_channel(mean, x.ndim)) ** 2).mean(axis=_axes(x))
+    return mean, var, n
+
+
+def batchnorm_train_forward(x, gamma=None, beta=None, eps: float = 1e-5) -> np.ndarray:
+    """y = gamma (x - mu)/sqrt(var + eps) + beta with batch statistics (BN-TRAIN-01).
+
+    gamma/beta None means affine=False (BN-AFFINE-01). n = 1 value per channel
+    raises ValueError (BN-TRAIN-06).
+    """
+    eps = v.positive("eps", eps)
+    x = v.float_array("x", x)
+    v.channel_input(x)
+    mean, var, n = batch_statistics(x)
+    if n == 1:
+        raise ValueError(f"training needs more than 1 value per channel, got input shape {x.shape}")
+    g, b = _affine(gamma, beta, x.shape[1])
+    xhat = (x - _per_channel(mean, x.ndim)) / np.sqrt(_per_channel(var, x.ndim) + eps)
+    return _per_channel(g, x.ndim) * xhat + _per_channel(b, x.ndim)
+
+
+def batchnorm_eval_forward(x, running_mean, running_var, gamma=None, beta=None,
+                           eps: float = 1e-5) -> np.ndarray:
+    """y = gamma (x - rm)/sqrt(rv + eps) + beta, a per-channel affine map (BN-EVAL-01)."""
+    eps = v.positive("eps", eps)
+    x = v.float_array("x", x)
+    v.channel_input(x)
+    c = x.shape[1]
+    rm = v.per_channel("running_mean", running_mean, c)
+    rv = v.per_channel("running_var", running_var, c)
+    if np.any(rv < 0):
+        raise ValueError(f"running_var must be >= 0, got min {rv.min()!r}")
+    g, b = _affine(gamma, beta, c)
+    scale = g / np.sqrt(rv + eps)
+    return _per_channel(scale, x.ndim) * (x - _per_channel(rm, x.ndim)) + _per_channel(b, x.ndim)
+
+
+def running_update(running_mean, running_var, num_batches_tracked: int, x,
+                   momentum: float | None = 0.1):
+    """One training step's update of the running statistics (BN-TRAIN-02..05).
+
+    rm' = (1 - m) rm + m mu;  rv' = (1 - m) rv + m var n/(n - 1);  t' = t + 1,
+    with m = 1/t' when momentum is None (cumulative average, BN-TRAIN-04).
+    Returns (rm', rv', t').
+    """
+    m = v.momentum(momentum)
+    x = v.float_array("x", x)
+    v.channel_input(x)
+    c = x.shape[1]
+    rm = v.per_channel("running_mean", running_mean, c)
+    rv = v.per_channel("running_var", running_var, c)
+    mean, var, n = batch_statistics(x)
+    if n < 2:
+        raise ValueError(f"the unbiased variance needs n >= 2 values per channel, got n={n}")
+    t = int(num_batches_tracked) + 1
+    if m is None:
+        m = 1.0 / t
+    unbiased = var * n / (n - 1)
+    return (1.0 - m) * rm + m * mean, (1.0 - m) * rv + m * unbiased, t
+
+
+def batchnorm_train_backward(x, dy, gamma=None, eps: float = 1e-5):
+    """Analytic training backward (BN-GRAD-01).
+
+    With sigma = sqrt(var + eps) and xhat = (x - mu)/sigma, per channel:
+      dbeta  = sum dy
+      dgamma = sum dy * xhat
+      dx     = gamma/sigma * (dy - mean(dy) - xhat * mean(dy * xhat))
+    Returns (dx, dgamma, dbeta).
+    """
+    eps = v.positive("eps", eps)
+    x = v.float_array("x", x)
+    v.channel_input(x)
+    dy = v.same_shape("dy", dy, x.shape)
+    g, _ = _affine(gamma, None, x.shape[1])
+    axes = _axes(x)
+    mean, var, _ = batch_statistics(x)
+    sigma = _per_channel(np.sqrt(var + eps), x.ndim)
+    xhat = (x - _per_channel(mean, x.ndim)) / sigma
+    dbeta = dy.sum(axis=axes)
+    dgamma = (dy * xhat).sum(axis=axes)
+    mean_dy = dy.mean(axis=axes, keepdims=True)
+    mean_dy_xhat = (dy * xhat).mean(axis=axes, keepdims=True)
+    dx = _per_channel(g, x.ndim) / sigma * (dy - mean_dy - xhat * mean_dy_xhat)
+    return dx, dgamma, dbeta
+
+
+def batchnorm_eval_backward(x, dy, running_mean, running_var, gamma=None, eps: float = 1e-5):
+    """Analytic eval backward (BN-GRAD-03): a diagonal Jacobian.
+
+      dx = dy * gamma / sqrt(rv + eps); dgamma = sum dy * (x - rm)/sqrt(rv + eps);
+      dbeta = sum dy. Returns (dx, dgamma, dbeta).
+    """
+    eps = v.positive("eps", eps)
+    x = v.float_array("x", x)
+    v.channel_input(x)
+    dy = v.same_shape("dy", dy, x.shape)
+    c = x.shape[1]
+    rm = v.per_channel("running_mean", running_mean, c)
+    rv = v.per_channel("running_var", running_var, c)
+    g, _ = _affine(gamma, None, c)
+    axes = _axes(x)
+    inv_sigma = _per_channel(1.0 / np.sqrt(rv + eps), x.ndim)
+    xhat = (x - _per_channel(rm, x.ndim)) * inv_sigma
+    return dy * _per_channel(g, x.ndim) * inv_sigma, (dy * xhat).sum(axis=axes), dy.sum(axis=axes)
