@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-_MAX_EMBED = 512  # elements: larger arrays are described, not embedded
+_MAX_EMBED = 256  # elements: larger arrays are described, not embedded
 _lines: list[str] = []
 _impl_spec: list[str] = ["torch"]
 

@@ -1,0 +1,145 @@
+"""pytest configuration: the implementation under test, hypothesis profiles, clause bookkeeping.
+
+  --impl SPEC          torch, reference or torch-module:TARGET (repeatable;
+                       env DROPNORM_IMPL, comma-separated). Default: torch,
+                       reference and the suite's own from-scratch layers.
+  --deviations FILE    extra accepted deviations (TOML, as spec/deviations/torch.toml)
+  --device cpu|cuda    where torch implementations run
+  --hypothesis-profile quick | ci (default) | thorough
+  --hypothesis-seed N  takes effect even though ci is derandomized
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from dropnorm import checks, repro
+from dropnorm.adapters import IMPL_HELP, ImplSpecError, NotProvided, load, normalize
+from dropnorm.spec import SpecError, clauses, default_deviations_file, load_deviations
+
+ROOT = pathlib.Path(__file__).resolve().parent
+SCRATCH_IMPL = "torch-module:" + str(ROOT / "tests" / "impls" / "scratch.py")
+DEFAULT_IMPLS = ("torch", "reference", SCRATCH_IMPL)
+
+_common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.differing_executors])
+settings.register_profile("quick", max_examples=8, derandomize=True, database=None, **_common)
+settings.register_profile("ci", max_examples=30, derandomize=True, database=None, print_blob=True, **_common)
+settings.register_profile("thorough", max_examples=300, derandomize=False, print_blob=True, **_common)
+settings.load_profile(os.environ.get("DROPNORM_PROFILE", "ci"))
+
+LAYER_CLASSES = {"dropout": ("Dropout",), "dropout2d": ("Dropout2d",),
+                 "batchnorm": ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d")}
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("dropnorm")
+    group.addoption("--impl", action="append", default=None, help=f"implementation under test: {IMPL_HELP}")
+    group.addoption("--deviations", action="append", default=[], help="TOML file of accepted deviations")
+    group.addoption("--device", default="cpu", choices=("cpu", "cuda"), help="device for torch implementations")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    config.addinivalue_line("markers", "clause(*ids): the spec clauses a test checks")
+    # hypothesis ignores --hypothesis-seed when derandomize is on: honour an explicit seed.
+    seed = config.getoption("hypothesis_seed", None)
+    if seed is not None and settings.default.derandomize:
+        settings.register_profile("dropnorm-seeded", parent=settings.default, derandomize=False, database=None)
+        settings.load_profile("dropnorm-seeded")
+    specs = config.getoption("impl") or [s for s in os.environ.get("DROPNORM_IMPL", "").split(",") if s]
+    try:
+        config.dropnorm_impls = [normalize(s) for s in specs] if specs else list(DEFAULT_IMPLS)
+        extra = {}
+        for path in config.getoption("deviations"):
+            extra.update(load_deviations(path))
+    except (ImplSpecError, SpecError) as e:
+        raise pytest.UsageError(str(e)) from None
+    config.dropnorm_extra_deviations = extra
+    if config.getoption("device") == "cuda":
+        import torch
+        if not torch.cuda.is_available():
+            raise pytest.UsageError("--device cuda: torch reports no CUDA device on this machine; use --device cpu")
+
+
+def pytest_report_header(config):
+    return [f"dropnorm: impl={', '.join(config.dropnorm_impls)}; hypothesis profile={settings._current_profile}; "
+            f"device={config.getoption('device')}"]
+
+
+def pytest_generate_tests(metafunc):
+    if "impl" in metafunc.fixturenames:
+        impls = metafunc.config.dropnorm_impls
+        ids = [s if not s.startswith("torch-module:") else "torch-module:" + pathlib.Path(s[13:]).name for s in impls]
+        metafunc.parametrize("impl", impls, ids=ids, indirect=True, scope="session")
+
+
+_loaded: dict = {}
+
+
+@pytest.fixture(scope="session")
+def impl(request):
+    spec = request.param
+    key = (spec, request.config.getoption("device"))
+    if key not in _loaded:
+        try:
+            _loaded[key] = load(spec, device=key[1])
+        except Exception as e:  # an implementation that cannot be loaded fails every test that needs it
+            _loaded[key] = e
+    if isinstance(_loaded[key], Exception):
+        e = _loaded[key]
+        pytest.fail(f"cannot load implementation {spec!r}: {type(e).__name__}: {e}", pytrace=False)
+    return _loaded[key]
+
+
+def _item_clauses(item) -> list[str]:
+    return [cid for m in item.iter_markers("clause") for cid in m.args]
+
+
+def pytest_collection_modifyitems(config, items):
+    known = clauses()
+    unknown = sorted({(item.nodeid, cid) for item in items for cid in _item_clauses(item) if cid not in known})
+    if unknown:
+        raise pytest.UsageError("tests cite unknown clauses: " + "; ".join(f"{n} -> {c}" for n, c in unknown))
+
+
+@pytest.fixture(autouse=True)
+def _clause_context(request):
+    """Per test: the deviations that apply, the clause check context, and not-provided layers."""
+    ids = _item_clauses(request.node)
+    ctx = checks.Context()
+    if "impl" in request.fixturenames and ids:
+        impl = request.getfixturevalue("impl")
+        ctx.impl_name = impl.name
+        path = default_deviations_file(impl.name)
+        ctx.deviations = dict(load_deviations(path)) if path else {}
+        ctx.deviations.update(request.config.dropnorm_extra_deviations)
+        needed = {cls for cid in ids for cls in LAYER_CLASSES[clauses()[cid].layer]}
+        provides = getattr(impl, "provides", lambda kind: True)
+        if not any(provides(cls) for cls in needed):
+            pytest.skip(f"not provided: {impl.describe()} defines none of {sorted(needed)}")
+        repro.reset(request.node.callspec.params.get("impl") if hasattr(request.node, "callspec") else None)
+    checks.set_context(ctx)
+    request.node.dropnorm_context = ctx
+    for cid in ids:
+        request.node.user_properties.append(("clause", cid))
+    yield
+    checks.set_context(checks.Context())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if call.excinfo is not None and call.excinfo.errisinstance(NotProvided):
+        rep.outcome, rep.longrepr = "skipped", (str(item.path), 0, f"not provided: {call.excinfo.value}")
+        return
+    ctx = getattr(item, "dropnorm_context", None)
+    if rep.when == "call" and rep.passed and ctx is not None and ctx.observed:
+        rep.outcome = "skipped"
+        rep.wasxfail = "known deviation: " + "; ".join(
+            f"{c}/{cond} ({dev.reason})" for (c, cond), (dev, _msg) in ctx.observed.items())
+        for (c, cond), (dev, msg) in ctx.observed.items():
+            item.user_properties.append(("deviation", f"{c}/{cond}: {msg.splitlines()[0]}"))

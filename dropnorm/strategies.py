@@ -1,0 +1,88 @@
+"""Hypothesis strategies (alias `hh` in the tests): what the spec lets vary.
+
+Every draw in a test is labelled (data.draw(..., label=...)) so that the
+falsifying example reads like a bug report.
+"""
+from __future__ import annotations
+
+import functools
+
+import hypothesis
+from hypothesis import strategies as st
+
+from dropnorm import repro
+from dropnorm.adapters.base import BATCHNORM_RANKS
+from dropnorm.dtypes import DTYPES
+
+LOW_PRECISION = ("float16", "bfloat16")
+
+
+def given(*args, **kwargs):
+    """hypothesis.given that also resets the reproduction log for each example."""
+    def decorate(test):
+        @functools.wraps(test)
+        def run_example(*a, **kw):
+            repro.reset()
+            return test(*a, **kw)
+        return hypothesis.given(*args, **kwargs)(run_example)
+    return decorate
+
+
+def seeds():
+    return st.integers(0, 2 ** 32 - 1)
+
+
+def probabilities(lo: float = 0.0, hi: float = 1.0):
+    """p in [lo, hi], with the endpoints and awkward values (1/3, near 0 and 1) favoured."""
+    specials = [x for x in (0.0, 1.0, 1 / 3, 0.1, 0.9, 1e-3, 0.999) if lo <= x <= hi]
+    return st.one_of(st.sampled_from(specials), st.floats(lo, hi, allow_nan=False))
+
+
+def keep_probabilities():
+    """p for the statistical tests: interior values away from 0.5, where a swap
+    of p and 1-p is invisible, is kept out."""
+    return st.one_of(st.floats(0.02, 0.45), st.floats(0.55, 0.98))
+
+
+def dtypes(allowed=DTYPES):
+    return st.sampled_from(tuple(allowed))
+
+
+def layouts(ndim: int):
+    base = ["contiguous", "transposed", "strided"]
+    if ndim >= 3:
+        base.append("channels_last")
+    return st.sampled_from(base)
+
+
+def dropout_shapes(min_dims: int = 1, max_dims: int = 4, max_side: int = 7):
+    return st.lists(st.integers(1, max_side), min_size=min_dims, max_size=max_dims).map(tuple)
+
+
+def bn_shapes(dims: int, min_n: int = 2, max_side: int = 5, max_channels: int = 4):
+    """(N, C, *spatial) for BatchNorm{dims}d with n = N * prod(spatial) >= min_n."""
+    @st.composite
+    def draw(data):
+        ndim = data.draw(st.sampled_from(BATCHNORM_RANKS[dims]))
+        c = data.draw(st.integers(1, max_channels))
+        rest = data.draw(st.lists(st.integers(1, max_side), min_size=ndim - 1, max_size=ndim - 1))
+        n_values = 1
+        for s in rest:
+            n_values *= s
+        hypothesis.assume(n_values >= min_n)
+        return (rest[0], c) + tuple(rest[1:])
+    return draw()
+
+
+def bn_dims():
+    return st.sampled_from((1, 2, 3))
+
+
+def eps_values():
+    """eps log-uniform in [1e-6, 1]: large eps makes its placement visible."""
+    return st.floats(-6.0, 0.0).map(lambda e: float(10.0 ** e))
+
+
+def momenta(allow_none: bool = True):
+    m = st.one_of(st.sampled_from([0.0, 1.0, 0.1]), st.floats(0.0, 1.0))
+    return st.one_of(st.none(), m) if allow_none else m

@@ -1,0 +1,212 @@
+"""Floating-point tolerances, each derived from the dtype's unit roundoff and the operation.
+
+Notation: u_o the unit roundoff of the output dtype, u_w that of the working
+(accumulation) precision, gamma_k = k u_w / (1 - k u_w) [Higham, Accuracy and
+Stability of Numerical Algorithms, 2nd ed., Lemma 3.1]. Summing n terms in any
+order (recursive, pairwise, blocked) has |error| <= gamma_{n-1} * sum|terms|
+[Higham 4.2]; the suite uses that worst case, so no summation order a correct
+implementation may pick can exceed it. Low-precision inputs must be
+accumulated in at least float32 (the ONNX spec and every framework surveyed
+in shared/notes/framework-conventions.md do so), hence u_w = u(float32) for
+float16/bfloat16 inputs.
+
+First-order bounds are multiplied by SAFETY = 2 to cover the O(u^2) terms that
+first-order analysis drops; for every size the suite generates (n u_w < 1e-2)
+those terms are below 1% of the first-order bound, so a factor of 2 is ample.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from dropnorm.dtypes import UNIT_ROUNDOFF
+
+SAFETY = 2.0
+
+
+def working_roundoff(dtype: str) -> float:
+    """u_w: float16/bfloat16 accumulate in float32; float32/float64 in themselves."""
+    return UNIT_ROUNDOFF["float32"] if dtype in ("float16", "bfloat16") else UNIT_ROUNDOFF[dtype]
+
+
+def gamma(k: int | np.ndarray, u: float) -> np.ndarray:
+    k = np.asarray(k, dtype=np.float64)
+    return k * u / (1.0 - k * u)
+
+
+# ------------------------------------------------------------------ dropout
+def dropout_scale_rtol(dtype: str) -> float:
+    """Relative tolerance of a kept value y = x * (1/(1-p)) (DO-TRAIN-01, D2-TRAIN-02).
+
+    The scale s = 1/(1-p) rounded to the dtype (one rounding, u_o) times x
+    rounded again (u_o): |y - x s| <= ((1 + u_o)^2 - 1) |x s| = (2 u_o + u_o^2)|x s|.
+    An implementation may compute in float32 first (opmath) and round once
+    more at the end, adding at most 2 u(float32) for the low-precision dtypes.
+    torch 2.13 measured at most 2.0 u_o (float64) and 1.8 u_o (float32).
+    """
+    u = UNIT_ROUNDOFF[dtype]
+    extra = 2 * UNIT_ROUNDOFF["float32"] if dtype in ("float16", "bfloat16") else 0.0
+    return 2 * u + u * u + extra
+
+
+# ---------------------------------------------------------------- batchnorm
+def _per_channel(vec, ndim):
+    return np.asarray(vec, dtype=np.float64).reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def _axes(ndim):
+    return (0,) + tuple(range(2, ndim))
+
+
+def bn_stat_errors(x: np.ndarray, dtype: str, *, one_pass: bool = True):
+    """Bounds on the computed per-channel mean and biased variance.
+
+    mean: mu^ = fl(sum x / n): |d mu| <= (gamma_{n-1} + u_w) * mean|x|.
+    var, two-pass: sum (x - mu^)^2 / n equals var + d mu^2 exactly before
+      rounding (the cross term vanishes); each term carries a subtraction, a
+      square and the sum's rounding: |d var| <= gamma_{n+2} (var + d mu^2) + d mu^2.
+    var, one-pass E[x^2] - E[x]^2 (one_pass=True allows it): the two means carry
+      gamma_{n+1} relative error each on E[x^2] and on mu^2 (= var + mu^2 at most
+      in magnitude), so |d var| <= gamma_{n+2} (2 mean(x^2)) + 2 |mu| |d mu| + d mu^2.
+    Returns (mean, var, n, d_mean, d_var) per channel.
+    """
+    axes = _axes(x.ndim)
+    n = x.size // x.shape[1]
+    u = working_roundoff(dtype)
+    mean = x.mean(axis=axes)
+    var = ((x - _per_channel(mean, x.ndim)) ** 2).mean(axis=axes)
+    d_mean = (gamma(max(n - 1, 1), u) + u) * np.abs(x).mean(axis=axes)
+    two_pass = gamma(n + 2, u) * (var + d_mean ** 2) + d_mean ** 2
+    if one_pass:
+        ex2 = (x ** 2).mean(axis=axes)
+        d_var = np.maximum(two_pass, gamma(n + 2, u) * 2 * ex2 + 2 * np.abs(mean) * d_mean + d_mean ** 2)
+    else:
+        d_var = two_pass
+    return mean, var, n, d_mean, d_var
+
+
+def bn_train_output(x: np.ndarray, weight, bias, eps: float, dtype: str, *, one_pass: bool = True):
+    """Per-element |y - y_ref| bound for training BN (BN-TRAIN-01, BN-DTYPE-01, BN-NUM-02).
+
+    With s = sqrt(var + eps) and xhat = (x - mu)/s, to first order
+      d xhat <= d mu / s + |xhat| d var / (2 s^2) + 4 u_w |xhat|
+    (the 4 u_w: the subtraction, the sqrt, the add of eps, the division), and
+      d y <= |gamma| d xhat + 2 u_w (|gamma xhat| + |beta|) + u_o |y|
+    (multiply and add in working precision, then one rounding to the output
+    dtype). Also returns the xhat bound, reused by the gradient bounds.
+    """
+    w = np.ones(x.shape[1]) if weight is None else np.asarray(weight, np.float64)
+    b = np.zeros(x.shape[1]) if bias is None else np.asarray(bias, np.float64)
+    u, uo = working_roundoff(dtype), UNIT_ROUNDOFF[dtype]
+    mean, var, n, d_mean, d_var = bn_stat_errors(x, dtype, one_pass=one_pass)
+    s2 = _per_channel(var + eps, x.ndim)
+    xhat = (x - _per_channel(mean, x.ndim)) / np.sqrt(s2)
+    d_xhat = (_per_channel(d_mean, x.ndim) / np.sqrt(s2) + np.abs(xhat) * _per_channel(d_var, x.ndim) / (2 * s2)
+              + 4 * u * np.abs(xhat))
+    g, bb = _per_channel(w, x.ndim), _per_channel(b, x.ndim)
+    y = g * xhat + bb
+    d_y = np.abs(g) * d_xhat + 2 * u * (np.abs(g * xhat) + np.abs(bb)) + uo * np.abs(y)
+    return SAFETY * d_y, SAFETY * d_xhat
+
+
+def bn_eval_output(x: np.ndarray, running_mean, running_var, weight, bias, eps: float, dtype: str):
+    """Per-element bound for eval BN (BN-EVAL-01).
+
+    Implementations may fold the map into y = x * a + (beta - rm * a) with
+    a = gamma / sqrt(rv + eps) (3 roundings in a). Each product and sum adds a
+    rounding on terms of size |x a|, |rm a| and |beta|:
+      d y <= 5 u_w (|x a| + |rm a|) + 2 u_w |beta| + u_o |y|.
+    """
+    c = x.shape[1]
+    w = np.ones(c) if weight is None else np.asarray(weight, np.float64)
+    b = np.zeros(c) if bias is None else np.asarray(bias, np.float64)
+    u, uo = working_roundoff(dtype), UNIT_ROUNDOFF[dtype]
+    a = _per_channel(w / np.sqrt(np.asarray(running_var, np.float64) + eps), x.ndim)
+    rm, bb = _per_channel(running_mean, x.ndim), _per_channel(b, x.ndim)
+    y = a * (x - rm) + bb
+    return SAFETY * (5 * u * (np.abs(x * a) + np.abs(rm * a)) + 2 * u * np.abs(bb) + uo * np.abs(y))
+
+
+def bn_running(x: np.ndarray, running_mean, running_var, momentum: float, dtype: str, param_dtype: str):
+    """Bounds on the updated running mean and variance (BN-TRAIN-02/03/04).
+
+    rm' = (1-m) rm + m mu^: d rm' <= m d mu + 3 u_w (|rm| + |mu|) + u_p |rm'|
+    rv' = (1-m) rv + m var^ n/(n-1): d rv' <= m d var n/(n-1) + 4 u_w (|rv| + var n/(n-1)) + u_p |rv'|
+    with u_p the roundoff of the dtype the running statistics are stored in.
+    """
+    mean, var, n, d_mean, d_var = bn_stat_errors(x, dtype)
+    u = max(working_roundoff(dtype), UNIT_ROUNDOFF[param_dtype])
+    up = UNIT_ROUNDOFF[param_dtype]
+    m = momentum
+    unb = var * n / max(n - 1, 1)
+    rm = np.asarray(running_mean, np.float64)
+    rv = np.asarray(running_var, np.float64)
+    new_rm = (1 - m) * rm + m * mean
+    new_rv = (1 - m) * rv + m * unb
+    d_rm = m * d_mean + 3 * u * (np.abs(rm) + np.abs(mean)) + up * np.abs(new_rm)
+    d_rv = m * d_var * n / max(n - 1, 1) + 4 * u * (np.abs(rv) + unb) + up * np.abs(new_rv)
+    return SAFETY * d_rm, SAFETY * d_rv
+
+
+def bn_train_grads(x: np.ndarray, dy: np.ndarray, weight, eps: float, dtype: str, param_dtype: str):
+    """Bounds on dx, dgamma, dbeta for training BN (BN-GRAD-01).
+
+    dx = gamma/s (dy - mean(dy) - xhat mean(dy xhat)). The two means carry
+    (gamma_{n-1} + u_w) relative error on sums of |dy| and |dy xhat|; xhat
+    carries d xhat (bn_train_output), which enters through xhat itself and
+    through mean(dy xhat) (at most mean|dy| d xhat); s carries the relative
+    error d s / s <= d var / (2 s^2) + 3 u_w. So per element
+      d dx <= |gamma|/s [ 3 u_w (|dy| + M|dy| + |xhat| M|dy xhat|) + G (M|dy| + |xhat| M|dy xhat|)
+               + d xhat (|mean(dy xhat)| + M|dy|) ] + |dx| (d s/s) + u_o |dx|
+    with G = gamma_{n-1} + u_w and M the per-channel mean.
+    dgamma = sum dy xhat: <= G sum|dy xhat| + sum |dy| d xhat + u_p |dgamma|;
+    dbeta = sum dy: <= G sum|dy| + u_p |dbeta|.
+    """
+    c, nd = x.shape[1], x.ndim
+    axes = _axes(nd)
+    w = np.ones(c) if weight is None else np.asarray(weight, np.float64)
+    u, uo, up = working_roundoff(dtype), UNIT_ROUNDOFF[dtype], UNIT_ROUNDOFF[param_dtype]
+    mean, var, n, d_mean, d_var = bn_stat_errors(x, dtype)
+    _, d_xhat = bn_train_output(x, None, None, eps, dtype)
+    d_xhat = d_xhat / SAFETY
+    s = np.sqrt(_per_channel(var + eps, nd))
+    xhat = (x - _per_channel(mean, nd)) / s
+    G = gamma(max(n - 1, 1), u) + u
+    m_ady = np.abs(dy).mean(axis=axes, keepdims=True)
+    m_adyx = np.abs(dy * xhat).mean(axis=axes, keepdims=True)
+    m_dyx = (dy * xhat).mean(axis=axes, keepdims=True)
+    g = _per_channel(w, nd)
+    dx = g / s * (dy - dy.mean(axis=axes, keepdims=True) - xhat * m_dyx)
+    rel_s = _per_channel(d_var, nd) / (2 * s ** 2) + 3 * u
+    d_dx = (np.abs(g) / s * (3 * u * (np.abs(dy) + m_ady + np.abs(xhat) * m_adyx)
+                             + G * (m_ady + np.abs(xhat) * m_adyx)
+                             + d_xhat * (np.abs(m_dyx) + m_ady))
+            + np.abs(dx) * rel_s + uo * np.abs(dx))
+    dgamma = (dy * xhat).sum(axis=axes)
+    dbeta = dy.sum(axis=axes)
+    d_dgamma = G * np.abs(dy * xhat).sum(axis=axes) + (np.abs(dy) * d_xhat).sum(axis=axes) + up * np.abs(dgamma)
+    d_dbeta = G * np.abs(dy).sum(axis=axes) + up * np.abs(dbeta)
+    return SAFETY * d_dx, SAFETY * d_dgamma, SAFETY * d_dbeta
+
+
+def bn_eval_grads(x, dy, running_mean, running_var, weight, eps: float, dtype: str, param_dtype: str):
+    """Bounds for eval BN gradients (BN-GRAD-03).
+
+    dx = dy * a with a = gamma/sqrt(rv + eps) (3 roundings) and one product:
+      d dx <= 4 u_w |dx| + u_o |dx|.
+    dgamma = sum dy (x - rm)/sqrt(rv + eps): each term carries 4 u_w, the sum G:
+      <= (G + 4 u_w) sum|dy xhat| + u_p |dgamma|;  dbeta as in training.
+    """
+    c, nd = x.shape[1], x.ndim
+    axes = _axes(nd)
+    n = x.size // c
+    w = np.ones(c) if weight is None else np.asarray(weight, np.float64)
+    u, uo, up = working_roundoff(dtype), UNIT_ROUNDOFF[dtype], UNIT_ROUNDOFF[param_dtype]
+    G = gamma(max(n - 1, 1), u) + u
+    inv_s = _per_channel(1 / np.sqrt(np.asarray(running_var, np.float64) + eps), nd)
+    xhat = (x - _per_channel(running_mean, nd)) * inv_s
+    dx = dy * _per_channel(w, nd) * inv_s
+    dgamma = (dy * xhat).sum(axis=axes)
+    dbeta = dy.sum(axis=axes)
+    return (SAFETY * (4 * u + uo) * np.abs(dx),
+            SAFETY * ((G + 4 * u) * np.abs(dy * xhat).sum(axis=axes) + up * np.abs(dgamma)),
+            SAFETY * (G * np.abs(dy).sum(axis=axes) + up * np.abs(dbeta)))

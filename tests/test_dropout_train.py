@@ -1,0 +1,94 @@
+"""Dropout in training mode: exact checks on the output (clauses DO-TRAIN-01, DO-P0-01,
+DO-P1-01, DO-DTYPE-01, DO-LAYOUT-01, DO-EMPTY-01, DO-NONFINITE-01).
+
+The mask is read back from the output (inputs have no zeros), so the scale is
+checked exactly, element by element, within the two roundings of the dtype.
+"""
+import numpy as np
+import pytest
+from hypothesis import strategies as st
+
+from dropnorm import checks as ph
+from dropnorm import inputs
+from dropnorm import strategies as hh
+
+
+@pytest.mark.clause("DO-TRAIN-01", "DO-DTYPE-01", "DO-LAYOUT-01")
+@hh.given(data=st.data())
+def test_training_output_is_zero_or_scaled_input(impl, data):
+    """Each element is 0 or x * 1/(1-p), in every dtype and layout; dtype and shape are kept."""
+    shape = data.draw(hh.dropout_shapes(), label="shape")
+    p = data.draw(hh.probabilities(0.0, 0.99), label="p")
+    dtype = data.draw(hh.dtypes(), label="dtype")
+    layout = data.draw(hh.layouts(len(shape)), label="layout")
+    seed = data.draw(hh.seeds(), label="seed")
+    x = inputs.nonzero(seed, shape, dtype)
+    layer = impl.dropout(p=p)
+    layer.train(True)
+    impl.seed(seed)
+    out = layer.forward(x, dtype=dtype, layout=layout)
+    ph.assert_dtype(out.dtype, dtype, "DO-DTYPE-01", f"Dropout(p={p}) on {dtype}")
+    clause = "DO-TRAIN-01" if layout == "contiguous" else "DO-LAYOUT-01"
+    ph.assert_inverted_dropout(x, out.y, p, dtype, clause, f"Dropout(p={p}), {dtype}, {layout}")
+
+
+@pytest.mark.clause("DO-P0-01")
+@hh.given(shape=hh.dropout_shapes(), dtype=hh.dtypes(), seed=hh.seeds())
+def test_p0_is_identity(impl, shape, dtype, seed):
+    """p = 0 returns the input's values bitwise."""
+    x = inputs.nonzero(seed, shape, dtype)
+    layer = impl.dropout(p=0.0)
+    layer.train(True)
+    out = layer.forward(x, dtype=dtype)
+    ph.assert_dtype(out.dtype, dtype, "DO-P0-01", "Dropout(p=0)")
+    ph.assert_equal(out.y, x, "DO-P0-01", "identity", f"Dropout(p=0), {dtype}")
+
+
+@pytest.mark.clause("DO-P1-01")
+@hh.given(shape=hh.dropout_shapes(), dtype=hh.dtypes(), seed=hh.seeds())
+def test_p1_gives_zeros_not_nan(impl, shape, dtype, seed):
+    """p = 1 on finite input gives exact zeros (no 0 * inf = NaN)."""
+    x = inputs.nonzero(seed, shape, dtype)
+    layer = impl.dropout(p=1.0)
+    layer.train(True)
+    impl.seed(seed)
+    out = layer.forward(x, dtype=dtype)
+    ph.assert_equal(out.y, np.zeros_like(x), "DO-P1-01", "zeros", f"Dropout(p=1), {dtype}")
+
+
+@pytest.mark.clause("DO-EMPTY-01")
+@pytest.mark.parametrize("shape", [(0,), (0, 3), (2, 0, 4), (3, 2, 0)])
+@pytest.mark.parametrize("training", [True, False])
+def test_empty_input(impl, shape, training):
+    """A zero-element input returns a zero-element output of the same shape and dtype."""
+    layer = impl.dropout(p=0.3)
+    layer.train(training)
+    out = layer.forward(np.zeros(shape), dtype="float32")
+    ph.assert_shape(out.y.shape, shape, "DO-EMPTY-01", f"Dropout(p=0.3), training={training}")
+    ph.assert_dtype(out.dtype, "float32", "DO-EMPTY-01", "empty input")
+
+
+@pytest.mark.clause("DO-NONFINITE-01")
+@hh.given(p=hh.probabilities(0.1, 0.9), seed=hh.seeds(), dtype=hh.dtypes())
+def test_nonfinite_inputs(impl, p, seed, dtype):
+    """Kept inf/NaN propagate; dropped elements are 0 whatever their input.
+
+    The mask is read from a twin call with the same seed on finite input, so
+    this assumes the mask depends only on the seed and shape (DO-SEED-01).
+    """
+    n = 400
+    finite = inputs.nonzero(seed, (n,), dtype)
+    special = finite.copy()
+    special[0::4], special[1::4], special[2::4] = np.inf, -np.inf, np.nan
+    layer = impl.dropout(p=p)
+    layer.train(True)
+    impl.seed(seed)
+    mask = ph.read_mask(layer.forward(finite, dtype=dtype).y)
+    impl.seed(seed)
+    y = layer.forward(special, dtype=dtype).y
+    kept_expected = np.where(mask, special / (1 - p), 0.0)
+    nonfinite = ~np.isfinite(special)
+    ph.assert_equal(np.where(nonfinite & mask, y, 0.0), np.where(nonfinite & mask, kept_expected, 0.0),
+                    "DO-NONFINITE-01", "kept-propagates", f"Dropout(p={p}), kept inf/NaN, {dtype}")
+    ph.assert_equal(np.where(nonfinite & ~mask, y, 0.0), np.zeros(n),
+                    "DO-NONFINITE-01", "dropped-is-zero", f"Dropout(p={p}), dropped inf/NaN, {dtype}")
