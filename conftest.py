@@ -44,6 +44,8 @@ def pytest_addoption(parser):
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config):
     config.addinivalue_line("markers", "clause(*ids): the spec clauses a test checks")
+    config.addinivalue_line("markers", "statistical(checks): a test making `checks` exact tests per example "
+                                       "(counted against the budget of dropnorm/stats.py)")
     # hypothesis ignores --hypothesis-seed when derandomize is on: honour an explicit seed.
     seed = config.getoption("hypothesis_seed", None)
     if seed is not None and settings.default.derandomize:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 
 import hypothesis
+from hypothesis import settings
 from hypothesis import strategies as st
 
 from dropnorm import repro
@@ -86,3 +87,10 @@ def eps_values():
 def momenta(allow_none: bool = True):
     m = st.one_of(st.sampled_from([0.0, 1.0, 0.1]), st.floats(0.0, 1.0))
     return st.one_of(st.none(), m) if allow_none else m
+
+
+def stat_settings():
+    """Settings for a statistical test: at most stats.STAT_MAX_EXAMPLES examples, so
+    the Bonferroni budget of dropnorm/stats.py holds in every profile."""
+    from dropnorm.stats import STAT_MAX_EXAMPLES
+    return settings(max_examples=min(settings.default.max_examples, STAT_MAX_EXAMPLES))

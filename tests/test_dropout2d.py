@@ -1,0 +1,44 @@
+"""Dropout2d in training: whole channels, exact scale, edge p, dtype and layout
+(D2-TRAIN-01, D2-TRAIN-02, D2-EDGE-01, D2-DTYPE-01)."""
+import numpy as np
+import pytest
+from hypothesis import strategies as st
+
+from dropnorm import checks as ph
+from dropnorm import inputs
+from dropnorm import strategies as hh
+
+
+@pytest.mark.clause("D2-TRAIN-01", "D2-TRAIN-02", "D2-DTYPE-01")
+@hh.given(data=st.data())
+def test_whole_channels_scaled(impl, data):
+    """Every (n, c) plane is all 0 or all x/(1-p), for (N, C, H, W) in every dtype and layout."""
+    shape = data.draw(st.tuples(st.integers(1, 4), st.integers(1, 5), st.integers(1, 5), st.integers(1, 5)),
+                      label="shape")
+    p = data.draw(hh.probabilities(0.0, 0.99), label="p")
+    dtype = data.draw(hh.dtypes(), label="dtype")
+    layout = data.draw(hh.layouts(4), label="layout")
+    seed = data.draw(hh.seeds(), label="seed")
+    x = inputs.nonzero(seed, shape, dtype)
+    layer = impl.dropout2d(p=p)
+    layer.train(True)
+    impl.seed(seed)
+    out = layer.forward(x, dtype=dtype, layout=layout)
+    ph.assert_dtype(out.dtype, dtype, "D2-DTYPE-01", f"Dropout2d(p={p})")
+    what = f"Dropout2d(p={p}), {shape}, {dtype}, {layout}"
+    clause = "D2-TRAIN-01" if layout == "contiguous" else "D2-DTYPE-01"
+    ph.assert_inverted_dropout(x, out.y, p, dtype, clause, what, channelwise=True)
+
+
+@pytest.mark.clause("D2-EDGE-01")
+@pytest.mark.parametrize("p", [0.0, 1.0])
+@hh.given(shape=st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(1, 4), st.integers(1, 4)),
+          dtype=hh.dtypes(), seed=hh.seeds())
+def test_edge_p(impl, p, shape, dtype, seed):
+    """p = 0 returns x bitwise; p = 1 returns exact zeros."""
+    x = inputs.nonzero(seed, shape, dtype)
+    layer = impl.dropout2d(p=p)
+    layer.train(True)
+    impl.seed(seed)
+    y = layer.forward(x, dtype=dtype).y
+    ph.assert_equal(y, x if p == 0 else np.zeros_like(x), "D2-EDGE-01", f"p={p}", f"Dropout2d(p={p}), {dtype}")

@@ -1,0 +1,119 @@
+"""Dropout and Dropout2d outside the training math: construction, eval mode, seeding,
+in-place contract (DO-API-01, D2-API-01, DO-EVAL-01/02, D2-EVAL-01, DO-SEED-01,
+DO-INPLACE-01/02)."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import strategies as st
+
+from dropnorm import checks as ph
+from dropnorm import inputs
+from dropnorm import strategies as hh
+
+BAD_P = {"negative": -0.1, "above-one": 1.1, "infinite": math.inf, "nan": math.nan}
+
+
+def _factory(impl, layer):
+    return impl.dropout if layer == "Dropout" else impl.dropout2d
+
+
+def _shape(layer, shape):
+    return shape if layer == "Dropout" else (2, 3) + (tuple(shape) + (2, 2))[:2]  # Dropout2d: (N, C, H, W)
+
+
+@pytest.mark.clause("DO-API-01")
+@pytest.mark.parametrize("condition", ["negative", "above-one", "infinite", "nan"])
+def test_dropout_rejects_bad_p(impl, condition):
+    """Dropout(p) with p outside [0, 1] or NaN raises ValueError at construction, naming p."""
+    _check_rejects(impl, "Dropout", "DO-API-01", condition)
+
+
+@pytest.mark.clause("D2-API-01")
+@pytest.mark.parametrize("condition", ["negative", "above-one", "infinite", "nan"])
+def test_dropout2d_rejects_bad_p(impl, condition):
+    """As DO-API-01, for Dropout2d."""
+    _check_rejects(impl, "Dropout2d", "D2-API-01", condition)
+
+
+def _check_rejects(impl, layer, clause, condition):
+    p = BAD_P[condition]
+    try:
+        _factory(impl, layer)(p=p)
+    except ValueError as e:
+        ph.check("p" in str(e) or "probab" in str(e), clause, "message",
+                 f"got ValueError({str(e)!r}), expected a message naming p [{layer}(p={p})]")
+        return
+    except Exception as e:  # noqa: BLE001 - any other type is the failure we report
+        ph.check(False, clause, condition, f"got {type(e).__name__}: {e}, expected ValueError [{layer}(p={p})]")
+        return
+    ph.check(False, clause, condition, f"got a constructed layer, expected ValueError [{layer}(p={p})]")
+
+
+@pytest.mark.clause("DO-EVAL-01", "DO-EVAL-02", "D2-EVAL-01")
+@hh.given(data=st.data())
+def test_eval_is_identity_and_leaves_rng(impl, data):
+    """Eval mode returns x bitwise for any p, twice in a row, without touching the RNG or the layer."""
+    layer_kind = data.draw(st.sampled_from(["Dropout", "Dropout2d"]), label="layer")
+    shape = _shape(layer_kind, data.draw(hh.dropout_shapes(2, 3), label="shape"))
+    p = data.draw(hh.probabilities(), label="p")
+    dtype = data.draw(hh.dtypes(), label="dtype")
+    layout = data.draw(hh.layouts(len(shape)), label="layout")
+    seed = data.draw(hh.seeds(), label="seed")
+    clause = "DO-EVAL-01" if layer_kind == "Dropout" else "D2-EVAL-01"
+    x = inputs.nonzero(seed, shape, dtype)
+    layer = _factory(impl, layer_kind)(p=p)
+    layer.train(False)
+    impl.seed(seed)
+    before = impl.rng_state()
+    first = layer.forward(x, dtype=dtype, layout=layout)
+    second = layer.forward(x, dtype=dtype, layout=layout)
+    ph.assert_equal(first.y, x, clause, "identity", f"{layer_kind}(p={p}).eval(), {dtype}, {layout}")
+    ph.assert_equal(second.y, first.y, clause, "deterministic", f"{layer_kind}(p={p}).eval() twice")
+    ph.assert_dtype(first.dtype, dtype, clause, f"{layer_kind}.eval()")
+    rng_clause = "DO-EVAL-02" if layer_kind == "Dropout" else "D2-EVAL-01"
+    ph.check(impl.rng_state() == before, rng_clause, "rng-untouched",
+             f"got a changed global RNG state, expected it untouched [{layer_kind}(p={p}).eval() forward]")
+    ph.check(not layer.training, rng_clause, "mode-kept", "the layer switched itself back to training")
+
+
+@pytest.mark.clause("DO-SEED-01")
+@hh.given(shape=hh.dropout_shapes(), p=hh.probabilities(0.05, 0.95), seed=hh.seeds(), dtype=hh.dtypes())
+def test_same_seed_same_mask(impl, shape, p, seed, dtype):
+    """seed(s); f(x); seed(s); f(x) gives bitwise identical outputs."""
+    x = inputs.nonzero(seed, shape, dtype)
+    layer = impl.dropout(p=p)
+    layer.train(True)
+    impl.seed(seed)
+    first = layer.forward(x, dtype=dtype).y
+    impl.seed(seed)
+    second = layer.forward(x, dtype=dtype).y
+    ph.assert_equal(second, first, "DO-SEED-01", "replay", f"Dropout(p={p}), seed {seed}, {dtype}")
+
+
+@pytest.mark.clause("DO-INPLACE-01", "DO-INPLACE-02", "D2-DTYPE-01")
+@hh.given(data=st.data())
+def test_inplace_contract(impl, data):
+    """inplace=False leaves x unchanged and unaliased; inplace=True leaves x holding y."""
+    layer_kind = data.draw(st.sampled_from(["Dropout", "Dropout2d"]), label="layer")
+    shape = _shape(layer_kind, data.draw(hh.dropout_shapes(2, 3), label="shape"))
+    inplace = data.draw(st.booleans(), label="inplace")
+    training = data.draw(st.booleans(), label="training")
+    p = data.draw(hh.probabilities(0.05, 0.95), label="p")
+    dtype = data.draw(hh.dtypes(), label="dtype")
+    layout = data.draw(hh.layouts(len(shape)), label="layout")
+    seed = data.draw(hh.seeds(), label="seed")
+    x = inputs.nonzero(seed, shape, dtype)
+    layer = _factory(impl, layer_kind)(p=p, inplace=inplace)
+    layer.train(training)
+    impl.seed(seed)
+    out = layer.forward(x, dtype=dtype, layout=layout)
+    what = f"{layer_kind}(p={p}, inplace={inplace}), training={training}, {dtype}, {layout}"
+    if not inplace:
+        clause = "DO-INPLACE-01" if layer_kind == "Dropout" else "D2-DTYPE-01"
+        ph.assert_equal(out.x_after, x, clause, "input-unchanged", what)
+        if training:
+            ph.check(not out.shares_input_memory, clause, "no-alias",
+                     f"got an output sharing the input's memory, expected a new tensor [{what}]")
+    elif training:
+        ph.assert_equal(out.x_after, out.y, "DO-INPLACE-02", "input-holds-output", what)
