@@ -63,16 +63,16 @@ def dropout_shapes(min_dims: int = 1, max_dims: int = 4, max_side: int = 7):
 def bn_shapes(dims: int, min_n: int = 2, max_side: int = 5, max_channels: int = 4):
     """(N, C, *spatial) for BatchNorm{dims}d with n = N * prod(spatial) >= min_n."""
     @st.composite
-    def draw(data):
-        ndim = data.draw(st.sampled_from(BATCHNORM_RANKS[dims]))
-        c = data.draw(st.integers(1, max_channels))
-        rest = data.draw(st.lists(st.integers(1, max_side), min_size=ndim - 1, max_size=ndim - 1))
+    def shapes(draw):
+        ndim = draw(st.sampled_from(BATCHNORM_RANKS[dims]))
+        c = draw(st.integers(1, max_channels))
+        rest = draw(st.lists(st.integers(1, max_side), min_size=ndim - 1, max_size=ndim - 1))
         n_values = 1
         for s in rest:
             n_values *= s
         hypothesis.assume(n_values >= min_n)
         return (rest[0], c) + tuple(rest[1:])
-    return draw()
+    return shapes()
 
 
 def bn_dims():

@@ -1,0 +1,76 @@
+"""Drawing a randomized BatchNorm case: everything the spec lets vary, labelled.
+
+Used by the BatchNorm test modules: dims among those the implementation
+provides, shape, eps, momentum (None too), affine, track_running_stats, random
+gamma/beta and running statistics (so g*(x+b) differs from g*x+b), dtype and
+layout, and the input's per-channel location and spread.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from hypothesis import strategies as st
+
+from dropnorm import inputs
+from dropnorm import strategies as hh
+
+
+@dataclass
+class BNCase:
+    layer: object
+    dims: int
+    shape: tuple
+    eps: float
+    momentum: float | None
+    affine: bool
+    track: bool
+    dtype: str
+    layout: str
+    seed: int
+    x: np.ndarray
+    weight: np.ndarray | None
+    bias: np.ndarray | None
+    running_mean: np.ndarray | None
+    running_var: np.ndarray | None
+    param_dtype: str
+
+    def describe(self) -> str:
+        return (f"BatchNorm{self.dims}d(eps={self.eps:.3g}, momentum={self.momentum}, affine={self.affine}, "
+                f"track_running_stats={self.track}), x {self.shape} {self.dtype} {self.layout}")
+
+
+def provided_dims(impl) -> list[int]:
+    provides = getattr(impl, "provides", lambda kind: True)
+    return [d for d in (1, 2, 3) if provides(f"BatchNorm{d}d")]
+
+
+def draw_case(impl, data, *, min_n: int = 2, affine=None, track=None, momentum="draw", dtypes=None,
+              layouts=True, offset: float = 3.0) -> BNCase:
+    dims = data.draw(st.sampled_from(provided_dims(impl)), label="dims")
+    shape = data.draw(hh.bn_shapes(dims, min_n=min_n), label="shape")
+    eps = data.draw(hh.eps_values(), label="eps")
+    if momentum == "draw":
+        momentum = data.draw(hh.momenta(), label="momentum")
+    affine = data.draw(st.booleans(), label="affine") if affine is None else affine
+    track = data.draw(st.booleans(), label="track_running_stats") if track is None else track
+    dtype = data.draw(hh.dtypes(dtypes or hh.DTYPES), label="dtype")
+    layout = data.draw(hh.layouts(len(shape)), label="layout") if layouts else "contiguous"
+    seed = data.draw(hh.seeds(), label="seed")
+    c = shape[1]
+    layer = impl.batchnorm(dims, c, eps=eps, momentum=momentum, affine=affine, track_running_stats=track)
+    param_dtype = "float64" if dtype == "float64" else "float32"  # BN-DTYPE-01: float64 runs in float64
+    if param_dtype == "float64":
+        layer.to("float64")
+    weight = bias = rm = rv = None
+    if affine:
+        weight = inputs.vector(seed + 1, c, "float32", loc=1.0, scale=1.0)
+        bias = inputs.vector(seed + 2, c, "float32", scale=2.0)  # float32 values: exact in float64 too
+        layer.load(weight=weight, bias=bias)
+    if track:
+        rm = inputs.vector(seed + 3, c, "float32", scale=2.0)
+        rv = inputs.vector(seed + 4, c, "float32", positive=True)
+        layer.load(running_mean=rm, running_var=rv)
+    x = inputs.channels(seed, shape, dtype, offset=offset)
+    return BNCase(layer, dims, shape, eps, momentum, affine, track, dtype, layout, seed, x, weight, bias, rm, rv,
+                  param_dtype)

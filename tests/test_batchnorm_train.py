@@ -1,0 +1,171 @@
+"""BatchNorm in training: output, running statistics, counters, metamorphic properties
+(BN-TRAIN-01..07, BN-AFFINE-01, BN-INPUT-01, BN-META-01, BN-META-02, BN-DTYPE-01, BN-LAYOUT-01)."""
+import numpy as np
+import pytest
+from hypothesis import strategies as st
+
+import reference as ref
+from dropnorm import checks as ph
+from dropnorm import inputs
+from dropnorm import strategies as hh
+from dropnorm import tolerances as tol
+from dropnorm.bn_setup import draw_case, provided_dims
+
+
+@pytest.mark.clause("BN-TRAIN-01", "BN-AFFINE-01", "BN-INPUT-01", "BN-DTYPE-01", "BN-LAYOUT-01")
+@hh.given(data=st.data())
+def test_training_output(impl, data):
+    """y = gamma (x - mu)/sqrt(var + eps) + beta per channel, biased var, in every dtype and layout."""
+    case = draw_case(impl, data, track=data.draw(st.booleans(), label="track_running_stats"))
+    case.layer.train(True)
+    out = case.layer.forward(case.x, dtype=case.dtype, layout=case.layout)
+    expected = ref.batchnorm_train_forward(case.x, case.weight, case.bias, case.eps)
+    atol, _ = tol.bn_train_output(case.x, case.weight, case.bias, case.eps, case.dtype)
+    clause = ("BN-LAYOUT-01" if case.layout != "contiguous" else
+              "BN-DTYPE-01" if case.dtype != "float32" and case.dtype != "float64" else
+              "BN-TRAIN-01" if case.affine else "BN-AFFINE-01")
+    ph.assert_dtype(out.dtype, case.dtype, "BN-DTYPE-01", case.describe())
+    ph.assert_close(out.y, expected, atol, clause, "output", case.describe())
+    ph.assert_equal(out.x_after, case.x, "BN-INPUT-01", "input-unchanged", case.describe())
+    state = case.layer.state()
+    if not case.affine:
+        ph.check(state["weight"] is None and state["bias"] is None, "BN-AFFINE-01", "no-parameters",
+                 f"got weight/bias present with affine=False [{case.describe()}]")
+
+
+@pytest.mark.clause("BN-TRAIN-02", "BN-TRAIN-03", "BN-TRAIN-04", "BN-TRAIN-05", "BN-DTYPE-01")
+@hh.given(data=st.data())
+def test_running_statistics(impl, data):
+    """After each of 1-3 training calls: rm' = (1-m) rm + m mu, rv' = (1-m) rv + m var n/(n-1),
+    t' = t + 1, m = 1/t' for momentum=None; statistics stay in the parameter dtype."""
+    case = draw_case(impl, data, track=True)
+    t0 = data.draw(st.integers(0, 5), label="num_batches_tracked")
+    case.layer.load(num_batches_tracked=t0)
+    steps = data.draw(st.integers(1, 3), label="steps")
+    rm, rv, t = case.running_mean, case.running_var, t0
+    case.layer.train(True)
+    for step in range(steps):
+        x = case.x if step == 0 else inputs.channels(case.seed + 10 + step, case.shape, case.dtype)
+        case.layer.forward(x, dtype=case.dtype, layout=case.layout)
+        exp_rm, exp_rv, t = ref.running_update(rm, rv, t, x, case.momentum)
+        m = 1.0 / t if case.momentum is None else case.momentum
+        d_rm, d_rv = tol.bn_running(x, rm, rv, m, case.dtype, case.param_dtype)
+        state = case.layer.state()
+        what = f"{case.describe()}, step {step + 1}"
+        clause_m = "BN-TRAIN-04" if case.momentum is None else "BN-TRAIN-02"
+        ph.assert_close(state["running_mean"], exp_rm, d_rm, clause_m, "running-mean", what)
+        ph.assert_close(state["running_var"], exp_rv, d_rv, "BN-TRAIN-04" if case.momentum is None else
+                        "BN-TRAIN-03", "running-var", what)
+        ph.check(state["num_batches_tracked"] == t, "BN-TRAIN-05", "count",
+                 f"got num_batches_tracked {state['num_batches_tracked']}, expected {t} [{what}]")
+        ph.check(state["param_dtype"] == case.param_dtype, "BN-DTYPE-01", "stats-dtype",
+                 f"got running statistics in {state['param_dtype']}, expected {case.param_dtype} [{what}]")
+        rm, rv = state["running_mean"], state["running_var"]
+
+
+@pytest.mark.clause("BN-TRAIN-05", "BN-EVAL-03")
+@hh.given(data=st.data())
+def test_counter_follows_training_calls(impl, data):
+    """num_batches_tracked rises by one per training call (momentum 0 too) and not at eval."""
+    case = draw_case(impl, data, track=True, momentum=data.draw(st.sampled_from([0.0, 0.1, None]),
+                                                                label="momentum"))
+    modes = data.draw(st.lists(st.booleans(), min_size=1, max_size=6), label="training sequence")
+    for mode in modes:
+        case.layer.train(mode)
+        case.layer.forward(case.x, dtype=case.dtype)
+    got = case.layer.state()["num_batches_tracked"]
+    ph.check(got == sum(modes), "BN-TRAIN-05", "count",
+             f"got num_batches_tracked {got}, expected {sum(modes)} after modes {modes} [{case.describe()}]")
+
+
+@pytest.mark.clause("BN-TRAIN-06")
+@pytest.mark.parametrize("shape", [(1, 3), (1, 3, 1), (1, 3, 1, 1), (1, 3, 1, 1, 1)])
+def test_one_value_per_channel_is_an_error(impl, shape):
+    """n = 1 value per channel in training raises ValueError."""
+    dims = {2: 1, 3: 1, 4: 2, 5: 3}[len(shape)]
+    if dims not in provided_dims(impl):
+        pytest.skip(f"not provided: BatchNorm{dims}d")
+    layer = impl.batchnorm(dims, 3)
+    layer.train(True)
+    try:
+        layer.forward(np.ones(shape))
+    except ValueError:
+        return
+    except Exception as e:  # noqa: BLE001
+        ph.check(False, "BN-TRAIN-06", "error-type", f"got {type(e).__name__}: {e}, expected ValueError [{shape}]")
+        return
+    ph.check(False, "BN-TRAIN-06", "raises", f"got an output, expected ValueError for input {shape}")
+
+
+@pytest.mark.clause("BN-TRAIN-06", "BN-TRAIN-01")
+@hh.given(data=st.data())
+def test_single_sample_with_spatial_extent(impl, data):
+    """N = 1 with spatial size > 1 normalises normally."""
+    dims = data.draw(st.sampled_from([d for d in provided_dims(impl)]), label="dims")
+    spatial = {1: (3,), 2: (2, 3), 3: (1, 2, 2)}[dims]
+    seed = data.draw(hh.seeds(), label="seed")
+    x = inputs.channels(seed, (1, 2) + spatial, "float64")
+    layer = impl.batchnorm(dims, 2)
+    layer.to("float64")
+    layer.train(True)
+    out = layer.forward(x, dtype="float64")
+    atol, _ = tol.bn_train_output(x, None, None, 1e-5, "float64")
+    ph.assert_close(out.y, ref.batchnorm_train_forward(x, eps=1e-5), atol, "BN-TRAIN-06", "n1-spatial",
+                    f"BatchNorm{dims}d on {x.shape}")
+
+
+@pytest.mark.clause("BN-TRAIN-07")
+@pytest.mark.parametrize("dims,shape", [(1, (0, 3)), (2, (0, 3, 2, 2)), (3, (0, 3, 1, 2, 2))])
+def test_empty_batch_keeps_statistics_finite(impl, dims, shape):
+    """N = 0 in training returns an empty output and writes no NaN into the running statistics."""
+    if dims not in provided_dims(impl):
+        pytest.skip(f"not provided: BatchNorm{dims}d")
+    layer = impl.batchnorm(dims, 3)
+    layer.train(True)
+    out = layer.forward(np.zeros(shape))
+    ph.assert_shape(out.y.shape, shape, "BN-TRAIN-07", f"BatchNorm{dims}d empty batch")
+    s = layer.state()
+    ph.check(bool(np.all(np.isfinite(s["running_mean"])) and np.all(np.isfinite(s["running_var"]))),
+             "BN-TRAIN-07", "finite", f"got running_mean {s['running_mean']}, running_var {s['running_var']} "
+                                      f"after an empty batch, expected finite values")
+
+
+@pytest.mark.clause("BN-META-01")
+@hh.given(data=st.data())
+def test_affine_invariance(impl, data):
+    """BN_eps(x) == BN_{a^2 eps}(a x + b) for a > 0 and per-channel b (float64)."""
+    case = draw_case(impl, data, dtypes=("float64",), layouts=False, track=False)
+    a = data.draw(st.sampled_from([0.25, 0.5, 2.0, 4.0, 8.0]), label="a")  # powers of 2: a x is exact
+    b = inputs.vector(case.seed + 7, case.shape[1], "float64", scale=5.0)
+    x2 = a * case.x + b.reshape((1, -1) + (1,) * (case.x.ndim - 2))
+    case.layer.train(True)
+    y1 = case.layer.forward(case.x, dtype="float64").y
+    layer2 = impl.batchnorm(case.dims, case.shape[1], eps=case.eps * a * a, momentum=case.momentum,
+                            affine=case.affine, track_running_stats=False)
+    layer2.to("float64")
+    if case.affine:
+        layer2.load(weight=case.weight, bias=case.bias)
+    layer2.train(True)
+    y2 = layer2.forward(x2, dtype="float64").y
+    t1, _ = tol.bn_train_output(case.x, case.weight, case.bias, case.eps, "float64")
+    t2, _ = tol.bn_train_output(x2, case.weight, case.bias, case.eps * a * a, "float64")
+    ph.assert_close(y2, y1, t1 + t2, "BN-META-01", "invariance", f"{case.describe()}, a={a}")
+
+
+@pytest.mark.clause("BN-META-02")
+@hh.given(data=st.data())
+def test_batch_permutation(impl, data):
+    """Permuting the batch permutes the training output; running statistics agree within rounding."""
+    case = draw_case(impl, data, track=True, momentum=0.5, layouts=False)
+    perm = np.random.default_rng(case.seed).permutation(case.shape[0])
+    twin = case.layer.roundtrip()
+    case.layer.train(True)
+    twin.train(True)
+    y = case.layer.forward(case.x, dtype=case.dtype).y
+    yp = twin.forward(case.x[perm], dtype=case.dtype).y
+    atol, _ = tol.bn_train_output(case.x, case.weight, case.bias, case.eps, case.dtype)
+    ph.assert_close(yp, y[perm], 2 * atol[perm], "BN-META-02", "permuted-output", case.describe())
+    d_rm, d_rv = tol.bn_running(case.x, case.running_mean, case.running_var, 0.5, case.dtype, case.param_dtype)
+    s1, s2 = case.layer.state(), twin.state()
+    ph.assert_close(s2["running_mean"], s1["running_mean"], 2 * d_rm, "BN-META-02", "running-mean", case.describe())
+    ph.assert_close(s2["running_var"], s1["running_var"], 2 * d_rv, "BN-META-02", "running-var", case.describe())
