@@ -1,0 +1,118 @@
+"""BatchNorm in eval mode, without running statistics, and construction checks
+(BN-EVAL-01..03, BN-NOTRACK-01, BN-API-01..03)."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import strategies as st
+
+import reference as ref
+from dropnorm import checks as ph
+from dropnorm import strategies as hh
+from dropnorm import tolerances as tol
+from dropnorm.bn_setup import draw_case, provided_dims
+
+
+@pytest.mark.clause("BN-EVAL-01", "BN-EVAL-03", "BN-INPUT-01")
+@hh.given(data=st.data())
+def test_eval_uses_running_statistics(impl, data):
+    """y = gamma (x - rm)/sqrt(rv + eps) + beta; twice bitwise equal; no state changes."""
+    case = draw_case(impl, data, min_n=1, track=True)
+    case.layer.train(False)
+    before = case.layer.state()
+    out = case.layer.forward(case.x, dtype=case.dtype, layout=case.layout)
+    again = case.layer.forward(case.x, dtype=case.dtype, layout=case.layout)
+    expected = ref.batchnorm_eval_forward(case.x, case.running_mean, case.running_var, case.weight, case.bias,
+                                          case.eps)
+    atol = tol.bn_eval_output(case.x, case.running_mean, case.running_var, case.weight, case.bias, case.eps,
+                              case.dtype)
+    ph.assert_close(out.y, expected, atol, "BN-EVAL-01", "output", case.describe())
+    ph.assert_equal(again.y, out.y, "BN-EVAL-02", "deterministic", case.describe())
+    ph.assert_equal(out.x_after, case.x, "BN-INPUT-01", "input-unchanged", case.describe())
+    after = case.layer.state()
+    for key in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
+        if before[key] is not None:
+            ph.assert_equal(after[key], before[key], "BN-EVAL-03", f"{key}-unchanged", case.describe())
+
+
+@pytest.mark.clause("BN-EVAL-02")
+@hh.given(data=st.data())
+def test_eval_samples_are_independent(impl, data):
+    """BN(x)[i] == BN(x[i:i+1]) in eval mode."""
+    case = draw_case(impl, data, min_n=1, track=True, layouts=False)
+    case.layer.train(False)
+    whole = case.layer.forward(case.x, dtype=case.dtype).y
+    for i in range(case.shape[0]):
+        alone = case.layer.forward(case.x[i:i + 1], dtype=case.dtype).y
+        atol = tol.bn_eval_output(case.x[i:i + 1], case.running_mean, case.running_var, case.weight, case.bias,
+                                  case.eps, case.dtype)
+        ph.assert_close(alone, whole[i:i + 1], 2 * atol, "BN-EVAL-02", "per-sample", f"{case.describe()}, sample {i}")
+
+
+@pytest.mark.clause("BN-NOTRACK-01")
+@hh.given(data=st.data())
+def test_without_running_statistics(impl, data):
+    """track_running_stats=False: no buffers, batch statistics in training and eval alike."""
+    case = draw_case(impl, data, track=False)
+    state = case.layer.state()
+    ph.check(state["running_mean"] is None and state["running_var"] is None and state["num_batches_tracked"] is None,
+             "BN-NOTRACK-01", "no-buffers", f"got running buffers with track_running_stats=False [{case.describe()}]")
+    expected = ref.batchnorm_train_forward(case.x, case.weight, case.bias, case.eps)
+    atol, _ = tol.bn_train_output(case.x, case.weight, case.bias, case.eps, case.dtype)
+    for mode in (True, False):
+        case.layer.train(mode)
+        out = case.layer.forward(case.x, dtype=case.dtype, layout=case.layout)
+        ph.assert_close(out.y, expected, atol, "BN-NOTRACK-01", "batch-statistics",
+                        f"{case.describe()}, training={mode}")
+
+
+def _rejects(impl, clause, condition, **kwargs):
+    name = next(iter(kwargs))
+    try:
+        impl.batchnorm(2, 3, **kwargs)
+    except ValueError as e:
+        ph.check(name in str(e), clause, "message", f"got ValueError({str(e)!r}), expected it to name {name}")
+        return
+    except Exception as e:  # noqa: BLE001
+        ph.check(False, clause, condition, f"got {type(e).__name__}: {e}, expected ValueError [{kwargs}]")
+        return
+    ph.check(False, clause, condition, f"got a constructed layer, expected ValueError [BatchNorm2d(3, {kwargs})]")
+
+
+@pytest.mark.clause("BN-API-01")
+@pytest.mark.parametrize("condition,momentum", [("out-of-range", -0.5), ("out-of-range", 1.5), ("nan", math.nan)])
+def test_rejects_bad_momentum(impl, condition, momentum):
+    """momentum outside [0, 1] or NaN raises ValueError naming momentum."""
+    if 2 not in provided_dims(impl):
+        pytest.skip("not provided: BatchNorm2d")
+    _rejects(impl, "BN-API-01", condition, momentum=momentum)
+
+
+@pytest.mark.clause("BN-API-02")
+@pytest.mark.parametrize("condition,eps", [("non-positive", 0.0), ("non-positive", -1e-5), ("non-finite", math.nan),
+                                           ("non-finite", math.inf)])
+def test_rejects_bad_eps(impl, condition, eps):
+    """eps <= 0 or non-finite raises ValueError naming eps."""
+    if 2 not in provided_dims(impl):
+        pytest.skip("not provided: BatchNorm2d")
+    _rejects(impl, "BN-API-02", condition, eps=eps)
+
+
+@pytest.mark.clause("BN-API-03")
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("dims,shape", [(2, (2, 4, 3, 3)), (2, (2, 3, 3)), (1, (2, 3, 2, 2)), (1, (2, 4)),
+                                        (3, (2, 3, 2, 2)), (3, (2, 2, 2, 2, 2))])
+def test_rejects_wrong_rank_or_channels(impl, dims, shape, training):
+    """A wrong rank or channel count raises ValueError or RuntimeError, never returns."""
+    if dims not in provided_dims(impl):
+        pytest.skip(f"not provided: BatchNorm{dims}d")
+    layer = impl.batchnorm(dims, 3)
+    layer.train(training)
+    try:
+        layer.forward(np.ones(shape))
+    except (ValueError, RuntimeError):
+        return
+    except Exception as e:  # noqa: BLE001
+        ph.check(False, "BN-API-03", "error-type", f"got {type(e).__name__}: {e}, expected ValueError or RuntimeError")
+        return
+    ph.check(False, "BN-API-03", "raises", f"got an output, expected an error for BatchNorm{dims}d(3) on {shape}")

@@ -1,0 +1,72 @@
+"""BatchNorm gradients (BN-GRAD-01..04): analytic formulas, the zero-sum identity, the
+diagonal eval Jacobian, gradcheck and gradgradcheck."""
+import numpy as np
+import pytest
+from hypothesis import strategies as st
+
+import reference as ref
+from dropnorm import checks as ph
+from dropnorm import inputs
+from dropnorm import strategies as hh
+from dropnorm import tolerances as tol
+from dropnorm.bn_setup import draw_case, provided_dims
+
+
+@pytest.mark.clause("BN-GRAD-01", "BN-GRAD-02")
+@hh.given(data=st.data())
+def test_training_gradients(impl, data):
+    """dx, dgamma, dbeta equal the analytic training backward; dx sums to 0 per channel."""
+    case = draw_case(impl, data, dtypes=("float32", "float64"))
+    dy = inputs.channels(case.seed + 5, case.shape, case.dtype)
+    case.layer.train(True)
+    out = case.layer.forward_backward(case.x, dy, dtype=case.dtype, layout=case.layout)
+    dx, dg, db = ref.batchnorm_train_backward(case.x, dy, case.weight, case.eps)
+    t_dx, t_dg, t_db = tol.bn_train_grads(case.x, dy, case.weight, case.eps, case.dtype, case.param_dtype)
+    ph.assert_close(out.dx, dx, t_dx, "BN-GRAD-01", "dx", case.describe())
+    if case.affine:
+        ph.assert_close(out.dweight, dg, t_dg, "BN-GRAD-01", "dgamma", case.describe())
+        ph.assert_close(out.dbias, db, t_db, "BN-GRAD-01", "dbias", case.describe())
+    axes = (0,) + tuple(range(2, case.x.ndim))
+    ph.assert_close(out.dx.sum(axis=axes), np.zeros(case.shape[1]), t_dx.sum(axis=axes), "BN-GRAD-02", "zero-sum",
+                    case.describe())
+
+
+@pytest.mark.clause("BN-GRAD-03")
+@hh.given(data=st.data())
+def test_eval_gradients_are_diagonal(impl, data):
+    """dx = dy gamma/sqrt(rv + eps); dgamma = sum dy xhat; dbeta = sum dy."""
+    case = draw_case(impl, data, min_n=1, track=True, dtypes=("float32", "float64"))
+    dy = inputs.channels(case.seed + 5, case.shape, case.dtype)
+    case.layer.train(False)
+    out = case.layer.forward_backward(case.x, dy, dtype=case.dtype, layout=case.layout)
+    dx, dg, db = ref.batchnorm_eval_backward(case.x, dy, case.running_mean, case.running_var, case.weight, case.eps)
+    t_dx, t_dg, t_db = tol.bn_eval_grads(case.x, dy, case.running_mean, case.running_var, case.weight, case.eps,
+                                         case.dtype, case.param_dtype)
+    ph.assert_close(out.dx, dx, t_dx, "BN-GRAD-03", "dx", case.describe())
+    if case.affine:
+        ph.assert_close(out.dweight, dg, t_dg, "BN-GRAD-03", "dgamma", case.describe())
+        ph.assert_close(out.dbias, db, t_db, "BN-GRAD-03", "dbias", case.describe())
+
+
+@pytest.mark.clause("BN-GRAD-04")
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("second_order", [False, True])
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_gradcheck(impl, dims, training, second_order):
+    """torch.autograd.gradcheck / gradgradcheck pass in float64 with affine parameters."""
+    if dims not in provided_dims(impl):
+        pytest.skip(f"not provided: BatchNorm{dims}d")
+    shape = {1: (3, 2, 2), 2: (2, 2, 2, 2), 3: (2, 2, 1, 2, 2)}[dims]
+    layer = impl.batchnorm(dims, 2)
+    layer.load(weight=np.array([1.5, -0.5]), bias=np.array([0.25, 1.0]))
+    layer.train(training)
+    x = inputs.channels(dims, shape, "float64")
+    try:
+        ok = layer.gradcheck(x, second_order=second_order)
+    except Exception as e:  # gradcheck raises GradcheckError with the mismatching Jacobians
+        if type(e).__name__ == "NotProvided":
+            raise
+        ph.check(False, "BN-GRAD-04", "gradgradcheck" if second_order else "gradcheck",
+                 f"{type(e).__name__}: {str(e)[:2000]} [BatchNorm{dims}d, training={training}]")
+        return
+    ph.check(ok, "BN-GRAD-04", "gradcheck", f"gradcheck returned False [BatchNorm{dims}d]")
