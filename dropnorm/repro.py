@@ -27,6 +27,10 @@ def array_literal(x: np.ndarray) -> str:
     return f"np.full({x.shape!r}, np.nan)  # {x.size} values not embedded: rerun the pytest command"
 
 
+def value_literal(v) -> str:
+    return array_literal(v) if isinstance(v, np.ndarray) else repr(v)
+
+
 def record(line: str) -> None:
     _lines.append(line)
 

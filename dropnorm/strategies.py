@@ -86,7 +86,7 @@ def eps_values():
 
 def momenta(allow_none: bool = True):
     m = st.one_of(st.sampled_from([0.0, 1.0, 0.1]), st.floats(0.0, 1.0))
-    return st.one_of(st.none(), m) if allow_none else m
+    return st.one_of(m, st.none()) if allow_none else m  # shrinks towards a number, not None
 
 
 def stat_settings():

@@ -171,8 +171,7 @@ class RefBatchNorm(_RefLayer):
 
     def load(self, **values):
         repro.record("layer.load(" + ", ".join(
-            f"{k}={repro.array_literal(val) if isinstance(val, np.ndarray) else val!r}"
-            for k, val in values.items()) + ")")
+            f"{k}={repro.value_literal(val)}" for k, val in values.items()) + ")")
         for key, value in values.items():
             if getattr(self, key, None) is None:
                 raise NotProvided(f"{self.kind} has no attribute {key!r}")

@@ -118,7 +118,7 @@ class TorchLayer(Layer):
 
     def load(self, **values) -> None:
         repro.record("layer.load(" + ", ".join(
-            f"{k}={repro.array_literal(v) if isinstance(v, np.ndarray) else v!r}" for k, v in values.items()) + ")")
+            f"{k}={repro.value_literal(v)}" for k, v in values.items()) + ")")
         with torch.no_grad():
             for key, value in values.items():
                 target = getattr(self.module, key, None)
