@@ -1,0 +1,98 @@
+"""The numpy reference is itself tested: hand-computed cases, central finite differences
+for the analytic backward passes, and clear errors for bad parameters."""
+import math
+
+import numpy as np
+import pytest
+
+import reference as ref
+
+
+def test_batchnorm_hand_computed():
+    # one channel, values 1, 3: mu = 2, biased var = 1; eps = 3 gives sqrt(4) = 2
+    x = np.array([[1.0], [3.0]])
+    y = ref.batchnorm_train_forward(x, gamma=[2.0], beta=[0.5], eps=3.0)
+    np.testing.assert_array_equal(y, [[2 * -0.5 + 0.5], [2 * 0.5 + 0.5]])
+    rm, rv, t = ref.running_update([0.0], [1.0], 0, x, momentum=0.25)
+    # unbiased var = 1 * 2/1 = 2: rv = 0.75 * 1 + 0.25 * 2; rm = 0.25 * 2
+    np.testing.assert_array_equal(rm, [0.5])
+    np.testing.assert_array_equal(rv, [1.25])
+    assert t == 1
+    rm, rv, t = ref.running_update([10.0], [10.0], 0, x, momentum=None)  # m = 1/1: the batch alone
+    np.testing.assert_array_equal(rm, [2.0])
+    np.testing.assert_array_equal(rv, [2.0])
+
+
+def test_batchnorm_statistics_are_per_channel():
+    x = np.zeros((2, 2, 2))
+    x[:, 1] = [[0.0, 2.0], [4.0, 6.0]]
+    mean, var, n = ref.batch_statistics(x)
+    np.testing.assert_array_equal(mean, [0.0, 3.0])
+    np.testing.assert_array_equal(var, [0.0, 5.0])
+    assert n == 4
+
+
+def test_eval_hand_computed():
+    y = ref.batchnorm_eval_forward(np.array([[5.0]]), [1.0], [3.0], gamma=[3.0], beta=[-1.0], eps=1.0)
+    np.testing.assert_array_equal(y, [[3.0 * 4.0 / 2.0 - 1.0]])
+
+
+def test_dropout_hand_computed():
+    x = np.array([2.0, -4.0, 8.0])
+    np.testing.assert_array_equal(ref.dropout_forward(x, [1, 0, 1], 0.75), [8.0, 0.0, 32.0])
+    np.testing.assert_array_equal(ref.dropout_forward(x, [1, 0, 1], 0.75, training=False), x)
+    np.testing.assert_array_equal(ref.dropout_forward([np.inf, np.nan], [0, 0], 0.5), [0.0, 0.0])
+    np.testing.assert_array_equal(ref.dropout_forward(x, [0, 0, 0], 1.0), [0.0, 0.0, 0.0])
+    mask = ref.sample_channel_mask(np.random.default_rng(0), (3, 4, 5, 6), 0.5)
+    assert mask.shape == (3, 4, 1, 1)
+
+
+def _numeric_grad(f, x, h=1e-6):
+    g = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[i] = h
+        g[i] = (f(x + e) - f(x - e)) / (2 * h)
+    return g
+
+
+@pytest.mark.parametrize("shape", [(4, 2), (2, 3, 3), (2, 2, 2, 3)])
+def test_batchnorm_backward_matches_finite_differences(shape):
+    rng = np.random.default_rng(1)
+    x, dy = rng.normal(size=shape), rng.normal(size=shape)
+    gamma, beta, eps = rng.normal(size=shape[1]), rng.normal(size=shape[1]), 0.3
+    dx, dg, db = ref.batchnorm_train_backward(x, dy, gamma, eps)
+    # central differences: truncation O(h^2) ~ 1e-12, cancellation ~ 1e-16/h ~ 1e-10
+    loss = (lambda xx: float(np.sum(dy * ref.batchnorm_train_forward(xx, gamma, beta, eps))))
+    np.testing.assert_allclose(dx, _numeric_grad(loss, x), atol=1e-7)
+    np.testing.assert_allclose(dg, _numeric_grad(lambda g: float(np.sum(dy * ref.batchnorm_train_forward(
+        x, g, beta, eps))), gamma), atol=1e-7)
+    np.testing.assert_allclose(db, dy.sum(axis=(0,) + tuple(range(2, x.ndim))), atol=1e-12)
+    rm, rv = rng.normal(size=shape[1]), rng.uniform(0.5, 2, size=shape[1])
+    dx, dg, _ = ref.batchnorm_eval_backward(x, dy, rm, rv, gamma, eps)
+    loss = (lambda xx: float(np.sum(dy * ref.batchnorm_eval_forward(xx, rm, rv, gamma, beta, eps))))
+    np.testing.assert_allclose(dx, _numeric_grad(loss, x), atol=1e-7)
+
+
+@pytest.mark.parametrize("call,name", [
+    (lambda: ref.dropout_forward([1.0], [1], 1.5), "p"),
+    (lambda: ref.dropout_forward([1.0], [1], math.nan), "p"),
+    (lambda: ref.sample_mask(np.random.default_rng(0), (2,), -0.1), "p"),
+    (lambda: ref.batchnorm_train_forward(np.ones((2, 2)), eps=0.0), "eps"),
+    (lambda: ref.batchnorm_train_forward(np.ones((2, 2)), eps=-1.0), "eps"),
+    (lambda: ref.running_update([0.0], [1.0], 0, np.ones((2, 1)), momentum=1.5), "momentum"),
+    (lambda: ref.batchnorm_train_forward(np.ones((1, 3))), "value per channel"),
+    (lambda: ref.batchnorm_train_forward(np.ones((2, 3)), gamma=[1.0, 1.0]), "gamma"),
+    (lambda: ref.batchnorm_eval_forward(np.ones((2, 3)), [0.0] * 2, [1.0] * 3), "running_mean"),
+    (lambda: ref.batchnorm_train_forward(np.ones(3)), "dimensions"),
+])
+def test_bad_parameters_raise_value_error_naming_them(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()
+
+
+def test_non_numeric_input_is_a_type_error():
+    with pytest.raises(TypeError, match="p"):
+        ref.dropout_forward([1.0], [1], "0.5")
+    with pytest.raises(TypeError, match="x"):
+        ref.batchnorm_train_forward(np.array([["a", "b"], ["c", "d"]]))
