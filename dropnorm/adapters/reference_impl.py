@@ -41,6 +41,15 @@ class _RefLayer(Layer):
         repro.record("layer = layer.roundtrip()")
         return copy.deepcopy(self)
 
+    def forward(self, x, *, dtype="float32", layout="contiguous"):
+        repro.record(f"out = layer.forward({repro.array_literal(x)}, dtype={dtype!r}, layout={layout!r})")
+        return self._run(x, dtype, layout)
+
+    def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
+        repro.record(f"out = layer.forward_backward({repro.array_literal(x)}, {repro.array_literal(dy)}, "
+                     f"dtype={dtype!r}, layout={layout!r})")
+        return self._run(x, dtype, layout, dy=round_to(dy, dtype))
+
 
 class RefDropout(_RefLayer):
     """Dropout (channelwise=False) or Dropout2d (channelwise=True)."""
@@ -68,15 +77,6 @@ class RefDropout(_RefLayer):
         if self.inplace:
             xin[...] = y
         return Output(y=y, dtype=dtype, x_after=np.array(xin), shares_input_memory=self.inplace, dx=dx)
-
-    def forward(self, x, *, dtype="float32", layout="contiguous"):
-        repro.record(f"out = layer.forward({repro.array_literal(x)}, dtype={dtype!r}, layout={layout!r})")
-        return self._run(x, dtype, layout)
-
-    def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
-        repro.record(f"out = layer.forward_backward({repro.array_literal(x)}, {repro.array_literal(dy)}, "
-                     f"dtype={dtype!r}, layout={layout!r})")
-        return self._run(x, dtype, layout, dy=round_to(dy, dtype))
 
     def state(self):
         return {"weight": None, "bias": None, "running_mean": None, "running_var": None,
@@ -153,15 +153,6 @@ class RefBatchNorm(_RefLayer):
         self.running_mean = round_to(rm, self.param_dtype)
         self.running_var = round_to(rv, self.param_dtype)
         self.num_batches_tracked = t
-
-    def forward(self, x, *, dtype="float32", layout="contiguous"):
-        repro.record(f"out = layer.forward({repro.array_literal(x)}, dtype={dtype!r}, layout={layout!r})")
-        return self._run(x, dtype, layout)
-
-    def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
-        repro.record(f"out = layer.forward_backward({repro.array_literal(x)}, {repro.array_literal(dy)}, "
-                     f"dtype={dtype!r}, layout={layout!r})")
-        return self._run(x, dtype, layout, dy=round_to(dy, dtype))
 
     def state(self):
         copy_ = (lambda a: None if a is None else np.array(a))
