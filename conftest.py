@@ -21,7 +21,7 @@ from dropnorm.adapters import IMPL_HELP, ImplSpecError, NotProvided, load, norma
 from dropnorm.spec import SpecError, clauses, default_deviations_file, load_deviations
 
 ROOT = pathlib.Path(__file__).resolve().parent
-SCRATCH_IMPL = "torch-module:" + str(ROOT / "tests" / "impls" / "scratch.py")
+SCRATCH_IMPL = "torch-module:dropnorm.zoo.scratch"
 DEFAULT_IMPLS = ("torch", "reference", SCRATCH_IMPL)
 
 _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.differing_executors])

@@ -4,7 +4,7 @@ violate. Each defect runs in a subprocess against the test module of its clause 
 with the derandomized quick profile (deterministic, a few seconds each).
 
 The correct side is covered by the default run itself, which audits the from-scratch
-implementation tests/impls/scratch.py through every clause (conftest.DEFAULT_IMPLS).
+implementation dropnorm/zoo/scratch.py through every clause (conftest.DEFAULT_IMPLS).
 """
 import pathlib
 import subprocess
@@ -13,20 +13,19 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-IMPLS = ROOT / "tests" / "impls"
 
 DEFECTS = [
-    ("defect_no_inverted_scaling.py", "tests/test_dropout_train.py::test_training_output_is_zero_or_scaled_input",
+    ("no_inverted_scaling", "tests/test_dropout_train.py::test_training_output_is_zero_or_scaled_input",
      "DO-TRAIN-01"),
-    ("defect_eval_scaling.py", "tests/test_dropout_modes.py::test_eval_is_identity_and_leaves_rng", "DO-EVAL-01"),
-    ("defect_global_mean_unbiased_var.py", "tests/test_batchnorm_train.py::test_training_output", "BN-TRAIN-01"),
-    ("defect_moving_average_sign.py", "tests/test_batchnorm_train.py::test_running_statistics", "BN-TRAIN-02"),
+    ("eval_scaling", "tests/test_dropout_modes.py::test_eval_is_identity_and_leaves_rng", "DO-EVAL-01"),
+    ("global_mean_unbiased_var", "tests/test_batchnorm_train.py::test_training_output", "BN-TRAIN-01"),
+    ("moving_average_sign", "tests/test_batchnorm_train.py::test_running_statistics", "BN-TRAIN-02"),
 ]
 
 
 @pytest.mark.parametrize("defect,target,clause", DEFECTS, ids=[d[0] for d in DEFECTS])
 def test_documented_error_fails_on_its_clause(defect, target, clause):
-    cmd = [sys.executable, "-m", "pytest", target, f"--impl=torch-module:{IMPLS / defect}",
+    cmd = [sys.executable, "-m", "pytest", target, f"--impl=torch-module:dropnorm.zoo.defects.{defect}",
            "--hypothesis-profile=quick", "-q", "-x", "-p", "no:xdist", "-p", "no:cacheprovider"]
     run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     out = run.stdout + run.stderr

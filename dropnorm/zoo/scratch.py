@@ -6,7 +6,7 @@ legitimate ways: masks come from torch.rand(...) >= p rather than bernoulli_,
 dropped units are selected to 0 (so a dropped inf is 0, DO-NONFINITE-01), the
 statistics are a two-pass mean/variance in at least float32, and parameters
 are validated. It must pass every clause:
-    pytest --impl torch-module:tests/impls/scratch.py
+    pytest --impl torch-module:dropnorm.zoo.scratch
 """
 import math
 import numbers

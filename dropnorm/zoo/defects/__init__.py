@@ -1,0 +1,1 @@
+"""One module per defect: a correct implementation with exactly one named error."""
