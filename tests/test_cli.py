@@ -121,3 +121,16 @@ def test_interrupted_audit_leaves_a_valid_incomplete_report(tmp_path):
     assert report["run"]["tests"] >= 2
     assert any(e["status"] == "pass" for e in report["clauses"])
     assert "INCOMPLETE" in (tmp_path / "report.md").read_text()
+
+
+def test_audit_in_which_nothing_could_be_tested_exits_2(module_file, tmp_path):
+    """A module with only Dropout, audited for batch norm: every clause is not provided."""
+    target = module_file("from torch.nn import Dropout  # noqa: F401\n")
+    run = subprocess.run([sys.executable, "-m", "dropnorm.cli", "audit", f"--impl=torch-module:{target}",
+                          "--layer=batchnorm", "--profile=quick", "--jobs=1", "--quiet",
+                          f"--report-dir={tmp_path / 'report'}"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert "nothing could be tested" in run.stderr.splitlines()[-1]
+    report = files.load_report(tmp_path / "report")
+    assert {e["status"] for e in report["clauses"]} == {"not-provided"}
