@@ -6,8 +6,8 @@
                             an importable module name or a path to a .py file
   keras-torch, keras-jax,   keras.layers.Dropout, SpatialDropout2D, BatchNormalization
   keras-tensorflow          on that Keras backend (one backend per process)
-  flax, flax-nnx            flax.linen / flax.nnx Dropout and BatchNorm (jax)
-  tensorflow                tf.nn.dropout and TF's fused batch norm
+  flax                      flax.linen Dropout and BatchNorm (jax)
+  tensorflow                tf.keras (Keras 3 on the TensorFlow backend; same as keras-tensorflow)
   onnxruntime               ONNX Dropout / BatchNormalization models run in onnxruntime
 The framework adapters need optional extras (pip install 'dropnorm[keras]',
 '[flax]', '[tensorflow]', '[onnx]'); without them load() raises
@@ -24,8 +24,7 @@ FRAMEWORKS = {  # --impl name -> (adapter module, extra)
     "keras-jax": ("keras_impl", "keras-jax"),
     "keras-tensorflow": ("keras_impl", "tensorflow"),
     "flax": ("flax_impl", "flax"),
-    "flax-nnx": ("flax_impl", "flax"),
-    "tensorflow": ("tensorflow_impl", "tensorflow"),
+    "tensorflow": ("keras_impl", "tensorflow"),   # tf.keras is Keras 3 on the TensorFlow backend
     "onnxruntime": ("onnxruntime_impl", "onnx"),
 }
 IMPL_HELP = "torch (default), reference, torch-module:MODULE_OR_FILE.py, or one of " + ", ".join(FRAMEWORKS)
