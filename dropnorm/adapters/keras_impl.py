@@ -7,9 +7,9 @@ weighs the old value (the adapter passes 1 - torch's momentum), the moving
 variance is fed the biased batch variance, default eps 1e-3.
 
 Mapping of the torch-style interface:
-  Dropout(p)           keras.layers.Dropout(rate=p, autocast=False): inputs keep their dtype
-  Dropout2d(p)         keras.layers.SpatialDropout2D(rate=p, data_format="channels_first",
-                       autocast=False), for (N, C, H, W) input
+  Dropout(p)           keras.layers.Dropout(rate=p) with autocast off: inputs keep their dtype
+  Dropout2d(p)         keras.layers.SpatialDropout2D(rate=p, data_format="channels_first")
+                       with autocast off, for (N, C, H, W) input
   BatchNormNd(C, eps, momentum, affine)
                        keras.layers.BatchNormalization(axis=1, epsilon=eps,
                        momentum=1 - momentum, center=affine, scale=affine), built for
@@ -239,9 +239,10 @@ class KerasDropout(_KerasLayer):
             raise NotProvided("Keras layers have no in-place contract")
         keras = impl.keras
         if kind == "Dropout":
-            self.layer = keras.layers.Dropout(rate=p, autocast=False)
+            self.layer = keras.layers.Dropout(rate=p)
         else:
-            self.layer = keras.layers.SpatialDropout2D(rate=p, data_format="channels_first", autocast=False)
+            self.layer = keras.layers.SpatialDropout2D(rate=p, data_format="channels_first")
+        self.layer.autocast = False  # the Layer argument autocast=False (SpatialDropout2D does not pass it on)
         impl.register(self.layer)
 
     def _out(self, y, t, grads, x_dtype):
