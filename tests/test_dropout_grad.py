@@ -13,12 +13,12 @@ from dropnorm.tolerances import dropout_scale_rtol
 @hh.given(data=st.data())
 def test_gradient_is_mask_times_scale(impl, data):
     """dx = dy * z/(1-p) with z read from the same call's output; dx = dy in eval."""
-    layer_kind = data.draw(st.sampled_from(["Dropout", "Dropout2d"]), label="layer")
+    layer_kind = data.draw(hh.provided_kinds(impl, ["Dropout", "Dropout2d"]), label="layer")
     shape = data.draw(hh.dropout_shapes(4, 4) if layer_kind == "Dropout2d" else hh.dropout_shapes(1, 4),
                       label="shape")
     p = data.draw(hh.probabilities(0.0, 0.95), label="p")
     training = data.draw(st.booleans(), label="training")
-    dtype = data.draw(hh.dtypes(), label="dtype")
+    dtype = data.draw(hh.expressed(impl, layer_kind, "dtype", hh.DTYPES), label="dtype")
     layout = data.draw(hh.layouts(len(shape)), label="layout")
     seed = data.draw(hh.seeds(), label="seed")
     clause = "DO-GRAD-01" if layer_kind == "Dropout" else "D2-GRAD-01"
