@@ -19,7 +19,7 @@ import pathlib
 import pytest
 from hypothesis import settings
 
-from dropnorm import checks, profiles, repro
+from dropnorm import checks, isolation, profiles, repro
 from dropnorm.adapters import IMPL_HELP, ImplSpecError, NotProvided, load, normalize
 from dropnorm.spec import LAYERS, SpecError, clauses, default_deviations_file, load_deviations
 
@@ -131,6 +131,18 @@ def selected_clauses(config) -> set[str] | None:
     if not ids and not layers:
         return None
     return set(ids) | {cid for cid, c in clauses().items() if c.layer in layers}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_global_state(request):
+    """Restore global state (torch default dtype, grad mode, threads, numpy's RNG, warnings filters, ...)
+    after each test of an implementation, and report a change as an error of that test."""
+    if "impl" not in request.fixturenames:
+        yield
+        return
+    snapshot = isolation.Snapshot.take()
+    yield
+    isolation.check_restored(snapshot)
 
 
 @pytest.fixture(autouse=True)

@@ -6,6 +6,12 @@ subprocess writes one JSON line per finished test (dropnorm/pytest_results.py);
 this process shows them as progress and, at the end or on an interruption,
 turns them into the report (dropnorm/report/). pytest's own output goes to
 pytest.log in the report directory, so the progress display stays readable.
+
+A watchdog in this process enforces the per-test time limit: a test still
+running after --timeout seconds has its worker process killed (which works even
+when the implementation is stuck in native code holding the GIL); pytest-xdist
+replaces the worker and the audit goes on, and the test is reported as an error
+"timed out" on its clauses.
 """
 from __future__ import annotations
 
@@ -27,6 +33,9 @@ from dropnorm.spec import ROOT, SpecError, clauses, load_deviations
 TESTS = ROOT / "tests"
 PROPERTY_TEST_GLOBS = ("test_dropout*.py", "test_batchnorm*.py")  # the suite's meta-tests are not audits
 EXIT_CONFORMANT, EXIT_NONCONFORMANT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# Per-test time limits (s): about 10x the slowest test of a correct implementation in each profile.
+TIMEOUTS = {"quick": 120.0, "ci": 300.0, "thorough": 1800.0}
+MAX_WORKER_RESTARTS = 10_000  # a crashing implementation may take down a worker in every test
 
 
 class UsageError(Exception):
@@ -46,7 +55,12 @@ class Options:
     strict: bool = False
     deviations: list[str] = field(default_factory=list)
     quiet: bool = False
+    timeout: float | None = None  # None: TIMEOUTS[profile]
     argv: list[str] = field(default_factory=list)
+
+    @property
+    def time_limit(self) -> float:
+        return self.timeout if self.timeout is not None else TIMEOUTS[self.profile]
 
 
 @dataclass
@@ -75,6 +89,8 @@ def check_options(opts: Options) -> None:
     unknown = [c for c in opts.clauses if c not in clauses()]
     if unknown:
         raise UsageError(f"unknown clause {', '.join(unknown)}: `dropnorm clauses` lists them")
+    if opts.timeout is not None and not opts.timeout > 0:
+        raise UsageError(f"--timeout must be a positive number of seconds, got {opts.timeout!r}")
     if opts.jobs != "auto" and not (opts.jobs.isdigit() and int(opts.jobs) >= 1):
         raise UsageError(f"--jobs must be a positive number or 'auto', got {opts.jobs!r}")
     for path in opts.deviations:
@@ -153,8 +169,10 @@ def prepare_dir(path: pathlib.Path) -> pathlib.Path:
         raise UsageError(f"cannot write the report directory {path}: {e.strerror or e}; "
                          "choose another with --report-dir") from None
     for stale in ("report.json", "report.md", "report.html", "junit.xml", "pytest.log", ".results.jsonl",
-                  ".results.jsonl.collected.json"):
+                  ".results.jsonl.collected.json", ".timeouts.json"):
         (path / stale).unlink(missing_ok=True)
+    for marker in (path / ".results.jsonl.running").glob("*.json"):
+        marker.unlink()
     for old in path.glob("repro-*.py"):
         old.unlink()
     return path
@@ -166,7 +184,7 @@ def pytest_command(opts: Options, directory: pathlib.Path, spec: str) -> list[st
         raise UsageError(f"no property tests under {TESTS}: dropnorm audit runs from a source checkout "
                          "(git clone, then pip install -e .)")
     cmd = [sys.executable, "-m", "pytest", *test_files, f"--impl={spec}", f"--device={opts.device}",
-           f"--hypothesis-profile={opts.profile}", "-n", opts.jobs, "-p", "no:cacheprovider", "-q", "-rN",
+           f"--hypothesis-profile={opts.profile}", "-n", opts.jobs, f"--max-worker-restart={MAX_WORKER_RESTARTS}", "-p", "no:cacheprovider", "-q", "-rN",
            "--tb=short", f"--junitxml={directory / 'junit.xml'}", "-o", "junit_logging=no",
            f"--dropnorm-results={directory / '.results.jsonl'}"]
     cmd += [f"--clause={c}" for c in opts.clauses] + [f"--layer={lay}" for lay in opts.layers]
@@ -221,7 +239,54 @@ class Progress:
               file=sys.stderr, flush=True)
 
 
-def run_pytest(cmd: list[str], directory: pathlib.Path, progress: Progress) -> tuple[int | None, bool]:
+class Watchdog:
+    """Kills a worker whose test has run longer than the limit; remembers which tests timed out."""
+
+    def __init__(self, directory: pathlib.Path, limit: float):
+        self.running = directory / ".results.jsonl.running"
+        self.record = directory / ".timeouts.json"
+        self.limit = limit
+        self.timed_out: dict[str, float] = {}
+
+    def check(self) -> None:
+        import json
+        now = time.time()
+        for marker in self.running.glob("*.json") if self.running.is_dir() else ():
+            try:
+                info = json.loads(marker.read_text())
+            except (OSError, ValueError):  # just replaced or removed by its worker
+                continue
+            if now - info["started"] <= self.limit or info["nodeid"] in self.timed_out:
+                continue
+            if not _alive(info["pid"]):  # the worker died on its own (a crash): xdist reports that
+                marker.unlink(missing_ok=True)
+                continue
+            self.timed_out[info["nodeid"]] = self.limit
+            files.write_atomic(self.record, json.dumps(self.timed_out))
+            try:
+                os.kill(info["pid"], signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            marker.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a dead child not yet reaped by its parent (pytest's xdist) is a zombie: not alive
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def run_pytest(cmd: list[str], directory: pathlib.Path, progress: Progress,
+               watchdog: Watchdog) -> tuple[int | None, bool]:
     """Run the suite; returns (pytest's exit status or None, interrupted)."""
     results = directory / ".results.jsonl"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -235,6 +300,7 @@ def run_pytest(cmd: list[str], directory: pathlib.Path, progress: Progress) -> t
         try:
             while proc.poll() is None:
                 progress.poll(results)
+                watchdog.check()
                 time.sleep(0.2)
         except KeyboardInterrupt:
             interrupted = True
@@ -264,7 +330,9 @@ def _sigterm(signum, frame):
 def build_report(opts: Options, target: Target, directory: pathlib.Path, started: float, finished: float,
                  exit_status: int | None, interrupted: bool) -> dict:
     import json
-    records, events = model.read_records(directory / ".results.jsonl")
+    timeouts_file = directory / ".timeouts.json"
+    timeouts = json.loads(timeouts_file.read_text()) if timeouts_file.exists() else {}
+    records, events = model.read_records(directory / ".results.jsonl", timeouts)
     collected_file = directory / ".results.jsonl.collected.json"
     collected = json.loads(collected_file.read_text()) if collected_file.exists() else {}
     selected = None
@@ -278,7 +346,7 @@ def build_report(opts: Options, target: Target, directory: pathlib.Path, started
     env.update(device=opts.device, dtypes=dtypes, layouts=layouts, seed=opts.seed,
                derandomized=opts.seed is None and profiles.PROFILES[opts.profile]["derandomize"],
                profile=opts.profile, max_examples=profiles.PROFILES[opts.profile]["max_examples"],
-               jobs=int(opts.jobs) if opts.jobs.isdigit() else opts.jobs)
+               jobs=int(opts.jobs) if opts.jobs.isdigit() else opts.jobs, time_limit_s=opts.time_limit)
     iso = lambda t: dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="seconds")  # noqa: E731
     return {"schema_version": model.SCHEMA_VERSION, "complete": complete,
             "conformant": model.is_conformant(entries, opts.strict), "strict": opts.strict,
@@ -302,7 +370,8 @@ def audit(opts: Options) -> int:
     previous = signal.signal(signal.SIGTERM, _sigterm)
     started = time.time()
     try:
-        exit_status, interrupted = run_pytest(cmd, directory, Progress(opts.quiet))
+        exit_status, interrupted = run_pytest(cmd, directory, Progress(opts.quiet),
+                                              Watchdog(directory, opts.time_limit))
     finally:
         signal.signal(signal.SIGTERM, previous)
     report = build_report(opts, target, directory, started, time.time(), exit_status, interrupted)

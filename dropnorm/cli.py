@@ -44,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--strict", action="store_true", help="SHOULD failures also make the audit non-conformant")
     a.add_argument("--deviations", action="append", default=[], metavar="FILE",
                    help="TOML file of your own accepted deviations (format: spec/deviations/torch.toml)")
+    a.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="per-test time limit; a test over it has its worker killed and is reported as an error "
+                        "(default: 120 quick, 300 ci, 1800 thorough)")
     a.add_argument("--quiet", action="store_true", help="no progress lines")
 
     c = sub.add_parser("clauses", help="list the spec's clauses")
@@ -64,7 +67,8 @@ def cmd_audit(args, argv) -> int:
     from dropnorm.audit import Options, audit
     return audit(Options(impl=args.impl, layers=args.layer, clauses=args.clause, profile=args.profile,
                          report_dir=args.report_dir, jobs=args.jobs, device=args.device, seed=args.seed,
-                         strict=args.strict, deviations=args.deviations, quiet=args.quiet, argv=argv))
+                         strict=args.strict, deviations=args.deviations, quiet=args.quiet,
+                         timeout=args.timeout, argv=argv))
 
 
 def cmd_clauses(args, argv) -> int:

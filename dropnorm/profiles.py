@@ -1,15 +1,16 @@
 """Hypothesis profiles shared by the test suite (conftest.py) and `dropnorm audit`.
 
-  quick     8 examples per test, derandomized: a fast smoke audit (well under a minute)
+  quick     8 examples per test, derandomized, no shrinking: a fast smoke audit (well under a
+            minute); a failure is reported with the first failing example, unshrunk
   ci       30 examples per test, derandomized: the default, deterministic in CI
   thorough 300 examples per test, fresh random seeds each run
 """
 from __future__ import annotations
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 PROFILES = {
-    "quick": dict(max_examples=8, derandomize=True),
+    "quick": dict(max_examples=8, derandomize=True, phases=[Phase.explicit, Phase.reuse, Phase.generate]),
     "ci": dict(max_examples=30, derandomize=True),
     "thorough": dict(max_examples=300, derandomize=False),
 }

@@ -9,6 +9,11 @@ controller) moves it from the report into FILE, one line per test, flushed at
 once so that an interrupted audit keeps everything finished so far. The
 collected test -> clauses map goes to FILE.collected.json, so that a test whose
 worker died, and so produced no record, can still be charged to its clauses.
+
+While a test runs, its process keeps FILE.running/<pid>.json saying which test
+it runs since when: the audit's watchdog (dropnorm/audit.py) reads it to stop a
+worker whose test overruns its time limit, even one stuck in native code.
+Warnings raised during a test go to FILE as "warning" events.
 """
 from __future__ import annotations
 
@@ -68,7 +73,11 @@ def _counterexample(exc) -> str | None:
 
 
 def _error_text(exc) -> str:
-    text = f"{type(exc).__name__}: {exc}"
+    subs = getattr(exc, "exceptions", None)
+    if subs:  # hypothesis found several distinct failures: name each
+        text = f"{len(subs)} distinct failures: " + " | ".join(f"{type(e).__name__}: {e}" for e in subs)
+    else:
+        text = f"{type(exc).__name__}: {exc}"
     return text if len(text) <= 2000 else text[:2000] + " ..."
 
 
@@ -100,6 +109,34 @@ def pytest_runtest_makereport(item, call):
         reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr or "")
         record["skip_reason"] = getattr(rep, "wasxfail", "") or reason
     rep.user_properties.append((PROPERTY, json.dumps(record, default=str)))
+
+
+def _running_dir(config) -> pathlib.Path | None:
+    path = _path(config)
+    return None if path is None else path.with_name(path.name + ".running")
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    directory = _running_dir(item.config)
+    if directory is None:
+        yield
+        return
+    directory.mkdir(exist_ok=True)
+    marker = directory / f"{os.getpid()}.json"
+    _write_atomic(marker, json.dumps({"nodeid": item.nodeid, "pid": os.getpid(), "started": time.time()}))
+    try:
+        yield
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+def pytest_warning_recorded(warning_message, when, nodeid, location):
+    writer = getattr(_CONFIG[0], "_dropnorm_writer", None) if _CONFIG[0] is not None else None
+    if writer is not None and nodeid:
+        writer.write({"event": "warning", "nodeid": nodeid,
+                      "message": f"{warning_message.category.__name__}: {warning_message.message}"[:1000],
+                      "where": f"{warning_message.filename}:{warning_message.lineno}"})
 
 
 class _Writer:
@@ -136,8 +173,8 @@ def pytest_runtest_logreport(report):
              "duration": report.duration, "worker": _worker(report)}
     entry.update(json.loads(records[0]) if records else {"crash": str(report.longrepr)[-4000:]})
     if report.outcome == "failed" and not records:
-        entry["error"] = "the test process stopped: " + str(report.longrepr).strip().splitlines()[-1][:500] \
-            if str(report.longrepr).strip() else "the test process stopped"
+        last = str(report.longrepr).strip().splitlines()[-1][:500] if str(report.longrepr).strip() else ""
+        entry["error"] = f"the worker process died while running this test (a crash, os._exit or a kill): {last}"
     if report.capstdout or report.capstderr:
         entry["output"] = (report.capstdout + report.capstderr)[-4000:]
     writer.write(entry)

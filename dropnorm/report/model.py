@@ -24,10 +24,15 @@ STATUSES = ("fail", "error", "deviation", "pass", "not-provided", "skip")  # wor
 FAILING = ("fail", "error")
 
 
-def read_records(path: pathlib.Path) -> tuple[list[dict], dict]:
-    """The test records of a results file, the last one per test; and the run's events."""
+def read_records(path: pathlib.Path, timeouts: dict[str, float] | None = None) -> tuple[list[dict], dict]:
+    """The test records of a results file, one per test; and the run's events.
+
+    timeouts: nodeid -> the limit in seconds, for the tests whose worker the audit's watchdog stopped.
+    Warnings raised by a test are attached to its record (as output).
+    """
     tests: dict[str, dict] = {}
     events: dict = {}
+    warned: dict[str, list[str]] = {}
     if not path.exists():
         return [], events
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -40,8 +45,18 @@ def read_records(path: pathlib.Path) -> tuple[list[dict], dict]:
             previous = tests.get(entry["nodeid"])
             if previous is None or previous["outcome"] != "failed":
                 tests[entry["nodeid"]] = entry
+        elif entry.get("event") == "warning":
+            warned.setdefault(entry["nodeid"], []).append(f"{entry['message']} ({entry['where']})")
         else:
             events[entry.get("event")] = entry
+    for nodeid, limit in (timeouts or {}).items():
+        rec = tests.setdefault(nodeid, {"event": "test", "nodeid": nodeid, "when": "call", "duration": limit})
+        rec.update(outcome="failed", violations=None,
+                   error=f"timed out: still running after {limit:g} s, so the audit stopped its worker process")
+    for nodeid, messages in warned.items():
+        if nodeid in tests:
+            rec = tests[nodeid]
+            rec["output"] = ((rec.get("output") or "") + "\n".join(["warnings:"] + messages))[-4000:]
     return list(tests.values()), events
 
 

@@ -1,0 +1,151 @@
+"""The audit meets broken code (issue: a harness misbehaving implementations cannot break).
+
+tests/misbehaving/ holds implementations that raise, crash their process, hang in native code
+holding the GIL, tamper with global state, return the wrong kind of output, or print and
+warn. Each is audited once (quick profile, a few clauses); every audit must complete with a
+valid report and the right status on the right clause, and the rest must still be audited.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+
+from dropnorm import isolation
+from dropnorm.report import files
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+MISBEHAVING = ROOT / "tests" / "misbehaving"
+AUDITS = {
+    "crashes": ["DO-P0-01", "D2-TRAIN-01", "BN-EVAL-01", "BN-TRAIN-01"],
+    "stalls": ["DO-TRAIN-01", "DO-P0-01", "D2-API-01", "BN-TRAIN-01"],
+    "talks": ["DO-P0-01", "D2-EVAL-01", "BN-DEFAULT-01"],
+}
+TIMEOUT = 5  # seconds: the hanging Dropout of stalls.py is stopped after this
+
+
+def _audit(name: str, directory: pathlib.Path) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "dropnorm.cli", "audit", f"--impl=torch-module:{MISBEHAVING / name}.py",
+           "--profile=quick", "--jobs=1", f"--timeout={TIMEOUT}", f"--report-dir={directory}",
+           *[f"--clause={c}" for c in AUDITS[name]]]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory):
+    """name -> (report, CompletedProcess); the audits run two at a time."""
+    dirs = {name: tmp_path_factory.mktemp(name) for name in AUDITS}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = dict(zip(dirs, pool.map(lambda n: _audit(n, dirs[n]), dirs)))
+    out = {}
+    for name, run in runs.items():
+        assert run.returncode == 1, f"{name}: exit {run.returncode}\n{run.stderr[-3000:]}"
+        report = files.load_report(dirs[name])  # valid against the schema
+        assert report["complete"], f"{name}: the audit did not complete"
+        out[name] = (report, run)
+    return out
+
+
+def status(report: dict, cid: str) -> tuple[str, str]:
+    e = next(e for e in report["clauses"] if e["id"] == cid)
+    return e["status"], e["reason"]
+
+
+def test_raising_on_valid_input_is_an_error_with_the_exception_shown(audited):
+    got, reason = status(audited["crashes"][0], "DO-P0-01")
+    assert got == "error" and "NotImplementedError: dropout kernel <b>not built</b>" in reason
+
+
+@pytest.mark.parametrize("cid", ["D2-TRAIN-01", "BN-EVAL-01"])
+def test_a_dead_worker_is_charged_to_the_clause_it_was_running(audited, cid):
+    """SIGSEGV (Dropout2d) and os._exit (BatchNorm eval): error on that clause, the worker is
+    replaced, and BatchNorm's training clause is still audited and passes."""
+    report = audited["crashes"][0]
+    got, reason = status(report, cid)
+    assert got == "error" and "worker process died" in reason
+    assert status(report, "BN-TRAIN-01")[0] == "pass"
+
+
+def test_a_hang_in_native_code_is_stopped_and_reported(audited):
+    report, run = audited["stalls"]
+    got, reason = status(report, "DO-TRAIN-01")
+    assert got == "error" and f"timed out: still running after {TIMEOUT} s" in reason
+    assert status(report, "DO-P0-01")[0] == "pass"  # the same Dropout, audited after the kill
+    assert report["environment"]["time_limit_s"] == TIMEOUT
+
+
+def test_wrong_error_type_fails_the_clause(audited):
+    got, reason = status(audited["stalls"][0], "D2-API-01")
+    assert got == "fail" and "got TypeError" in reason and "expected ValueError" in reason
+
+
+def test_global_state_change_is_reported_and_not_inherited(audited):
+    got, reason = status(audited["stalls"][0], "BN-TRAIN-01")
+    assert got == "error" and "torch default dtype from torch.float32 to torch.float64" in reason
+
+
+def test_wrong_output_type_and_shape(audited):
+    report = audited["talks"][0]
+    got, reason = status(report, "D2-EVAL-01")
+    assert got == "error" and "returned ndarray, expected a torch.Tensor" in reason
+    got, reason = status(report, "BN-DEFAULT-01")
+    assert got == "fail" and "got shape (3,), expected (6, 3)" in reason
+
+
+def test_printing_and_warnings_are_kept_in_the_report_not_the_progress(audited):
+    report, run = audited["talks"]
+    assert status(report, "DO-P0-01")[0] == "pass"
+    entry = next(e for e in report["clauses"] if e["id"] == "DO-P0-01")
+    text = "\n".join(o["text"] for o in entry["output"])
+    assert "CHATTY-STDOUT" in text and "CHATTY-STDERR" in text and "CHATTY-WARNING" in text
+    assert "CHATTY" not in run.stderr and "CHATTY" not in run.stdout
+
+
+@pytest.mark.parametrize("change,restore_check", [
+    (lambda: torch.set_default_dtype(torch.float64), lambda: torch.get_default_dtype() == torch.float32),
+    (lambda: torch.set_grad_enabled(False), lambda: torch.is_grad_enabled()),
+    (lambda: torch.use_deterministic_algorithms(True), lambda: not torch.are_deterministic_algorithms_enabled()),
+    (lambda: torch.set_num_threads(max(1, torch.get_num_threads() + 1)), None),
+    (lambda: torch.set_anomaly_enabled(True), lambda: not torch.is_anomaly_enabled()),
+    (lambda: np.random.rand(3), None),
+    (lambda: warnings.simplefilter("ignore"), None),
+], ids=["default-dtype", "grad-mode", "deterministic", "threads", "anomaly", "numpy-rng", "warnings"])
+def test_each_kind_of_global_state_is_restored_and_reported(change, restore_check):
+    snapshot = isolation.Snapshot.take()
+    before = (torch.get_num_threads(), np.random.get_state()[1].copy(), list(warnings.filters))
+    change()
+    with pytest.raises(isolation.GlobalStateChanged, match="changed global state"):
+        isolation.check_restored(snapshot)
+    assert restore_check is None or restore_check()
+    assert torch.get_num_threads() == before[0]
+    assert (np.random.get_state()[1] == before[1]).all() and list(warnings.filters) == before[2]
+    isolation.check_restored(snapshot)  # nothing left to report
+
+
+def test_report_files_stay_inside_the_report_directory(tmp_path):
+    for bad in ("../escape.py", "/etc/passwd", "a/b.py", "", ".hidden"):
+        with pytest.raises(ValueError, match="not a plain file name"):
+            files.inside(tmp_path, bad)
+    assert files.inside(tmp_path, "repro-DO-TRAIN-01.py").parent == tmp_path
+
+
+def test_same_seed_reproduces_the_same_results(tmp_path):
+    """Two audits with --seed 7 draw the same examples: identical statuses and statistics."""
+    reports = []
+    for i in range(2):
+        cmd = [sys.executable, "-m", "dropnorm.cli", "audit", "--impl=reference", "--profile=quick", "--jobs=1",
+               "--seed=7", "--clause=DO-TRAIN-02", "--clause=BN-TRAIN-02", f"--report-dir={tmp_path / str(i)}"]
+        run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, run.stderr[-2000:]
+        reports.append(files.load_report(tmp_path / str(i)))
+    a, b = ([{k: e[k] for k in ("id", "status", "statistics", "tolerance", "trajectories")}
+             for e in r["clauses"]] for r in reports)
+    assert a == b and reports[0]["environment"]["seed"] == 7 and not reports[0]["environment"]["derandomized"]
+    assert json.dumps(a)  # plain data
