@@ -73,6 +73,7 @@ class Target:
     target: str
     sha256: str | None
     description: str
+    convention: str = "torch"  # the documented convention it is checked against (spec/conventions.toml)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -142,7 +143,8 @@ def load_target(opts: Options) -> Target:
         raise UsageError(f"{impl.describe()} provides none of {', '.join(constructors)}: nothing to audit")
     target = getattr(impl, "target", spec)
     sha = environment.file_sha256(target) if target.endswith(".py") and os.path.isfile(target) else None
-    return Target(spec, impl.name, str(impl.version), target, sha, impl.describe())
+    from dropnorm import conventions
+    return Target(spec, impl.name, str(impl.version), target, sha, impl.describe(), conventions.of(impl).name)
 
 
 def slug(text: str) -> str:

@@ -4,6 +4,7 @@
   dropnorm clauses  list the spec's clauses
   dropnorm report   re-render report.md and report.html from a report.json
   dropnorm compare  what changed between two reports (exit 1 on a regression)
+  dropnorm matrix   audit every installed implementation into one conformance matrix
 
 Exit status: 0 success/conformant, 1 not conformant (or a regression), 2 usage
 errors and implementations that cannot be loaded or tested, 130 interrupted.
@@ -60,7 +61,31 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("a", help="report directory or report.json (before)")
     m.add_argument("b", help="report directory or report.json (after)")
     m.add_argument("--json", action="store_true")
+    x = sub.add_parser("matrix", help="audit every installed implementation (or collect reports) into one matrix")
+    x.add_argument("--impl", action="append", default=[], help="audit these (default: every installed one)")
+    x.add_argument("--from", dest="sources", action="append", default=[], metavar="REPORT",
+                   help="use this report directory or report.json instead of auditing (repeatable)")
+    x.add_argument("--profile", default=profiles.DEFAULT, choices=list(profiles.PROFILES))
+    x.add_argument("--jobs", default="auto")
+    x.add_argument("--out", default="reports/matrix", help="where matrix.md, matrix.html and the reports go")
     return p
+
+
+def cmd_matrix(args, argv) -> int:
+    from dropnorm import matrix
+    from dropnorm.report import files
+    out = pathlib.Path(args.out)
+    if args.sources:
+        reports, problems = [files.load_report(s) for s in args.sources], {}
+    else:
+        impls = args.impl or matrix.installed()
+        reports, problems = matrix.audit_all(impls, out, args.profile, args.jobs)
+    if not reports:
+        from dropnorm.audit import UsageError
+        raise UsageError("no implementation could be audited: " + "; ".join(f"{k}: {v}" for k, v in problems.items()))
+    matrix.write(out, reports, problems)
+    print(f"wrote {out / 'matrix.md'} and {out / 'matrix.html'} ({len(reports)} implementations)")
+    return 0
 
 
 def cmd_audit(args, argv) -> int:
@@ -100,7 +125,8 @@ def cmd_compare(args, argv) -> int:
     return 1 if diff["regressed"] else 0
 
 
-COMMANDS = {"audit": cmd_audit, "clauses": cmd_clauses, "report": cmd_report, "compare": cmd_compare}
+COMMANDS = {"audit": cmd_audit, "clauses": cmd_clauses, "report": cmd_report, "compare": cmd_compare,
+            "matrix": cmd_matrix}
 
 
 def main(argv: list[str] | None = None) -> int:

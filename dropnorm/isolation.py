@@ -45,15 +45,27 @@ class Snapshot:
             if now[key] != before:
                 changed.append(f"{key} from {before!r} to {now[key]!r}")
                 _SETTERS[key](before)
-        if list(warnings.filters) != self.filters:
-            changed.append("the warnings filters")
-            warnings.filters[:] = self.filters
+        added = [f for f in warnings.filters if f not in self.filters]
+        removed = [f for f in self.filters if f not in warnings.filters]
+        blanket = [f for f in added if _blanket(f)]
+        if blanket or removed:
+            changed.append(f"the warnings filters (added {blanket}, removed {removed})")
+            # a library imported during the test may register its own targeted filters: those stay
+            warnings.filters[:] = [f for f in added if f not in blanket] + self.filters
             warnings._filters_mutated()
         digest = _numpy_rng_digest()
         np.random.set_state(self.numpy_rng)
         if digest != _numpy_rng_digest():
             changed.append("numpy's global random state (np.random)")
         return changed
+
+
+def _blanket(f: tuple) -> bool:
+    """A filter on every warning of a built-in category, from any module (simplefilter-like): what an
+    implementation must not install. A filter for one message, module or library-defined category is
+    what importing a library (sympy, say) registers, and is left alone."""
+    _action, message, category, module, _lineno = f
+    return message is None and module is None and getattr(category, "__module__", "") == "builtins"
 
 
 def _torch():
