@@ -42,6 +42,7 @@ class Context:
     measurements: list = field(default_factory=list)
     examples: int = 0                                # hypothesis examples run (dropnorm.strategies.given)
     inputs: set = field(default_factory=set)         # (dtype, layout) pairs passed to layers
+    example_inputs: set = field(default_factory=set)  # the same, for the current example only
 
 
 _ctx = [Context()]
@@ -55,6 +56,16 @@ def set_context(ctx: Context) -> None:
     _ctx[0] = ctx
 
 
+def _deviation(clause: str, condition: str) -> Deviation | None:
+    """The recorded deviation covering this check in the current example, if any."""
+    ctx = context()
+    for key in ((clause, condition), (clause, "*")):
+        dev = ctx.deviations.get(key)
+        if dev is not None and (not dev.dtypes or {d for d, _ in ctx.example_inputs} & set(dev.dtypes)):
+            return dev
+    return None
+
+
 def check(ok: bool, clause: str, condition: str, message: str, *, observed=None, expected=None) -> None:
     """The one place a clause can fail. observed/expected: the values, for the report."""
     __tracebackhide__ = True
@@ -62,7 +73,7 @@ def check(ok: bool, clause: str, condition: str, message: str, *, observed=None,
         raise KeyError(f"check cites unknown clause {clause!r}")
     if ok:
         return
-    dev: Deviation | None = context().deviations.get((clause, condition))
+    dev = _deviation(clause, condition)
     if dev is not None:
         context().observed.setdefault((clause, condition), (dev, message))
         return

@@ -11,6 +11,8 @@ import sys
 import tomllib
 from dataclasses import dataclass
 
+from dropnorm.dtypes import DTYPES
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SPEC_DIR = ROOT / "spec"
 LEVELS = ("MUST", "SHOULD")
@@ -32,12 +34,18 @@ class Clause:
 
 @dataclass(frozen=True)
 class Deviation:
-    """An accepted departure from one check: a clause and a named condition within it."""
+    """An accepted departure from one check: a clause and a named condition within it.
+
+    condition "*" matches every condition of the clause; dtypes, when given, restrict the
+    deviation to examples whose inputs have one of these dtypes (a framework that computes
+    float64 in float32 deviates in float64 only: its float32 results are still checked).
+    """
 
     clause: str
     condition: str
     reason: str
     evidence: str
+    dtypes: tuple[str, ...] = ()
 
 
 class SpecError(ValueError):
@@ -79,7 +87,14 @@ def load_deviations(path: str | pathlib.Path) -> dict[tuple[str, str], Deviation
             raise SpecError(f"{path}: deviation #{i + 1} lacks {sorted(missing)}")
         if raw["clause"] not in known:
             raise SpecError(f"{path}: deviation #{i + 1} names unknown clause {raw['clause']!r}")
-        d = Deviation(raw["clause"], raw["condition"], raw["reason"], raw["evidence"])
+        dtypes = tuple(raw.get("dtypes", ()))
+        bad = [d for d in dtypes if d not in DTYPES]
+        if bad:
+            raise SpecError(f"{path}: deviation #{i + 1} names unknown dtypes {bad}; known: {list(DTYPES)}")
+        if raw["condition"] == "*" and not dtypes:
+            raise SpecError(f"{path}: deviation #{i + 1}: condition '*' (every check of {raw['clause']}) needs "
+                            "dtypes, so that it cannot hide the clause's other failures")
+        d = Deviation(raw["clause"], raw["condition"], raw["reason"], raw["evidence"], dtypes)
         out[(d.clause, d.condition)] = d
     return out
 

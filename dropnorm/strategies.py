@@ -25,6 +25,7 @@ def given(*args, **kwargs):
         def run_example(*a, **kw):
             repro.reset()
             checks.context().examples += 1
+            checks.context().example_inputs.clear()
             return test(*a, **kw)
         return hypothesis.given(*args, **kwargs)(run_example)
     return decorate

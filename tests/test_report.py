@@ -219,3 +219,17 @@ def test_hostile_strings_stay_text_in_the_browser(defect_run, tmp_path):
     assert "<title>pwned</title>" not in dom, "an implementation's string ran as a script"
     assert "<img src=\"x\"" not in dom and "&lt;img src=x onerror=alert(1)&gt;" in dom
     assert not _console_errors(stderr), _console_errors(stderr)
+
+
+def test_matrix_from_reports(torch_run, defect_run, tmp_path):
+    """`dropnorm matrix --from A --from B`: one column per implementation, its convention in the
+    top rows, one row per clause audited, the defect's failure marked."""
+    run = dropnorm("matrix", "--from", str(torch_run[0]), "--from", str(defect_run[0]), "--out", str(tmp_path))
+    assert run.returncode == 0, run.stderr
+    md = (tmp_path / "matrix.md").read_text()
+    assert "| torch " in md and "no_inverted_scaling" in md
+    assert "| momentum weighs | new batch | new batch |" in md
+    assert "| DO-TRAIN-01 (MUST) | pass | FAIL |" in md
+    assert "| **conformant** | yes | **no** |" in md
+    page = (tmp_path / "matrix.html").read_text()
+    assert '<td class="fail" title="DO-TRAIN-01/scale' in page

@@ -54,7 +54,9 @@ def _noting_inputs(method):
     @functools.wraps(method)
     def wrapper(self, *args, dtype="float32", layout="contiguous", **kwargs):
         from dropnorm import checks
-        checks.context().inputs.add((dtype, layout))
+        ctx = checks.context()
+        ctx.inputs.add((dtype, layout))
+        ctx.example_inputs.add((dtype, layout))
         return method(self, *args, dtype=dtype, layout=layout, **kwargs)
     return wrapper
 

@@ -31,6 +31,7 @@ Not provided: inplace, momentum=None, track_running_stats=False, gradcheck.
 from __future__ import annotations
 
 import os
+import random
 import sys
 import weakref
 
@@ -108,7 +109,12 @@ class KerasImplementation(Implementation):
     def seed(self, seed):
         repro.record(f"impl.seed({seed!r})")
         self._seed = int(seed)
+        # set_random_seed also seeds Python's and numpy's global generators, which Keras layers do not
+        # draw from: keep those as they were (the suite restores and reports changes to them)
+        py_state, np_state = random.getstate(), np.random.get_state()
         self.keras.utils.set_random_seed(int(seed) % 2 ** 32)
+        random.setstate(py_state)
+        np.random.set_state(np_state)
         for layer in list(self._live):
             self._reset(layer, int(seed))
 

@@ -1,0 +1,36 @@
+"""Other frameworks' layers, audited as a user would (`dropnorm audit --impl NAME`, quick profile).
+
+Each framework is an optional extra (pyproject.toml); its test skips, saying which extra to
+install, when the framework is absent. CI installs keras and onnx. A framework passes here when
+the audit completes and every departure is either its documented convention (a parameter of
+the tests, spec/conventions.toml) or a recorded deviation (spec/deviations/<impl>.toml): any
+new fail or error is a regression, of the framework or of its adapter.
+"""
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from dropnorm import matrix
+from dropnorm.adapters import FRAMEWORKS
+from dropnorm.report import files
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("framework", [i for i in matrix.CANDIDATES if i in FRAMEWORKS])
+def test_framework_audit_has_no_unrecorded_failure(framework, tmp_path):
+    impl = framework
+    if impl not in matrix.installed():
+        pytest.skip(f"{impl} is not installed (pip install -e '.[{FRAMEWORKS[impl][1]}]')")
+    run = subprocess.run([sys.executable, "-m", "dropnorm.cli", "audit", f"--impl={impl}", "--profile=quick",
+                          "--jobs=1", "--quiet", f"--report-dir={tmp_path}"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
+    report = files.load_report(tmp_path)
+    failing = {e["id"]: e["reason"][:300] for e in report["clauses"] if e["status"] in ("fail", "error")}
+    assert run.returncode == 0 and not failing, f"{impl}: exit {run.returncode}, failing {failing}"
+    assert report["complete"] and report["summary"]["pass"] > 0
+    assert report["implementation"]["convention"] != "" and report["environment"]["device"] == "cpu"
