@@ -10,10 +10,13 @@ are validated. It must pass every clause:
 
 It is also the base of the defect catalogue (dropnorm/zoo/defects/) and of the
 correct variants (dropnorm/zoo/variants/): every step of the computation is a
-small method, so a defect or a variant overrides exactly one of them.
-  dropout:   check_p, mask_shape, draw_keep, scale, apply, forward
-  batchnorm: check_args, check_input, work_dtype, batch_stats, normalize, affine_transform,
-             eval_stats, momentum_factor, running_var_sample, blend, count, update_running
+small method, so a defect or a variant overrides exactly one of them
+(dropnorm/zoo/build.py derives the classes).
+  dropout:   check_p, active, mask_shape, draw_keep, scale, apply, dropped, output
+  batchnorm: check_args, check_shape, check_values, work_dtype, working_copy,
+             uses_batch_stats, batch_stats, eval_stats, normalize, affine_transform,
+             output, updates_running, update_running, count, momentum_factor,
+             running_var_sample, blend, carries_statistics
 """
 import math
 import numbers
@@ -73,19 +76,28 @@ class _DropoutNd(nn.Module):
         return torch.where(keep, x * scale, torch.zeros((), dtype=x.dtype, device=x.device))
 
     def dropped(self, x):
-        """The training output for 0 < p < 1."""
+        """The training output for p > 0."""
+        if self.p == 1.0:
+            return torch.zeros_like(x)  # no x * 1/0
         return self.apply(x, self.draw_keep(self.mask_shape(x), x), self.scale(x))
 
-    def forward(self, x):
-        if not self.training or self.p == 0.0:
-            return x
-        self.mask_shape(x)  # input checks, also at p = 1
-        y = torch.zeros_like(x) if self.p == 1.0 else self.dropped(x)
+    def active(self):
+        """Dropout acts in training mode only, and not at all for p = 0."""
+        return self.training and self.p > 0.0
+
+    def output(self, x, y):
+        """inplace=True writes y into x and returns x; otherwise y is a new tensor."""
         if self.inplace:
             with torch.no_grad():
                 x.copy_(y)
             return x
         return y
+
+    def forward(self, x):
+        if not self.active():
+            return x
+        self.mask_shape(x)  # input checks, also at p = 1
+        return self.output(x, self.dropped(x))
 
     def extra_repr(self):
         return f"p={self.p}, inplace={self.inplace}"
@@ -131,11 +143,14 @@ class _BatchNorm(nn.Module):
         if momentum is not None:
             check_probability("momentum", momentum)
 
-    def check_input(self, x):
+    def check_shape(self, x):
         if x.dim() not in self.ranks:
             raise ValueError(f"{type(self).__name__} expects input rank in {self.ranks}, got shape {tuple(x.shape)}")
         if x.shape[1] != self.num_features:
             raise ValueError(f"expected {self.num_features} channels, got input shape {tuple(x.shape)}")
+
+    def check_values(self, x):
+        """Training needs more than one value per channel (the variance is undefined)."""
         if self.training and x.numel() == x.shape[1]:
             raise ValueError(f"more than 1 value per channel is needed in training, got shape {tuple(x.shape)}")
 
@@ -143,6 +158,9 @@ class _BatchNorm(nn.Module):
     def work_dtype(x):
         """Accumulate in at least float32."""
         return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+    def working_copy(self, x):
+        return x.to(self.work_dtype(x))
 
     @staticmethod
     def axes(x):
@@ -152,6 +170,12 @@ class _BatchNorm(nn.Module):
     @staticmethod
     def per_channel(v, x):
         return v.view((1, -1) + (1,) * (x.dim() - 2))
+
+    def uses_batch_stats(self):
+        return self.training or not self.track_running_stats
+
+    def updates_running(self):
+        return self.training and self.track_running_stats
 
     def batch_stats(self, xw):
         """Per-channel mean and biased variance, two-pass."""
@@ -169,26 +193,22 @@ class _BatchNorm(nn.Module):
         w, b = self.weight.to(xhat.dtype), self.bias.to(xhat.dtype)
         return xhat * self.per_channel(w, xhat) + self.per_channel(b, xhat)
 
-    def uses_batch_stats(self):
-        return self.training or not self.track_running_stats
+    @staticmethod
+    def output(y, x):
+        return y.to(x.dtype)
 
     def forward(self, x):
-        self.check_input(x)
-        xw = x.to(self.work_dtype(x))
-        n = x.numel() // x.shape[1]
-        if self.uses_batch_stats():
-            if n == 0:
-                self.count()
-                return x.clone()
-            mean, var = self.batch_stats(xw)
-            if self.training and self.track_running_stats:
-                self.update_running(mean.detach(), var.detach(), n)
-        else:
-            mean, var = self.eval_stats(xw)
+        self.check_shape(x)
+        self.check_values(x)
+        xw = self.working_copy(x)
+        mean, var = self.batch_stats(xw) if self.uses_batch_stats() else self.eval_stats(xw)
         y = self.normalize(xw, mean, var)
         if self.affine:
             y = self.affine_transform(y)
-        return y.to(x.dtype)
+        if self.updates_running():
+            stats = (mean, var) if self.uses_batch_stats() else self.batch_stats(xw)
+            self.update_running(stats[0].detach(), stats[1].detach(), x.shape)
+        return self.output(y, x)
 
     def count(self):
         if self.training and self.track_running_stats:
@@ -199,8 +219,9 @@ class _BatchNorm(nn.Module):
         return 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
 
     @staticmethod
-    def running_var_sample(var, n):
-        """The unbiased batch variance that the running variance averages."""
+    def running_var_sample(var, shape):
+        """The unbiased batch variance that the running variance averages: n/(n-1) var."""
+        n = math.prod(shape) // shape[1]
         return var * (n / (n - 1))
 
     @staticmethod
@@ -208,13 +229,20 @@ class _BatchNorm(nn.Module):
         """(1 - m) * running + m * batch, in the batch statistic's precision."""
         return (1 - m) * running.to(batch.dtype) + m * batch
 
+    @staticmethod
+    def carries_statistics(shape):
+        """An empty batch has no statistics and leaves the running ones alone (BN-TRAIN-07)."""
+        return math.prod(shape) > 0
+
     @torch.no_grad()
-    def update_running(self, mean, var, n):
+    def update_running(self, mean, var, shape):
         self.count()
+        if not self.carries_statistics(shape):
+            return
         m = self.momentum_factor()
         dt = self.running_mean.dtype
         self.running_mean.copy_(self.blend(self.running_mean, mean, m).to(dt))
-        self.running_var.copy_(self.blend(self.running_var, self.running_var_sample(var, n), m).to(dt))
+        self.running_var.copy_(self.blend(self.running_var, self.running_var_sample(var, shape), m).to(dt))
 
 
 class BatchNorm1d(_BatchNorm):
