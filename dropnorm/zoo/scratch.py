@@ -13,7 +13,7 @@ correct variants (dropnorm/zoo/variants/): every step of the computation is a
 small method, so a defect or a variant overrides exactly one of them
 (dropnorm/zoo/build.py derives the classes).
   dropout:   check_p, active, mask_shape, draw_keep, scale, apply, dropped, output
-  batchnorm: check_args, check_shape, check_values, work_dtype, working_copy,
+  batchnorm: check_args, check_eps, check_momentum, check_shape, check_values, work_dtype, working_copy,
              uses_batch_stats, batch_stats, eval_stats, normalize, affine_transform,
              output, updates_running, update_running, count, momentum_factor,
              running_var_sample, blend, carries_statistics
@@ -139,7 +139,15 @@ class _BatchNorm(nn.Module):
     def check_args(self, num_features, eps, momentum):
         if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
             raise ValueError(f"num_features must be a positive int, got {num_features!r}")
+        self.check_eps(eps)
+        self.check_momentum(momentum)
+
+    @staticmethod
+    def check_eps(eps):
         check_eps(eps)
+
+    @staticmethod
+    def check_momentum(momentum):
         if momentum is not None:
             check_probability("momentum", momentum)
 
