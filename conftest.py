@@ -5,6 +5,9 @@
                        reference and the suite's own from-scratch layers.
   --deviations FILE    extra accepted deviations (TOML, as spec/deviations/torch.toml)
   --device cpu|cuda    where torch implementations run
+  --clause ID          run only the tests citing clause ID (repeatable)
+  --layer LAYER        run only the tests of dropout, dropout2d or batchnorm clauses (repeatable)
+  --dropnorm-results F one JSON line per test outcome (dropnorm/pytest_results.py; used by dropnorm audit)
   --hypothesis-profile quick | ci (default) | thorough
   --hypothesis-seed N  takes effect even though ci is derandomized
 """
@@ -14,21 +17,20 @@ import os
 import pathlib
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import settings
 
-from dropnorm import checks, repro
+from dropnorm import checks, profiles, repro
 from dropnorm.adapters import IMPL_HELP, ImplSpecError, NotProvided, load, normalize
-from dropnorm.spec import SpecError, clauses, default_deviations_file, load_deviations
+from dropnorm.spec import LAYERS, SpecError, clauses, default_deviations_file, load_deviations
+
+pytest_plugins = ["dropnorm.pytest_results"]
 
 ROOT = pathlib.Path(__file__).resolve().parent
 SCRATCH_IMPL = "torch-module:dropnorm.zoo.scratch"
 DEFAULT_IMPLS = ("torch", "reference", SCRATCH_IMPL)
 
-_common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.differing_executors])
-settings.register_profile("quick", max_examples=8, derandomize=True, database=None, **_common)
-settings.register_profile("ci", max_examples=30, derandomize=True, database=None, print_blob=True, **_common)
-settings.register_profile("thorough", max_examples=300, derandomize=False, print_blob=True, **_common)
-settings.load_profile(os.environ.get("DROPNORM_PROFILE", "ci"))
+profiles.register()
+settings.load_profile(os.environ.get("DROPNORM_PROFILE", profiles.DEFAULT))
 
 LAYER_CLASSES = {"dropout": ("Dropout",), "dropout2d": ("Dropout2d",),
                  "batchnorm": ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d")}
@@ -39,6 +41,10 @@ def pytest_addoption(parser):
     group.addoption("--impl", action="append", default=None, help=f"implementation under test: {IMPL_HELP}")
     group.addoption("--deviations", action="append", default=[], help="TOML file of accepted deviations")
     group.addoption("--device", default="cpu", choices=("cpu", "cuda"), help="device for torch implementations")
+    group.addoption("--clause", action="append", default=[], metavar="ID",
+                    help="run only the tests citing this clause (repeatable)")
+    group.addoption("--layer", action="append", default=[], choices=LAYERS,
+                    help="run only the tests of this layer's clauses (repeatable)")
 
 
 @pytest.hookimpl(trylast=True)
@@ -60,6 +66,9 @@ def pytest_configure(config):
     except (ImplSpecError, SpecError) as e:
         raise pytest.UsageError(str(e)) from None
     config.dropnorm_extra_deviations = extra
+    unknown = [c for c in config.getoption("clause") if c not in clauses()]
+    if unknown:
+        raise pytest.UsageError(f"--clause: unknown clause {', '.join(unknown)}; `dropnorm clauses` lists them")
     if config.getoption("device") == "cuda":
         import torch
         if not torch.cuda.is_available():
@@ -105,6 +114,21 @@ def pytest_collection_modifyitems(config, items):
     unknown = sorted({(item.nodeid, cid) for item in items for cid in _item_clauses(item) if cid not in known})
     if unknown:
         raise pytest.UsageError("tests cite unknown clauses: " + "; ".join(f"{n} -> {c}" for n, c in unknown))
+    wanted = selected_clauses(config)
+    if wanted is not None:
+        keep = [item for item in items if wanted & set(_item_clauses(item))]
+        drop = [item for item in items if item not in keep]
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+            items[:] = keep
+
+
+def selected_clauses(config) -> set[str] | None:
+    """The clauses chosen with --clause and --layer (their union), or None for all."""
+    ids, layers = config.getoption("clause"), config.getoption("layer")
+    if not ids and not layers:
+        return None
+    return set(ids) | {cid for cid, c in clauses().items() if c.layer in layers}
 
 
 @pytest.fixture(autouse=True)

@@ -17,14 +17,21 @@ import numpy as np
 from dropnorm import repro
 from dropnorm.spec import Deviation, clauses
 
-__all__ = ["ClauseViolation", "check", "assert_equal", "assert_close", "assert_dtype", "assert_shape",
+__all__ = ["ClauseViolation", "check", "measure", "assert_equal", "assert_close", "assert_dtype", "assert_shape",
            "assert_binomial", "context"]
 
 
 class ClauseViolation(AssertionError):
-    def __init__(self, clause: str, condition: str, message: str):
-        self.clause, self.condition = clause, condition
-        super().__init__(f"{clause}/{condition}: {message}\n\nReproduce:\n{repro.snippet()}")
+    """A failed check: the clause, the condition within it, observed and expected values
+    (as text) and the reproduction of the failing example, kept apart for the report."""
+
+    def __init__(self, clause: str, condition: str, message: str, observed: str | None = None,
+                 expected: str | None = None):
+        self.clause, self.condition, self.message = clause, condition, message
+        self.observed, self.expected = observed, expected
+        self.reproduction = repro.snippet()
+        self.script = repro.torch_script()
+        super().__init__(f"{clause}/{condition}: {message}\n\nReproduce:\n{self.reproduction}")
 
 
 @dataclass
@@ -33,6 +40,8 @@ class Context:
     deviations: dict = field(default_factory=dict)
     observed: dict = field(default_factory=dict)   # (clause, condition) -> (Deviation, message)
     measurements: list = field(default_factory=list)
+    examples: int = 0                                # hypothesis examples run (dropnorm.strategies.given)
+    inputs: set = field(default_factory=set)         # (dtype, layout) pairs passed to layers
 
 
 _ctx = [Context()]
@@ -46,8 +55,8 @@ def set_context(ctx: Context) -> None:
     _ctx[0] = ctx
 
 
-def check(ok: bool, clause: str, condition: str, message: str) -> None:
-    """The one place a clause can fail."""
+def check(ok: bool, clause: str, condition: str, message: str, *, observed=None, expected=None) -> None:
+    """The one place a clause can fail. observed/expected: the values, for the report."""
     __tracebackhide__ = True
     if clause not in clauses():
         raise KeyError(f"check cites unknown clause {clause!r}")
@@ -57,7 +66,13 @@ def check(ok: bool, clause: str, condition: str, message: str) -> None:
     if dev is not None:
         context().observed.setdefault((clause, condition), (dev, message))
         return
-    raise ClauseViolation(clause, condition, message)
+    raise ClauseViolation(clause, condition, message,
+                          None if observed is None else str(observed), None if expected is None else str(expected))
+
+
+def measure(clause: str, condition: str, **values) -> None:
+    """Record a measurement (statistics, errors against tolerance) for the conformance report."""
+    context().measurements.append({"clause": clause, "condition": condition, **values})
 
 
 def _first_bad(bad: np.ndarray) -> tuple:
@@ -66,12 +81,14 @@ def _first_bad(bad: np.ndarray) -> tuple:
 
 def assert_shape(got, expected, clause: str, what: str) -> None:
     __tracebackhide__ = True
-    check(tuple(got) == tuple(expected), clause, "shape", f"got shape {tuple(got)}, expected {tuple(expected)} [{what}]")
+    check(tuple(got) == tuple(expected), clause, "shape", f"got shape {tuple(got)}, expected {tuple(expected)} [{what}]",
+          observed=tuple(got), expected=tuple(expected))
 
 
 def assert_dtype(got: str, expected: str, clause: str, what: str) -> None:
     __tracebackhide__ = True
-    check(got == expected, clause, "dtype", f"got dtype {got}, expected {expected} [{what}]")
+    check(got == expected, clause, "dtype", f"got dtype {got}, expected {expected} [{what}]",
+          observed=got, expected=expected)
 
 
 def assert_equal(got, expected, clause: str, condition: str, what: str) -> None:
@@ -79,13 +96,15 @@ def assert_equal(got, expected, clause: str, condition: str, what: str) -> None:
     __tracebackhide__ = True
     got, expected = np.asarray(got, np.float64), np.asarray(expected, np.float64)
     if got.shape != expected.shape:
-        check(False, clause, condition, f"got shape {got.shape}, expected {expected.shape} [{what}]")
+        check(False, clause, condition, f"got shape {got.shape}, expected {expected.shape} [{what}]",
+              observed=got.shape, expected=expected.shape)
         return
     bad = ~((got == expected) | (np.isnan(got) & np.isnan(expected)))
     if bad.any():
         i = _first_bad(bad)
-        check(False, clause, condition, f"got {got[i]!r}, expected {expected[i]!r} at index {i}; "
-                                        f"{int(bad.sum())} of {bad.size} differ [{what}]")
+        check(False, clause, condition, f"got {float(got[i])!r}, expected {float(expected[i])!r} at index {i}; "
+                                        f"{int(bad.sum())} of {bad.size} differ [{what}]",
+              observed=f"{float(got[i])!r} at index {i}", expected=repr(float(expected[i])))
 
 
 def assert_close(got, expected, atol, clause: str, condition: str, what: str, rel_note: str = "") -> float:
@@ -93,29 +112,35 @@ def assert_close(got, expected, atol, clause: str, condition: str, what: str, re
     __tracebackhide__ = True
     got, expected = np.asarray(got, np.float64), np.asarray(expected, np.float64)
     if got.shape != expected.shape:
-        check(False, clause, condition, f"got shape {got.shape}, expected {expected.shape} [{what}]")
+        check(False, clause, condition, f"got shape {got.shape}, expected {expected.shape} [{what}]",
+              observed=got.shape, expected=expected.shape)
         return float("inf")
     atol = np.broadcast_to(np.asarray(atol, np.float64), got.shape)
     err = np.abs(got - expected)
     same_nonfinite = (got == expected) | (np.isnan(got) & np.isnan(expected))
     bad = ~((err <= atol) | same_nonfinite)
-    ratio = float(np.max(np.where(same_nonfinite, 0.0, err / np.maximum(atol, 1e-300)), initial=0.0))
-    context().measurements.append({"clause": clause, "condition": condition, "max_error_over_tolerance": ratio})
+    ratios = np.where(same_nonfinite, 0.0, err / np.maximum(atol, 1e-300))
+    ratio = float(np.max(ratios, initial=0.0))
+    if ratios.size:
+        j = np.unravel_index(int(np.nanargmax(np.where(np.isnan(ratios), np.inf, ratios))), ratios.shape)
+        measure(clause, condition, kind="tolerance", max_error_over_tolerance=ratio,
+                max_error=float(err[j]), tolerance=float(atol[j]))
     if bad.any():
         i = _first_bad(bad)
         check(False, clause, condition,
-              f"got {got[i]!r}, expected {expected[i]!r} at index {i}: |error| {err[i]:.3g} > tolerance "
-              f"{atol[i]:.3g}; {int(bad.sum())} of {bad.size} outside {rel_note}[{what}]")
+              f"got {float(got[i])!r}, expected {float(expected[i])!r} at index {i}: |error| {err[i]:.3g} > tolerance "
+              f"{atol[i]:.3g}; {int(bad.sum())} of {bad.size} outside {rel_note}[{what}]",
+              observed=f"{float(got[i])!r} at index {i}", expected=f"{float(expected[i])!r} +- {atol[i]:.3g}")
     return ratio
 
 
 def assert_binomial(result, clause: str, condition: str, what: str) -> None:
     """Fail when an exact binomial test rejects (dropnorm.stats.BinomialResult)."""
     __tracebackhide__ = True
-    context().measurements.append({"clause": clause, "condition": condition, "n": result.n, "k": result.k,
-                                   "rate": result.rate, "p0": result.p0, "ci": result.ci,
-                                   "pvalue": result.pvalue, "alpha": result.alpha})
-    check(not result.rejected, clause, condition, f"{result.describe()} [{what}]")
+    measure(clause, condition, kind="binomial", n=result.n, k=result.k, rate=result.rate, p0=result.p0,
+            ci=list(result.ci), pvalue=result.pvalue, alpha=result.alpha)
+    check(not result.rejected, clause, condition, f"{result.describe()} [{what}]",
+          observed=f"rate {result.rate:.6g} (k={result.k} of n={result.n})", expected=f"rate {result.p0:.6g}")
 
 
 def read_mask(y) -> np.ndarray:
@@ -145,5 +170,6 @@ def assert_inverted_dropout(x, y, p: float, dtype: str, clause: str, what: str, 
         n, c = (int(i) for i in np.argwhere(mixed)[0])
         check(False, clause, "whole-channel",
               f"got a partly dropped plane at (sample {n}, channel {c}): {int(planes[n, c].sum())} of "
-              f"{planes.shape[2]} kept, expected all or none [{what}]")
+              f"{planes.shape[2]} kept, expected all or none [{what}]",
+              observed=f"{int(planes[n, c].sum())} of {planes.shape[2]} kept", expected="all or none")
     return planes.all(axis=2)

@@ -45,6 +45,7 @@ def test_running_statistics(impl, data):
     steps = data.draw(st.integers(1, 3), label="steps")
     rm, rv, t = case.running_mean, case.running_var, t0
     case.layer.train(True)
+    trajectory = []
     for step in range(steps):
         x = case.x if step == 0 else inputs.channels(case.seed + 10 + step, case.shape, case.dtype)
         case.layer.forward(x, dtype=case.dtype, layout=case.layout)
@@ -59,7 +60,12 @@ def test_running_statistics(impl, data):
                  f"got num_batches_tracked {state['num_batches_tracked']}, expected {t} [{what}]")
         ph.check(state["param_dtype"] == case.param_dtype, "BN-DTYPE-01", "stats-dtype",
                  f"got running statistics in {state['param_dtype']}, expected {case.param_dtype} [{what}]")
+        if state["running_mean"] is not None and state["running_var"] is not None:
+            trajectory.append([step + 1] + [float(v[0]) for v in (state["running_mean"], exp_rm,
+                                                                  state["running_var"], exp_rv)])
         rm, rv = state["running_mean"], state["running_var"]
+    # channel 0's running statistics against the reference, for the report's figure
+    ph.measure("BN-TRAIN-02", "trajectory", kind="trajectory", steps=trajectory)
 
 
 @pytest.mark.clause("BN-TRAIN-04")

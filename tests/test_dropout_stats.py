@@ -79,11 +79,12 @@ def test_expectation_preserved(impl, p, seed):
     lo, hi = stats._acceptance(n, q, stats.ALPHA)
     slack = 1e-9 * n
     pvalue = stats.binomial(int(round(k_implied)), n, q).pvalue
-    ph.context().measurements.append({"clause": "DO-MOMENT-01", "n": n, "mean_y_over_x": float(np.mean(y) / X),
-                                      "pvalue": pvalue, "alpha": stats.ALPHA})
+    ph.measure("DO-MOMENT-01", "mean", kind="mean-ratio", n=n, rate=float(np.mean(y) / X), p0=1.0,
+               ci=[lo / (n * q), hi / (n * q)], pvalue=pvalue, alpha=stats.ALPHA)
     ph.check(lo - slack <= k_implied <= hi + slack, "DO-MOMENT-01", "mean",
              f"got mean(y)/x = {np.mean(y) / X:.6f}, expected 1 within [{lo / (n * q):.6f}, {hi / (n * q):.6f}] "
-             f"(exact binomial acceptance interval at alpha {stats.ALPHA:.2g}, n = {n}) [Dropout(p={p})]")
+             f"(exact binomial acceptance interval at alpha {stats.ALPHA:.2g}, n = {n}) [Dropout(p={p})]",
+             observed=f"mean(y)/x = {np.mean(y) / X:.6g}", expected="1")
 
 
 @pytest.mark.clause("DO-TRAIN-03")

@@ -14,6 +14,7 @@ report as "not provided" (a skip), never as a pass.
 from __future__ import annotations
 
 import abc
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,11 +41,27 @@ class Output:
     extra: dict = field(default_factory=dict)
 
 
+def _noting_inputs(method):
+    """Wrap forward/forward_backward to note the dtype and layout exercised (for the report)."""
+    @functools.wraps(method)
+    def wrapper(self, *args, dtype="float32", layout="contiguous", **kwargs):
+        from dropnorm import checks
+        checks.context().inputs.add((dtype, layout))
+        return method(self, *args, dtype=dtype, layout=layout, **kwargs)
+    return wrapper
+
+
 class Layer(abc.ABC):
     """One constructed layer (Dropout, Dropout2d or BatchNorm{1,2,3}d)."""
 
     kind: str
     kwargs: dict
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in ("forward", "forward_backward"):
+            if name in cls.__dict__ and not getattr(cls.__dict__[name], "__isabstractmethod__", False):
+                setattr(cls, name, _noting_inputs(cls.__dict__[name]))
 
     @abc.abstractmethod
     def train(self, mode: bool = True) -> None: ...

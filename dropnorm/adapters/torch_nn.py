@@ -66,7 +66,7 @@ class TorchLayer(Layer):
         self.impl, self.kind, self.cls, self.kwargs, self.module = impl, kind, cls, kwargs, module
 
     def train(self, mode: bool = True) -> None:
-        repro.record(f"layer.train({mode!r})")
+        repro.record(f"layer.train({mode!r})", f"layer.train({mode!r})")
         self.module.train(mode)
 
     @property
@@ -77,7 +77,9 @@ class TorchLayer(Layer):
         return make_tensor(x, dtype, layout, self.impl.device)
 
     def forward(self, x, *, dtype="float32", layout="contiguous") -> Output:
-        repro.record(f"out = layer.forward({repro.array_literal(x)}, dtype={dtype!r}, layout={layout!r})")
+        repro.record(f"out = layer.forward({repro.array_literal(x)}, dtype={dtype!r}, layout={layout!r})",
+                     f"x = make_tensor({repro.array_literal(x)}, {dtype!r}, {layout!r}, {self.impl.device!r})\n"
+                     "with torch.no_grad():\n    y = layer(x)\nprint('y =', y)")
         t = self._input(x, dtype, layout)
         with torch.no_grad():
             y = self.module(t)
@@ -89,7 +91,12 @@ class TorchLayer(Layer):
 
     def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous") -> Output:
         repro.record(f"out = layer.forward_backward({repro.array_literal(x)}, {repro.array_literal(dy)}, "
-                     f"dtype={dtype!r}, layout={layout!r})")
+                     f"dtype={dtype!r}, layout={layout!r})",
+                     f"x = make_tensor({repro.array_literal(x)}, {dtype!r}, {layout!r}, {self.impl.device!r})"
+                     ".detach().requires_grad_(True)\nlayer.zero_grad()\ny = layer(x)\n"
+                     f"y.backward(make_tensor({repro.array_literal(dy)}, {dtype!r}, 'contiguous', "
+                     f"{self.impl.device!r}).to(y.dtype))\nprint('y =', y)\nprint('dx =', x.grad)\n"
+                     "for name, param in layer.named_parameters():\n    print('d' + name, '=', param.grad)")
         t = self._input(x, dtype, layout).detach().requires_grad_(True)
         for p in self.module.parameters():
             p.grad = None
@@ -117,8 +124,10 @@ class TorchLayer(Layer):
         return out
 
     def load(self, **values) -> None:
-        repro.record("layer.load(" + ", ".join(
-            f"{k}={repro.value_literal(v)}" for k, v in values.items()) + ")")
+        repro.record("layer.load(" + ", ".join(f"{k}={repro.value_literal(v)}" for k, v in values.items()) + ")",
+                     "with torch.no_grad():\n" + "\n".join(
+                         f"    layer.{k}.copy_(torch.as_tensor({repro.value_literal(v)}).to(layer.{k}.dtype))"
+                         for k, v in values.items()))
         with torch.no_grad():
             for key, value in values.items():
                 target = getattr(self.module, key, None)
@@ -127,7 +136,12 @@ class TorchLayer(Layer):
                 target.copy_(torch.as_tensor(np.asarray(value)).to(target.dtype))
 
     def roundtrip(self) -> "TorchLayer":
-        repro.record("layer = layer.roundtrip()")
+        repro.record("layer = layer.roundtrip()",
+                     "buf = io.BytesIO()\ntorch.save(layer.state_dict(), buf)\nbuf.seek(0)\n"
+                     f"fresh = type(layer)(**{self.kwargs!r})\n"
+                     "fresh.to(next((v.dtype for v in layer.state_dict().values() if v.is_floating_point()), "
+                     "torch.float32))\nfresh.load_state_dict(torch.load(buf, weights_only=True))\n"
+                     "fresh.train(layer.training)\nlayer = fresh")
         buf = io.BytesIO()
         torch.save(self.module.state_dict(), buf)
         buf.seek(0)
@@ -140,7 +154,7 @@ class TorchLayer(Layer):
         return fresh
 
     def to(self, dtype: str) -> None:
-        repro.record(f"layer.to({dtype!r})")
+        repro.record(f"layer.to({dtype!r})", f"layer.to(TORCH_DTYPES[{dtype!r}])")
         self.module.to(TORCH_DTYPES[dtype])
 
     def gradcheck(self, x, *, second_order: bool) -> bool:
@@ -169,7 +183,7 @@ class TorchImplementation(Implementation):
         return isinstance(getattr(self.ns, kind, None), type)
 
     def seed(self, seed: int) -> None:
-        repro.record(f"impl.seed({seed!r})")
+        repro.record(f"impl.seed({seed!r})", f"torch.manual_seed({seed!r})")
         torch.manual_seed(seed)
 
     def rng_state(self) -> bytes:
@@ -188,7 +202,7 @@ class TorchImplementation(Implementation):
         return TorchLayer(self, kind, cls, kwargs, module)
 
     def _layer(self, kind: str, call: str, **kwargs) -> TorchLayer:
-        repro.record(f"layer = impl.{call}")
+        repro.record(f"layer = impl.{call}", f"layer = nn.{kind}(**{kwargs!r}).to({self.device!r})")
         return self._construct(kind, kwargs)
 
     def dropout(self, p=0.5, inplace=False):

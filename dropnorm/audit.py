@@ -1,0 +1,334 @@
+"""`dropnorm audit`: run the property suite against one implementation and write its report.
+
+The suite runs in a pytest subprocess (always with pytest-xdist workers, so that
+an implementation that kills its process costs one test, not the audit). The
+subprocess writes one JSON line per finished test (dropnorm/pytest_results.py);
+this process shows them as progress and, at the end or on an interruption,
+turns them into the report (dropnorm/report/). pytest's own output goes to
+pytest.log in the report directory, so the progress display stays readable.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+from dropnorm import profiles
+from dropnorm.report import environment, files, model
+from dropnorm.spec import ROOT, SpecError, clauses, load_deviations
+
+TESTS = ROOT / "tests"
+PROPERTY_TEST_GLOBS = ("test_dropout*.py", "test_batchnorm*.py")  # the suite's meta-tests are not audits
+EXIT_CONFORMANT, EXIT_NONCONFORMANT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """Something the user must fix before an audit can run: exit 2 with this one-line message."""
+
+
+@dataclass
+class Options:
+    impl: str = "torch"
+    layers: list[str] = field(default_factory=list)
+    clauses: list[str] = field(default_factory=list)
+    profile: str = profiles.DEFAULT
+    report_dir: str | None = None
+    jobs: str = "auto"
+    device: str = "cpu"
+    seed: int | None = None
+    strict: bool = False
+    deviations: list[str] = field(default_factory=list)
+    quiet: bool = False
+    argv: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Target:
+    """The implementation under test, as the report describes it."""
+
+    spec: str
+    name: str
+    version: str
+    target: str
+    sha256: str | None
+    description: str
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def check_options(opts: Options) -> None:
+    if opts.profile not in profiles.PROFILES:
+        raise UsageError(f"unknown profile {opts.profile!r}: use one of {', '.join(profiles.PROFILES)}")
+    unknown = [c for c in opts.clauses if c not in clauses()]
+    if unknown:
+        raise UsageError(f"unknown clause {', '.join(unknown)}: `dropnorm clauses` lists them")
+    if opts.jobs != "auto" and not (opts.jobs.isdigit() and int(opts.jobs) >= 1):
+        raise UsageError(f"--jobs must be a positive number or 'auto', got {opts.jobs!r}")
+    for path in opts.deviations:
+        try:
+            load_deviations(path)
+        except SpecError as e:
+            raise UsageError(f"--deviations: {e}") from None
+    if opts.device == "cuda":
+        import torch
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda: torch reports no CUDA device on this machine "
+                             f"(torch {torch.__version__}, built for CUDA {torch.version.cuda}); use --device cpu")
+
+
+def load_target(opts: Options) -> Target:
+    """Load the implementation and construct each class it provides with torch.nn's keywords."""
+    from dropnorm.adapters import ImplSpecError, NotProvided, load, normalize
+    try:
+        spec = normalize(opts.impl)
+    except ImplSpecError as e:
+        raise UsageError(str(e)) from None
+    try:
+        impl = load(spec, device=opts.device)
+    except FileNotFoundError as e:
+        raise UsageError(f"cannot load {opts.impl!r}: {e}") from None
+    except SyntaxError as e:
+        raise UsageError(f"cannot load {opts.impl!r}: syntax error in {e.filename} line {e.lineno}: {e.msg}") from None
+    except ImportError as e:
+        hint = "check the module name, or pass a path to a .py file" if isinstance(e, ModuleNotFoundError) \
+            else "fix the import in the module"
+        raise UsageError(f"cannot load {opts.impl!r}: {_one_line(e)} ({hint})") from None
+    except Exception as e:  # importing runs the user's code, which may raise anything
+        raise UsageError(f"cannot load {opts.impl!r}: importing it raised {_one_line(e)}") from None
+    constructors = {"Dropout": lambda: impl.dropout(p=0.5), "Dropout2d": lambda: impl.dropout2d(p=0.5),
+                    **{f"BatchNorm{d}d": (lambda d=d: impl.batchnorm(d, 3)) for d in (1, 2, 3)}}
+    provided = []
+    for kind, make in constructors.items():
+        try:
+            make()
+            provided.append(kind)
+        except NotProvided:
+            continue
+        except Exception as e:
+            raise UsageError(f"{impl.describe()}: {kind} cannot be constructed with torch.nn's keywords "
+                             f"({_one_line(e)}); see README, 'Audit your own layers'") from None
+    if not provided:
+        raise UsageError(f"{impl.describe()} provides none of {', '.join(constructors)}: nothing to audit")
+    target = getattr(impl, "target", spec)
+    sha = environment.file_sha256(target) if target.endswith(".py") and os.path.isfile(target) else None
+    return Target(spec, impl.name, str(impl.version), target, sha, impl.describe())
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._+-]+", "-", text).strip("-.") or "implementation"
+
+
+def default_report_dir(target: Target, device: str) -> pathlib.Path:
+    """reports/<implementation>-<version>-<device>; a file's name carries its path's hash, so that
+    two files with the same name never share a report directory."""
+    name = target.name.replace("torch-module:", "")
+    if target.sha256 is not None:
+        name += "-" + hashlib.sha256(target.target.encode()).hexdigest()[:8]
+    return pathlib.Path("reports") / slug(f"{name}-{target.version}-{device}")
+
+
+def prepare_dir(path: pathlib.Path) -> pathlib.Path:
+    path = path.resolve()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise UsageError(f"cannot write the report directory {path}: {e.strerror or e}; "
+                         "choose another with --report-dir") from None
+    for stale in ("report.json", "report.md", "report.html", "junit.xml", "pytest.log", ".results.jsonl",
+                  ".results.jsonl.collected.json"):
+        (path / stale).unlink(missing_ok=True)
+    for old in path.glob("repro-*.py"):
+        old.unlink()
+    return path
+
+
+def pytest_command(opts: Options, directory: pathlib.Path, spec: str) -> list[str]:
+    test_files = sorted({str(p) for g in PROPERTY_TEST_GLOBS for p in TESTS.glob(g)})
+    if not test_files:
+        raise UsageError(f"no property tests under {TESTS}: dropnorm audit runs from a source checkout "
+                         "(git clone, then pip install -e .)")
+    cmd = [sys.executable, "-m", "pytest", *test_files, f"--impl={spec}", f"--device={opts.device}",
+           f"--hypothesis-profile={opts.profile}", "-n", opts.jobs, "-p", "no:cacheprovider", "-q", "-rN",
+           "--tb=short", f"--junitxml={directory / 'junit.xml'}", "-o", "junit_logging=no",
+           f"--dropnorm-results={directory / '.results.jsonl'}"]
+    cmd += [f"--clause={c}" for c in opts.clauses] + [f"--layer={lay}" for lay in opts.layers]
+    cmd += [f"--deviations={os.path.abspath(d)}" for d in opts.deviations]
+    if opts.seed is not None:
+        cmd.append(f"--hypothesis-seed={opts.seed}")
+    return cmd
+
+
+class Progress:
+    """One line per finished test on stderr, failures marked; a final summary."""
+
+    def __init__(self, quiet: bool):
+        self.quiet, self.done, self.total, self.offset = quiet, 0, None, 0
+
+    def poll(self, results: pathlib.Path) -> None:
+        if self.total is None:
+            collected = results.with_name(results.name + ".collected.json")
+            if collected.exists():
+                import json
+                try:
+                    self.total = len(json.loads(collected.read_text()))
+                except ValueError:
+                    pass
+        if not results.exists():
+            return
+        import json
+        with open(results, encoding="utf-8") as f:
+            f.seek(self.offset)
+            chunk = f.read()
+        complete = chunk[: chunk.rfind("\n") + 1]
+        self.offset += len(complete.encode("utf-8"))
+        for line in complete.splitlines():
+            entry = json.loads(line)
+            if entry.get("event") == "test":
+                self.show(entry)
+
+    def show(self, entry: dict) -> None:
+        if entry["when"] == "call" or entry["outcome"] != "passed":
+            self.done += 1 if entry["when"] != "teardown" else 0
+        if self.quiet:
+            return
+        word = {"passed": "ok", "skipped": "skip", "failed": "FAIL"}[entry["outcome"]]
+        if entry["outcome"] == "skipped" and entry.get("skip_reason", "").startswith("known deviation"):
+            word = "dev"
+        if entry["outcome"] == "failed" and not entry.get("violations"):
+            word = "ERROR"
+        total = self.total if self.total is not None else "?"
+        name = entry["nodeid"].split("/")[-1]
+        cited = ",".join(entry.get("clauses") or [])
+        print(f"[{self.done:>3}/{total}] {word:<5} {name}  {cited}  ({entry['duration']:.1f} s)",
+              file=sys.stderr, flush=True)
+
+
+def run_pytest(cmd: list[str], directory: pathlib.Path, progress: Progress) -> tuple[int | None, bool]:
+    """Run the suite; returns (pytest's exit status or None, interrupted)."""
+    results = directory / ".results.jsonl"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.pop("DROPNORM_IMPL", None)
+    with open(directory / "pytest.log", "w", encoding="utf-8") as log:
+        log.write("$ " + " ".join(cmd) + "\n")
+        log.flush()
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env, start_new_session=True)
+        interrupted = False
+        try:
+            while proc.poll() is None:
+                progress.poll(results)
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            interrupted = True
+            _stop(proc)
+        progress.poll(results)
+        return proc.returncode, interrupted
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Interrupt pytest (it writes what finished), then make sure its workers are gone."""
+    for sig, wait in ((signal.SIGINT, 10), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
+def build_report(opts: Options, target: Target, directory: pathlib.Path, started: float, finished: float,
+                 exit_status: int | None, interrupted: bool) -> dict:
+    import json
+    records, events = model.read_records(directory / ".results.jsonl")
+    collected_file = directory / ".results.jsonl.collected.json"
+    collected = json.loads(collected_file.read_text()) if collected_file.exists() else {}
+    selected = None
+    if opts.clauses or opts.layers:
+        selected = set(opts.clauses) | {cid for cid, c in clauses().items() if c.layer in opts.layers}
+    entries = model.clause_entries(records, collected, selected)
+    complete = not interrupted and "finish" in events and not events["finish"].get("interrupted") \
+        and len(records) >= len(collected)
+    dtypes, layouts = model.exercised(records)
+    env = environment.environment()
+    env.update(device=opts.device, dtypes=dtypes, layouts=layouts, seed=opts.seed,
+               derandomized=opts.seed is None and profiles.PROFILES[opts.profile]["derandomize"],
+               profile=opts.profile, max_examples=profiles.PROFILES[opts.profile]["max_examples"],
+               jobs=int(opts.jobs) if opts.jobs.isdigit() else opts.jobs)
+    iso = lambda t: dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="seconds")  # noqa: E731
+    return {"schema_version": model.SCHEMA_VERSION, "complete": complete,
+            "conformant": model.is_conformant(entries, opts.strict), "strict": opts.strict,
+            "implementation": target.as_dict(), "provenance": environment.provenance(opts.argv),
+            "environment": env,
+            "run": {"started": iso(started), "finished": iso(finished), "duration_s": round(finished - started, 3),
+                    "tests": len(records), "pytest_exit_status": exit_status},
+            "selection": {"clauses": sorted(opts.clauses) or None, "layers": sorted(opts.layers) or None},
+            "summary": model.summary(entries), "clauses": entries}
+
+
+def audit(opts: Options) -> int:
+    check_options(opts)
+    target = load_target(opts)
+    directory = prepare_dir(pathlib.Path(opts.report_dir) if opts.report_dir
+                            else default_report_dir(target, opts.device))
+    cmd = pytest_command(opts, directory, target.spec)
+    if not opts.quiet:
+        print(f"dropnorm audit: {target.description} on {opts.device}, profile {opts.profile}; "
+              f"report in {directory}", file=sys.stderr)
+    previous = signal.signal(signal.SIGTERM, _sigterm)
+    started = time.time()
+    try:
+        exit_status, interrupted = run_pytest(cmd, directory, Progress(opts.quiet))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    report = build_report(opts, target, directory, started, time.time(), exit_status, interrupted)
+    files.write_report(directory, report)
+    print(summary_line(report, directory), file=sys.stderr)
+    if interrupted or not report["complete"]:
+        return EXIT_INTERRUPTED if interrupted else _incomplete(report, directory)
+    if model.nothing_tested(report["clauses"]):
+        raise UsageError(f"nothing could be tested: every clause was skipped or not provided "
+                         f"(see {directory / 'report.md'})")
+    return EXIT_CONFORMANT if report["conformant"] else EXIT_NONCONFORMANT
+
+
+def _incomplete(report: dict, directory: pathlib.Path) -> int:
+    if report["run"]["tests"] == 0:
+        log = (directory / "pytest.log").read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        raise UsageError("the test run stopped before any test finished: "
+                         + (log[-1] if log else "no output") + f" (see {directory / 'pytest.log'})")
+    return EXIT_NONCONFORMANT
+
+
+def summary_line(report: dict, directory: pathlib.Path) -> str:
+    s = report["summary"]
+    verdict = "conformant" if report["conformant"] else "NOT conformant"
+    if not report["complete"]:
+        verdict += " (incomplete)"
+    counts = ", ".join(f"{s[k]} {k}" for k in model.STATUSES if s[k])
+    fails = [e["id"] for e in report["clauses"] if e["status"] in model.FAILING]
+    return (f"{report['implementation']['name']} {report['implementation']['version']}: {verdict}; {counts}"
+            + (f"; failing: {', '.join(fails)}" if fails else "")
+            + f"\nreport: {directory}/report.{{json,md,html}}, junit.xml")

@@ -1,0 +1,115 @@
+"""The `dropnorm` command.
+
+  dropnorm audit    audit an implementation and write its conformance report
+  dropnorm clauses  list the spec's clauses
+  dropnorm report   re-render report.md and report.html from a report.json
+  dropnorm compare  what changed between two reports (exit 1 on a regression)
+
+Exit status: 0 success/conformant, 1 not conformant (or a regression), 2 usage
+errors and implementations that cannot be loaded or tested, 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+
+from dropnorm import __version__, profiles
+from dropnorm.spec import LAYERS, clauses
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line and exit 2, like every other usage error
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    from dropnorm.adapters import IMPL_HELP
+    p = _Parser(prog="dropnorm", description="Conformance audits of Dropout and BatchNorm implementations.")
+    p.add_argument("--version", action="version", version=f"dropnorm {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    a = sub.add_parser("audit", help="audit an implementation and write its conformance report")
+    a.add_argument("--impl", default="torch", help=IMPL_HELP)
+    a.add_argument("--layer", action="append", default=[], choices=LAYERS,
+                   help="audit only this layer's clauses (repeatable)")
+    a.add_argument("--clause", action="append", default=[], metavar="ID", help="audit only this clause (repeatable)")
+    a.add_argument("--profile", default=profiles.DEFAULT, choices=list(profiles.PROFILES),
+                   help="quick (8 examples per test), ci (30, default), thorough (300, fresh seeds)")
+    a.add_argument("--report-dir", help="default: reports/<implementation>-<version>-<device>/")
+    a.add_argument("--jobs", default="auto", help="pytest-xdist workers: a number or 'auto' (default)")
+    a.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    a.add_argument("--seed", type=int, help="hypothesis seed (fresh examples, reproducible); default: derandomized")
+    a.add_argument("--strict", action="store_true", help="SHOULD failures also make the audit non-conformant")
+    a.add_argument("--deviations", action="append", default=[], metavar="FILE",
+                   help="TOML file of your own accepted deviations (format: spec/deviations/torch.toml)")
+    a.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    c = sub.add_parser("clauses", help="list the spec's clauses")
+    c.add_argument("--layer", action="append", default=[], choices=LAYERS)
+    c.add_argument("--json", action="store_true", help="machine-readable output")
+
+    r = sub.add_parser("report", help="re-render report.md and report.html from DIR/report.json")
+    r.add_argument("dir")
+
+    m = sub.add_parser("compare", help="what changed between two reports; exit 1 when a clause regressed")
+    m.add_argument("a", help="report directory or report.json (before)")
+    m.add_argument("b", help="report directory or report.json (after)")
+    m.add_argument("--json", action="store_true")
+    return p
+
+
+def cmd_audit(args, argv) -> int:
+    from dropnorm.audit import Options, audit
+    return audit(Options(impl=args.impl, layers=args.layer, clauses=args.clause, profile=args.profile,
+                         report_dir=args.report_dir, jobs=args.jobs, device=args.device, seed=args.seed,
+                         strict=args.strict, deviations=args.deviations, quiet=args.quiet, argv=argv))
+
+
+def cmd_clauses(args, argv) -> int:
+    rows = [c for c in clauses().values() if not args.layer or c.layer in args.layer]
+    if args.json:
+        print(json.dumps([{"id": c.id, "layer": c.layer, "level": c.level, "title": c.title,
+                           "statement": c.statement} for c in rows], indent=1))
+    else:
+        for c in rows:
+            print(f"{c.id:14} {c.level:6} {c.layer:9} {c.title}")
+    return 0
+
+
+def cmd_report(args, argv) -> int:
+    from dropnorm.report import files
+    report = files.load_report(args.dir)
+    directory = pathlib.Path(args.dir)
+    directory = directory if directory.is_dir() else directory.parent
+    files.render(directory, report)
+    print(f"wrote {directory / 'report.md'} and {directory / 'report.html'}")
+    return 0
+
+
+def cmd_compare(args, argv) -> int:
+    from dropnorm.report import compare, files
+    a, b = files.load_report(args.a), files.load_report(args.b)
+    diff = compare.compare(a, b)
+    print(json.dumps(diff, indent=1) if args.json else compare.render(a, b, diff))
+    return 1 if diff["regressed"] else 0
+
+
+COMMANDS = {"audit": cmd_audit, "clauses": cmd_clauses, "report": cmd_report, "compare": cmd_compare}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from dropnorm.audit import UsageError
+    from dropnorm.report.files import ReportError
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args, argv)
+    except (UsageError, ReportError) as e:
+        print(f"dropnorm {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

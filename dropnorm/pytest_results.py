@@ -1,0 +1,164 @@
+"""pytest plugin: one JSON line per test outcome, for `dropnorm audit` and its reports.
+
+Enabled with --dropnorm-results FILE (dropnorm.audit passes it). In each process
+that runs tests (an xdist worker, or pytest itself without xdist) the outcome of
+a test is summarised as a record (its clauses, what failed and why, the
+counterexample and reproduction, measurements, examples run) and attached to the
+report as a user property; the process that writes reports (the xdist
+controller) moves it from the report into FILE, one line per test, flushed at
+once so that an interrupted audit keeps everything finished so far. The
+collected test -> clauses map goes to FILE.collected.json, so that a test whose
+worker died, and so produced no record, can still be charged to its clauses.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import time
+
+import pytest
+
+PROPERTY = "dropnorm-record"
+_MAX_MEASUREMENTS = 400  # per test: enough for the figures, bounded report size
+
+
+def pytest_addoption(parser):
+    parser.getgroup("dropnorm").addoption("--dropnorm-results", default=None, metavar="FILE",
+                                          help="write one JSON line per test outcome to FILE (dropnorm audit)")
+
+
+def _path(config) -> pathlib.Path | None:
+    value = config.getoption("dropnorm_results", None)
+    return pathlib.Path(value) if value else None
+
+
+def _write_atomic(path: pathlib.Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _clauses(item) -> list[str]:
+    return [cid for m in item.iter_markers("clause") for cid in m.args]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session):
+    path = _path(session.config)
+    if path is None:
+        return
+    mapping = {item.nodeid: _clauses(item) for item in session.items}
+    _write_atomic(path.with_name(path.name + ".collected.json"), json.dumps(mapping))
+
+
+def _violations(exc) -> list:
+    """ClauseViolations in exc, through hypothesis's ExceptionGroups of distinct failures."""
+    from dropnorm.checks import ClauseViolation
+    if isinstance(exc, ClauseViolation):
+        return [exc]
+    return [v for sub in getattr(exc, "exceptions", ()) for v in _violations(sub)]
+
+
+def _counterexample(exc) -> str | None:
+    def example_notes(e):  # hypothesis notes the shrunk example ("Falsifying example" in older versions)
+        return [n for n in getattr(e, "__notes__", []) if n.startswith(("Failing test case", "Falsifying"))]
+    notes = example_notes(exc) + [n for sub in getattr(exc, "exceptions", ()) for n in example_notes(sub)]
+    return "\n".join(notes) or None
+
+
+def _error_text(exc) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 2000 else text[:2000] + " ..."
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if _path(item.config) is None:
+        return
+    record = {"clauses": _clauses(item), "when": rep.when}
+    ctx = getattr(item, "dropnorm_context", None)
+    if ctx is not None and rep.when == "call":
+        record["examples"] = ctx.examples or 1  # a test without hypothesis runs one example
+        record["inputs"] = sorted(ctx.inputs)
+        record["measurements"] = ctx.measurements[:_MAX_MEASUREMENTS]
+        record["deviations"] = [{"clause": c, "condition": cond, "reason": dev.reason, "message": msg}
+                                for (c, cond), (dev, msg) in ctx.observed.items()]
+    exc = call.excinfo.value if call.excinfo is not None else None
+    if exc is not None and rep.outcome == "failed":
+        record["counterexample"] = _counterexample(exc)
+        found = _violations(exc)
+        if found:
+            record["violations"] = [{"clause": v.clause, "condition": v.condition, "message": v.message,
+                                     "observed": v.observed, "expected": v.expected,
+                                     "reproduction": v.reproduction, "script": v.script} for v in found]
+        else:
+            record["error"] = _error_text(exc)
+    elif rep.outcome == "skipped":
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr or "")
+        record["skip_reason"] = getattr(rep, "wasxfail", "") or reason
+    rep.user_properties.append((PROPERTY, json.dumps(record, default=str)))
+
+
+class _Writer:
+    def __init__(self, path: pathlib.Path):
+        self.file = open(path, "a", encoding="utf-8")
+
+    def write(self, entry: dict) -> None:
+        self.file.write(json.dumps(entry, default=str) + "\n")
+        self.file.flush()
+
+
+def pytest_configure(config):
+    path = _path(config)
+    if path is not None and not hasattr(config, "workerinput"):  # the process that writes reports
+        config._dropnorm_writer = _Writer(path)
+        config._dropnorm_writer.write({"event": "start", "time": time.time()})
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_logreport(report):
+    props = getattr(report, "user_properties", None)
+    if props is None:
+        return
+    config = _CONFIG[0]
+    writer = getattr(config, "_dropnorm_writer", None) if config is not None else None
+    if writer is None:  # an xdist worker: the record travels to the controller with the report
+        return
+    records = [v for k, v in props if k == PROPERTY]
+    # the record is for the results file, not for junit.xml's properties
+    props[:] = [(k, v) for k, v in props if k != PROPERTY]
+    if report.when != "call" and report.outcome == "passed":
+        return
+    entry = {"event": "test", "nodeid": report.nodeid, "when": report.when, "outcome": report.outcome,
+             "duration": report.duration, "worker": _worker(report)}
+    entry.update(json.loads(records[0]) if records else {"crash": str(report.longrepr)[-4000:]})
+    if report.outcome == "failed" and not records:
+        entry["error"] = "the test process stopped: " + str(report.longrepr).strip().splitlines()[-1][:500] \
+            if str(report.longrepr).strip() else "the test process stopped"
+    if report.capstdout or report.capstderr:
+        entry["output"] = (report.capstdout + report.capstderr)[-4000:]
+    writer.write(entry)
+
+
+_CONFIG: list = [None]
+
+
+def _worker(report) -> str | None:
+    gateway = getattr(getattr(report, "node", None), "gateway", None)
+    return str(gateway.id) if gateway is not None else None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session):
+    _CONFIG[0] = session.config
+
+
+def pytest_sessionfinish(session, exitstatus):
+    writer = getattr(session.config, "_dropnorm_writer", None)
+    if writer is not None:
+        writer.write({"event": "finish", "exitstatus": int(exitstatus), "time": time.time(),
+                      "interrupted": bool(session.shouldstop) or int(exitstatus) == 2})
+        writer.file.close()

@@ -1,0 +1,112 @@
+"""Writing and reading a report directory.
+
+Every file is written atomically (a temporary file in the same directory, then
+os.replace), so a reader or an interrupted audit never sees half a file. Every
+path written is a fixed name or derived from a clause id, so nothing can
+escape the report directory.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+
+from dropnorm.report import html, markdown
+from dropnorm.report.model import SCHEMA_VERSION
+from dropnorm.spec import ROOT
+
+SCHEMA_FILE = ROOT / "reports" / "schema.json"
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class ReportError(ValueError):
+    """A report file that is missing, unreadable, or not valid against the schema."""
+
+
+def write_atomic(path: pathlib.Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def inside(directory: pathlib.Path, name: str) -> pathlib.Path:
+    """directory/name, refusing any name that is not a plain file name."""
+    if not _SAFE_NAME.match(name):
+        raise ValueError(f"refusing to write {name!r}: not a plain file name")
+    return directory / name
+
+
+def write_scripts(directory: pathlib.Path, report: dict) -> None:
+    """Each failure's reproduction as a standalone script: torch and numpy only for torch
+    implementations, dropnorm's adapter API otherwise. Sets failure.script_file."""
+    for entry in report["clauses"]:
+        failure = entry["failure"]
+        if failure is None:
+            continue
+        body = failure["script"] or failure["reproduction"] + "\nprint(out)\n"
+        needs = "torch and numpy" if failure["script"] else "numpy and dropnorm (pip install -e .)"
+        name = f"repro-{entry['id']}.py"
+        about = [f"Reproduction of {entry['id']}/{failure['condition']}: {entry['title']}",
+                 f"Implementation: {report['implementation']['description']}",
+                 f"Failed check: {failure['message']}", f"Observed: {failure['observed']}",
+                 f"Expected: {failure['expected']}", f"Test: {failure['test']}",
+                 f"Needs {needs}. Run: python {name}"]
+        # comments, not a docstring: the messages are the implementation's text and may hold quotes
+        header = "".join(f"# {line}\n" for text in about for line in str(text).splitlines()) + "\n"
+        write_atomic(inside(directory, name), header + body)
+        failure["script_file"] = name
+
+
+def write_report(directory: pathlib.Path, report: dict, *, renders: bool = True) -> None:
+    """report.json, and with renders also report.md, report.html and the reproduction scripts."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if renders:
+        write_scripts(directory, report)
+    write_atomic(directory / "report.json", json.dumps(report, indent=1, allow_nan=False, default=str) + "\n")
+    if renders:
+        render(directory, report)
+
+
+def render(directory: pathlib.Path, report: dict) -> None:
+    write_atomic(directory / "report.md", markdown.render(report))
+    write_atomic(directory / "report.html", html.render(report))
+
+
+def schema() -> dict:
+    return json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+
+
+def validate(report: dict) -> None:
+    """Validate against reports/schema.json (jsonschema when installed, else the version only)."""
+    if report.get("schema_version") != SCHEMA_VERSION:
+        raise ReportError(f"schema_version {report.get('schema_version')!r}, this dropnorm reads {SCHEMA_VERSION}")
+    try:
+        import jsonschema
+    except ImportError:
+        return
+    try:
+        jsonschema.validate(report, schema())
+    except jsonschema.ValidationError as e:
+        where = "/".join(str(p) for p in e.absolute_path) or "(top level)"
+        raise ReportError(f"not a valid report: {e.message} at {where}") from None
+
+
+def load_report(path: str | pathlib.Path) -> dict:
+    """A report.json (or a directory holding one), validated."""
+    path = pathlib.Path(path)
+    if path.is_dir():
+        path = path / "report.json"
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ReportError(f"no report at {path}: run `dropnorm audit` first") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ReportError(f"cannot read {path}: {e}") from None
+    if not isinstance(report, dict):
+        raise ReportError(f"{path} is not a dropnorm report")
+    validate(report)
+    return report

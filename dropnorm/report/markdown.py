@@ -1,0 +1,82 @@
+"""report.md: a summary for a pull-request comment or a CI job summary, failures first."""
+from __future__ import annotations
+
+import re
+
+from dropnorm.report.model import STATUSES
+
+ICON = {"fail": "FAIL", "error": "ERROR", "deviation": "deviation", "pass": "pass",
+        "not-provided": "not provided", "skip": "skip"}
+
+
+def cell(text) -> str:
+    """Text safe in a table cell: one line, no pipes, no HTML (GitHub renders HTML in markdown)."""
+    text = " ".join(str(text).split())
+    for a, b in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|"), ("`", "'")):
+        text = text.replace(a, b)
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def fence(text: str) -> str:
+    """A code block that no backtick run in `text` can close early."""
+    longest = max((len(run) for run in re.findall("`+", str(text))), default=0)
+    ticks = "`" * max(3, longest + 1)
+    return f"{ticks}\n{text}\n{ticks}"
+
+
+def headline(report: dict, esc=cell) -> str:
+    impl = report["implementation"]
+    verdict = "conformant" if report["conformant"] else "NOT conformant"
+    if not report["complete"]:
+        verdict += " (INCOMPLETE: the audit was interrupted)"
+    return f"{esc(impl['name'])} {esc(impl['version'])}: {verdict}"
+
+
+def render(report: dict) -> str:
+    s, env, prov = report["summary"], report["environment"], report["provenance"]
+    rows = sorted(report["clauses"], key=lambda e: (STATUSES.index(e["status"]), e["level"] != "MUST", e["id"]))
+    out = [f"# dropnorm conformance: {headline(report)}", "",
+           " · ".join(f"{s[k]} {k}" for k in STATUSES if s[k]) + f" of {s['total']} clauses"
+           + (f"; {s['should_failures']} SHOULD clause(s) failing" if s["should_failures"] else "")
+           + (" (strict: SHOULD failures count)" if report["strict"] else ""), "",
+           f"Spec {prov['spec_version']}, dropnorm {prov['dropnorm_version']}"
+           f"{' (' + prov['dropnorm_commit'][:12] + ')' if prov['dropnorm_commit'] else ''}; "
+           f"device {env['device']}, profile {env['profile']} ({env['max_examples']} examples per test), "
+           f"seed {env['seed'] if env['seed'] is not None else 'derandomized'}; "
+           f"torch {(env['torch'] or {}).get('version', 'absent')}, numpy {env['numpy']}, "
+           f"python {env['python']}; {report['run']['tests']} tests in {report['run']['duration_s']:.1f} s.", "",
+           f"Command: `{cell(prov['command'])}`", "",
+           "| status | clause | level | layer | title | detail |", "|---|---|---|---|---|---|"]
+    for e in rows:
+        detail = e["reason"] if e["status"] != "pass" else pass_detail(e)
+        out.append(f"| {ICON[e['status']]} | {e['id']} | {e['level']} | {e['layer']} | {cell(e['title'])} "
+                   f"| {cell(detail)} |")
+    failures = [e for e in rows if e["failure"] or e["errors"]]
+    if failures:
+        out += ["", "## Failures", ""]
+    for e in failures:
+        out.append(f"### {e['id']} ({e['level']}): {cell(e['title'])}")
+        out.append("")
+        f = e["failure"]
+        if f:
+            out += [f"- check: `{cell(f['condition'])}` in `{cell(f['test'])}`",
+                    f"- observed: {cell(f['observed'] or '(see the message)')}",
+                    f"- expected: {cell(f['expected'] or '(see the message)')}"]
+            if f.get("script_file"):
+                out.append(f"- standalone script: `{f['script_file']}`")
+            out += ["", "<details><summary>message, counterexample and reproduction</summary>", "",
+                    fence(f["message"] + ("\n\n" + f["counterexample"] if f["counterexample"] else "")), "",
+                    fence(f["reproduction"]), "", "</details>", ""]
+        for err in e["errors"][:3]:
+            out += [f"- error in `{cell(err['test'])}`:", "", fence(err["error"]), ""]
+    return "\n".join(out) + "\n"
+
+
+def pass_detail(e: dict) -> str:
+    examples = sum(t["examples"] for t in e["tests"])
+    bits = [f"{len(e['tests'])} test(s), {examples} examples"]
+    if e["tolerance"]:
+        bits.append(f"max error {e['tolerance']['max_error_over_tolerance']:.2g} x tolerance")
+    if e["statistics"]:
+        bits.append(f"{len(e['statistics'])} exact tests, min p {min(x['pvalue'] for x in e['statistics']):.2g}")
+    return "; ".join(bits)

@@ -1,0 +1,136 @@
+"""`dropnorm` usage errors: exit status 2 and one line saying what to fix, never a traceback;
+and an interrupted audit that leaves a valid report marked incomplete."""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dropnorm import cli
+from dropnorm.report import files
+from dropnorm.spec import clauses
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def run_cli(capsys, *args) -> tuple[int, str]:
+    try:
+        status = cli.main(list(args))
+    except SystemExit as e:  # argparse's own errors
+        status = e.code
+    return status, capsys.readouterr().err
+
+
+def one_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.fixture
+def module_file(tmp_path):
+    def write(source: str) -> str:
+        path = tmp_path / "layers.py"
+        path.write_text(source)
+        return str(path)
+    return write
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["audit", "--impl", "tensorflow-ish"], "unknown implementation 'tensorflow-ish'"),
+    (["audit", "--impl", "torch-module:"], "torch-module: needs a target"),
+    (["audit", "--impl", "torch-module:/nonexistent/layers.py"], "no such file"),
+    (["audit", "--impl", "torch-module:no_such_module_xyz"], "No module named 'no_such_module_xyz'"),
+    (["audit", "--clause", "DO-NOPE-01"], "unknown clause DO-NOPE-01"),
+    (["audit", "--profile", "fast"], "invalid choice: 'fast'"),
+    (["audit", "--layer", "conv"], "invalid choice: 'conv'"),
+    (["audit", "--jobs", "zero"], "--jobs must be a positive number"),
+    (["audit", "--deviations", "/nonexistent.toml"], "deviations file not found"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+    (["compare", "/nonexistent-a", "/nonexistent-b"], "no report at"),
+])
+def test_usage_errors_exit_2_with_one_line(capsys, args, expected):
+    status, err = run_cli(capsys, *args)
+    assert status == 2
+    assert expected in one_line(err)
+
+
+@pytest.mark.parametrize("source,expected", [
+    ("import torch\nraise RuntimeError('boom at import')\n", "importing it raised RuntimeError: boom at import"),
+    ("import not_a_real_dependency\n", "No module named 'not_a_real_dependency'"),
+    ("def broken(:\n", "syntax error"),
+    ("import torch\nclass Dropout(torch.nn.Module):\n    def __init__(self, rate):\n        super().__init__()\n",
+     "Dropout cannot be constructed with torch.nn's keywords"),
+    ("x = 1\n", "provides none of Dropout"),
+])
+def test_implementations_that_cannot_be_loaded_exit_2(capsys, module_file, source, expected):
+    status, err = run_cli(capsys, "audit", "--impl", "torch-module:" + module_file(source))
+    assert status == 2
+    assert expected in one_line(err)
+
+
+def test_unwritable_report_dir_exits_2(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    status, err = run_cli(capsys, "audit", "--report-dir", str(blocker / "sub"))
+    assert status == 2 and "cannot write the report directory" in one_line(err)
+
+
+def test_cuda_without_a_gpu_exits_2(capsys):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    status, err = run_cli(capsys, "audit", "--device", "cuda")
+    assert status == 2 and "no CUDA device" in one_line(err)
+
+
+def test_clauses_lists_every_clause(capsys):
+    status = cli.main(["clauses", "--json"])
+    rows = json.loads(capsys.readouterr().out)
+    assert status == 0 and {r["id"] for r in rows} == set(clauses())
+    cli.main(["clauses", "--layer", "dropout2d"])
+    out = capsys.readouterr().out.splitlines()
+    assert out and all(" dropout2d " in line for line in out)
+
+
+def test_interrupted_audit_leaves_a_valid_incomplete_report(tmp_path):
+    """Ctrl-C during an audit: exit 130 and report.json valid, complete=false, with the
+    tests that finished before the interruption."""
+    proc = subprocess.Popen([sys.executable, "-m", "dropnorm.cli", "audit", "--impl", "reference", "--profile=ci",
+                             "--jobs=1", "--layer=dropout", f"--report-dir={tmp_path}"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    results = tmp_path / ".results.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if results.exists() and results.read_text().count('"event": "test"') >= 2:
+            break
+        time.sleep(0.1)
+    assert proc.poll() is None, "the audit finished before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground process group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    report = files.load_report(tmp_path)
+    assert report["complete"] is False
+    assert report["run"]["tests"] >= 2
+    assert any(e["status"] == "pass" for e in report["clauses"])
+    assert "INCOMPLETE" in (tmp_path / "report.md").read_text()
+
+
+def test_audit_in_which_nothing_could_be_tested_exits_2(module_file, tmp_path):
+    """A module with only Dropout, audited for batch norm: every clause is not provided."""
+    target = module_file("from torch.nn import Dropout  # noqa: F401\n")
+    run = subprocess.run([sys.executable, "-m", "dropnorm.cli", "audit", f"--impl=torch-module:{target}",
+                          "--layer=batchnorm", "--profile=quick", "--jobs=1", "--quiet",
+                          f"--report-dir={tmp_path / 'report'}"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert "nothing could be tested" in run.stderr.splitlines()[-1]
+    report = files.load_report(tmp_path / "report")
+    assert {e["status"] for e in report["clauses"]} == {"not-provided"}

@@ -1,0 +1,221 @@
+"""The conformance report as its readers see it: report.json against reports/schema.json,
+report.md and report.html from real audits (a defective implementation and torch),
+the standalone reproduction scripts, junit.xml, `dropnorm report` and `dropnorm compare`,
+and the HTML page opened in headless Chromium.
+
+The audits run once per session (module fixtures), with the quick profile and a few
+clauses, so this module costs seconds, not minutes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import jsonschema
+import pytest
+
+from dropnorm.report import compare, files, html, markdown, model
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+DEFECT = "torch-module:dropnorm.zoo.defects.no_inverted_scaling"
+CLAUSES = ["DO-TRAIN-01", "DO-EVAL-01", "DO-P0-01"]
+
+
+def dropnorm(*args, cwd=ROOT, timeout=300):
+    """Run the `dropnorm` command as a user does; returns the CompletedProcess."""
+    return subprocess.run([sys.executable, "-m", "dropnorm.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def audit(impl: str, directory: pathlib.Path, *extra: str):
+    args = ["audit", f"--impl={impl}", "--profile=quick", "--jobs=1", f"--report-dir={directory}", *extra]
+    return dropnorm(*args, *[f"--clause={c}" for c in CLAUSES])
+
+
+@pytest.fixture(scope="module")
+def defect_run(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("defect")
+    return directory, audit(DEFECT, directory)
+
+
+@pytest.fixture(scope="module")
+def torch_run(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("torch")
+    return directory, audit("torch", directory)
+
+
+def clause(report: dict, cid: str) -> dict:
+    return next(e for e in report["clauses"] if e["id"] == cid)
+
+
+def test_schema_is_a_valid_json_schema():
+    jsonschema.Draft202012Validator.check_schema(files.schema())
+
+
+def test_defective_audit_exits_1_and_reports_the_failing_clause(defect_run):
+    """A defect violating DO-TRAIN-01: exit 1, and the clause is failed in report.json with
+    observed and expected values, the counterexample and a reproduction."""
+    directory, run = defect_run
+    assert run.returncode == 1, run.stderr
+    assert "failing: DO-TRAIN-01" in run.stderr
+    report = files.load_report(directory)  # validates against reports/schema.json
+    assert report["complete"] and not report["conformant"]
+    assert report["selection"]["clauses"] == sorted(CLAUSES)
+    assert [e["id"] for e in report["clauses"]] == [c for c in model.clauses() if c in CLAUSES]
+    e = clause(report, "DO-TRAIN-01")
+    assert e["status"] == "fail" and e["level"] == "MUST"
+    f = e["failure"]
+    assert f["condition"] == "scale" and f["observed"] and f["expected"]
+    assert f["counterexample"] and "Failing test case" in f["counterexample"]
+    assert "impl.dropout(" in f["reproduction"] and "layer.forward(" in f["reproduction"]
+    assert clause(report, "DO-EVAL-01")["status"] == "pass"
+    assert report["summary"]["fail"] >= 1 and report["summary"]["total"] == len(CLAUSES)
+    assert report["implementation"]["name"] == DEFECT
+
+
+def test_every_format_names_the_failure(defect_run):
+    directory, _ = defect_run
+    md = (directory / "report.md").read_text()
+    assert "NOT conformant" in md and "| FAIL | DO-TRAIN-01 | MUST |" in md
+    assert "### DO-TRAIN-01" in md and "layer.forward(" in md and "repro-DO-TRAIN-01.py" in md
+    page = (directory / "report.html").read_text()
+    assert 'id="f-DO-TRAIN-01"' in page and "layer.forward(" in page and "NOT conformant" in page
+    suite = ET.parse(directory / "junit.xml").getroot()
+    failed = [case for case in suite.iter("testcase") if case.find("failure") is not None]
+    assert failed, "junit.xml records no failure"
+    assert any(p.get("name") == "clause" and p.get("value") == "DO-TRAIN-01"
+               for case in failed for p in case.iter("property"))
+    assert any("DO-TRAIN-01/scale" in case.find("failure").get("message", "") for case in failed)
+
+
+def test_reproduction_script_is_standalone_and_runs(defect_run, tmp_path):
+    """repro-<clause>.py needs torch and numpy only: it runs from an empty directory with
+    dropnorm's source off the path, and shows the defect's unscaled output."""
+    directory, _ = defect_run
+    script = directory / "repro-DO-TRAIN-01.py"
+    text = script.read_text()
+    assert "import dropnorm" not in text and "from dropnorm" not in text.replace("from dropnorm.zoo", "")
+    copy = tmp_path / script.name
+    shutil.copy(script, copy)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run = subprocess.run([sys.executable, "-I", str(copy)], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120, env=env)
+    # -I isolates from the user site and cwd; the defect module is imported by name from the
+    # installed dropnorm package, which is what a user who has the implementation has too
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "y = tensor(" in run.stdout
+
+
+def test_conformant_audit_exits_0(torch_run):
+    directory, run = torch_run
+    assert run.returncode == 0, run.stderr
+    report = files.load_report(directory)
+    assert report["conformant"] and report["complete"]
+    assert {e["status"] for e in report["clauses"]} == {"pass"}
+    assert all(t["examples"] >= 1 for e in report["clauses"] for t in e["tests"])
+    env = report["environment"]
+    assert env["profile"] == "quick" and env["derandomized"] and env["device"] == "cpu"
+    assert "float64" in env["dtypes"] and "contiguous" in env["layouts"]
+    assert report["provenance"]["spec_version"] and report["environment"]["torch"]["version"]
+    tol = clause(report, "DO-TRAIN-01")["tolerance"]
+    assert tol["checks"] >= 1 and 0 <= tol["max_error_over_tolerance"] <= 1
+
+
+def test_compare_reports_regressions_and_fixes(torch_run, defect_run):
+    before, after = torch_run[0], defect_run[0]
+    run = dropnorm("compare", str(before), str(after))
+    assert run.returncode == 1 and "DO-TRAIN-01 (MUST): pass -> fail" in run.stdout
+    run = dropnorm("compare", str(after), str(before))
+    assert run.returncode == 0 and "fixed: 1" in run.stdout
+    same = compare.compare(files.load_report(before), files.load_report(before))
+    assert not any(same.values())
+
+
+def test_report_command_rerenders_from_json(defect_run, tmp_path):
+    directory, _ = defect_run
+    shutil.copy(directory / "report.json", tmp_path / "report.json")
+    run = dropnorm("report", str(tmp_path))
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "report.md").read_text() == (directory / "report.md").read_text()
+    assert (tmp_path / "report.html").is_file()
+
+
+def test_report_command_rejects_an_invalid_report(tmp_path):
+    (tmp_path / "report.json").write_text(json.dumps({"schema_version": "1.0", "clauses": "nope"}))
+    run = dropnorm("report", str(tmp_path))
+    assert run.returncode == 2 and "not a valid report" in run.stderr
+    run = dropnorm("report", str(tmp_path / "missing"))
+    assert run.returncode == 2 and "no report at" in run.stderr and "Traceback" not in run.stderr
+
+
+HOSTILE = '<script>document.title="pwned"</script><img src=x onerror=alert(1)>'
+
+
+def hostile_report(report: dict) -> dict:
+    """The report with an implementation's strings replaced by markup."""
+    report = json.loads(json.dumps(report))
+    report["implementation"]["name"] = HOSTILE
+    for e in report["clauses"]:
+        e["reason"] = HOSTILE
+        if e["failure"]:
+            for key in ("message", "observed", "expected", "reproduction", "script", "counterexample"):
+                e["failure"][key] = HOSTILE
+        e["errors"] = [{"test": HOSTILE, "error": HOSTILE}]
+        e["output"] = [{"test": "t", "text": HOSTILE}]
+    return report
+
+
+def test_html_and_markdown_escape_implementation_strings(defect_run):
+    report = hostile_report(files.load_report(defect_run[0]))
+    page = html.render(report)
+    assert "<script>document" not in page and "<img src=x" not in page
+    assert "&lt;script&gt;document.title=" in page
+    md = markdown.render(report)
+    assert "<script>" not in md.replace("```", "").split("<details>")[0]
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def _dump_dom(path: pathlib.Path, tmp_path: pathlib.Path) -> tuple[str, str]:
+    browser = _chromium()
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the HTML report in a browser: install Debian's chromium (.ci/run does)")
+        pytest.skip("no chromium on this machine (apt-get install chromium); the HTML browser test needs one")
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
+           "--virtual-time-budget=3000", "--dump-dom", path.as_uri()]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run.stdout, run.stderr
+
+
+def _console_errors(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+
+
+def test_html_opens_in_headless_chromium_without_errors(defect_run, tmp_path):
+    """The page's script runs (it marks the body ready), reports no error, and the
+    filters show every clause; nothing is fetched (CSP: default-src 'none')."""
+    dom, stderr = _dump_dom(defect_run[0] / "report.html", tmp_path)
+    assert 'data-ready="yes"' in dom, "the page's script did not finish"
+    assert '<pre id="js-errors" hidden="">' in dom, "the page recorded a script error"
+    assert f"{len(CLAUSES)} of {len(CLAUSES)} clauses shown" in dom
+    assert not _console_errors(stderr), _console_errors(stderr)
+
+
+def test_hostile_strings_stay_text_in_the_browser(defect_run, tmp_path):
+    page = tmp_path / "report.html"
+    page.write_text(html.render(hostile_report(files.load_report(defect_run[0]))))
+    dom, stderr = _dump_dom(page, tmp_path)
+    assert "<title>pwned</title>" not in dom, "an implementation's string ran as a script"
+    assert "<img src=\"x\"" not in dom and "&lt;img src=x onerror=alert(1)&gt;" in dom
+    assert not _console_errors(stderr), _console_errors(stderr)
