@@ -44,8 +44,8 @@ GROUPS = {
     "variants": (),
 }
 
-# "<CLAUSE>/<condition>: got ..." as ClauseViolation messages begin (dropnorm/checks.py)
-VIOLATION = re.compile(r"\b([A-Z][A-Z0-9]*-[A-Z0-9]+-\d+)/([\w.-]+): got ")
+# "<CLAUSE>/<condition>: ..." as ClauseViolation messages begin (dropnorm/checks.py)
+VIOLATION = re.compile(r"(?:ClauseViolation: |^)([A-Z][A-Z0-9]*-[A-Z0-9]+-\d+)/(\S+?): ", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -145,11 +145,13 @@ def parse_junit(path: pathlib.Path) -> dict[str, Audit]:
     return audits
 
 
-def _command(entries: list[Entry], junit: pathlib.Path, ignore: list[str]) -> list[str]:
+def _command(entries: list[Entry], junit: pathlib.Path, ignore: list[str], extra: list[str]) -> list[str]:
+    ids = sorted(set().union(*(e.clauses for e in entries)))
     return ([sys.executable, "-m", "pytest", str(ROOT / "tests"), "-p", "dropnorm.zoo.selection",
              "-p", "no:xdist", "-p", "no:cacheprovider", f"--hypothesis-profile={PROFILE}",
              f"--junitxml={junit}", "-o", "junit_family=xunit1", "-q", "--no-header", "-rN"]
-            + [f"--ignore={path}" for path in ignore] + [f"--impl={e.spec}" for e in entries])
+            + [f"--ignore={path}" for path in ignore] + [f"--clause={c}" for c in ids]
+            + [f"--impl={e.spec}" for e in entries] + list(extra))
 
 
 def _environment(selection: pathlib.Path) -> dict:
@@ -161,12 +163,12 @@ def _environment(selection: pathlib.Path) -> dict:
 
 
 def run_group(name: str, entries: list[Entry], workdir: pathlib.Path, *, ignore: list[str] = (),
-              timeout: float = 900) -> dict[str, Audit]:
+              extra: list[str] = (), timeout: float = 900) -> dict[str, Audit]:
     """One pytest process auditing `entries`, each on its own clauses."""
     selection = workdir / f"{name}.select.json"
     selection.write_text(json.dumps({e.spec: sorted(e.clauses) for e in entries}), encoding="utf-8")
     junit = workdir / f"{name}.junit.xml"
-    run = subprocess.run(_command(entries, junit, list(ignore)), cwd=ROOT, env=_environment(selection),
+    run = subprocess.run(_command(entries, junit, list(ignore), list(extra)), cwd=ROOT, env=_environment(selection),
                          capture_output=True, text=True, timeout=timeout)
     if run.returncode not in (0, 1) or not junit.is_file():
         raise RuntimeError(f"zoo group {name}: pytest exited {run.returncode}\n{(run.stdout + run.stderr)[-4000:]}")
@@ -177,8 +179,9 @@ def run_group(name: str, entries: list[Entry], workdir: pathlib.Path, *, ignore:
 
 
 def run_groups(entries: list[Entry], workdir: pathlib.Path, *, jobs: int | None = None,
-               ignore: list[str] = ()) -> dict[str, Audit]:
-    """Audit `entries`, one process per group, `jobs` processes at a time (default: usable CPUs)."""
+               ignore: list[str] = (), extra: list[str] = ()) -> dict[str, Audit]:
+    """Audit `entries`, one process per group, `jobs` processes at a time (default: usable CPUs);
+    `extra` pytest arguments go to every process (e.g. --hypothesis-seed=N to probe other examples)."""
     by_group: dict[str, list[Entry]] = {}
     for e in entries:
         by_group.setdefault(group_of(e), []).append(e)
@@ -187,6 +190,6 @@ def run_groups(entries: list[Entry], workdir: pathlib.Path, *, jobs: int | None 
         jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     audits: dict[str, Audit] = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(jobs, len(order)))) as pool:
-        for result in pool.map(lambda g: run_group(g, by_group[g], workdir, ignore=ignore), order):
+        for result in pool.map(lambda g: run_group(g, by_group[g], workdir, ignore=ignore, extra=extra), order):
             audits.update(result)
     return audits

@@ -1,9 +1,12 @@
-"""float16/bfloat16 inputs are normalised in their own precision: mean, variance and
-output are accumulated in half instead of at least float32. Violates BN-DTYPE-01."""
+"""float16/bfloat16 inputs are normalised in their own precision: the batch mean and
+variance are rounded to half before they update the float32 running statistics.
+The output stays within the tolerance that the folded form y = x a + c allows
+(torch's CPU kernel folds in the input dtype too), but the running mean carries
+the half rounding. Violates BN-TRAIN-02."""
 from dropnorm.zoo.build import layers
 
-DEFECT = {"clause": "BN-DTYPE-01", "summary": "statistics of half inputs accumulated in half precision",
-          "source": "plausible: no upcast for reductions (cf. tenstorrent/tt-metal#45968, bf16 statistics)"}
+DEFECT = {"clause": "BN-TRAIN-02", "summary": "statistics of half inputs are rounded to half before the running update",
+          "source": "plausible: no upcast for the statistics (cf. tenstorrent/tt-metal#45968, bf16 statistics)"}
 
 
 class _NoUpcast:
