@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import os
-import pathlib
+import re
+import tomllib
 
 import pytest
 from filelock import FileLock
@@ -22,7 +23,6 @@ from dropnorm.zoo import meta
 
 DEFECTS = meta.defects()
 VARIANTS = meta.variants()
-THIS_FILE = str(pathlib.Path(__file__).resolve())
 
 
 def _needed(session) -> list[meta.Entry]:
@@ -48,7 +48,7 @@ def zoo(request, tmp_path_factory) -> dict[str, meta.Audit]:
                   if results.is_file() else {})
         missing = [e for e in _needed(request.session) if e.spec not in audits]
         if missing:
-            audits.update(meta.run_groups(missing, workdir, ignore=[THIS_FILE]))
+            audits.update(meta.run_groups(missing, workdir))
             results.write_text(json.dumps({spec: a.to_json() for spec, a in audits.items()}), encoding="utf-8")
     return audits
 
@@ -72,3 +72,19 @@ def test_variant_passes_every_clause(entry, zoo):
                               f"other failures {audit.errors} - a test or tolerance too strict")
     untested = sorted(entry.clauses - audit.passed_clauses)
     assert not untested, f"{entry.describe()}: no passing test exercised {untested}"
+
+
+def test_defect_sources_and_ledger_links():
+    """Every defect cites a source; the ledger claims it cites exist and are wrong; every ledger
+    demonstrated_by is a defect module that names one of the claim's clauses."""
+    ledger = {c["id"]: c for c in tomllib.loads((meta.ROOT / "spec" / "ledger.toml").read_text())["claim"]}
+    by_path = {f"dropnorm/zoo/defects/{e.name}.py": e for e in DEFECTS}
+    for entry in DEFECTS:
+        assert entry.meta.get("summary") and entry.meta.get("source"), entry.name
+        for claim in re.findall(r"L-\d{3}-\d{2}", entry.meta["source"]):
+            assert ledger.get(claim, {}).get("verdict") == "wrong", f"{entry.name} cites {claim}, not a wrong claim"
+    for claim in ledger.values():
+        if "demonstrated_by" in claim:
+            entry = by_path.get(claim["demonstrated_by"])
+            assert entry is not None, f"{claim['id']}: {claim['demonstrated_by']} is not a defect module"
+            assert entry.clauses <= set(claim["clauses"]), f"{claim['id']}: {entry.name} names {set(entry.clauses)}"

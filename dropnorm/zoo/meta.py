@@ -2,8 +2,8 @@
 
   catalogue()          every defect (dropnorm/zoo/defects/) and variant (dropnorm/zoo/variants/)
                        as an Entry: its --impl spec and the clauses it is audited on
-  group_of(entry)      the clause family it runs with; one pytest process per group
-  run_groups(...)      one `pytest tests --impl ... --impl ...` per group, several at a time,
+  group_of(entry)      the clause family it runs with (dropout, batchnorm); one pytest process per group
+  run_groups(...)      one `pytest <property tests> --impl ... --impl ...` per group, several at a time,
                        each implementation restricted to the tests citing its clauses
                        (dropnorm.zoo.selection), the derandomized ci profile, junit XML out
   parse_junit(path)    what each implementation failed, on which clauses, and what it passed
@@ -27,21 +27,17 @@ import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-from dropnorm.spec import LAYERS, clauses
+from dropnorm.audit import PROPERTY_TEST_GLOBS
+from dropnorm.spec import LAYERS, ROOT, clauses
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 PROFILE = "ci"  # derandomized: the audits are deterministic
 
-# group name -> clause-id prefixes, first match wins; the dropout statistics are the costly tests
+# group name -> clause-id prefixes: one pytest process per clause family. A process starts in
+# about 3 s (torch, scipy) and audits a family's defects in about as long, so the two families
+# make two balanced processes for the default run's two cores.
 GROUPS = {
-    "dropout-randomness": ("DO-TRAIN-02", "DO-TRAIN-03", "DO-TRAIN-04", "DO-TRAIN-05", "DO-MOMENT-",
-                           "D2-TRAIN-03", "D2-TRAIN-04"),
     "dropout": ("DO-", "D2-"),
-    "batchnorm-forward": ("BN-TRAIN-01", "BN-META-", "BN-AFFINE-", "BN-INPUT-", "BN-DTYPE-", "BN-LAYOUT-",
-                          "BN-NUM-", "BN-API-"),
-    "batchnorm-state": ("BN-TRAIN-", "BN-EVAL-", "BN-NOTRACK-", "BN-STATE-"),
-    "batchnorm-grad": ("BN-GRAD-",),
-    "variants": (),
+    "batchnorm": ("BN-",),
 }
 
 # "<CLAUSE>/<condition>: ..." as ClauseViolation messages begin (dropnorm/checks.py)
@@ -94,10 +90,11 @@ def catalogue() -> list[Entry]:
 
 
 def group_of(entry: Entry) -> str:
-    if entry.kind == "variant":
-        return "variants"
-    (clause,) = entry.clauses
-    return next(g for g, prefixes in GROUPS.items() if clause.startswith(prefixes))
+    """The family of its clauses (a variant's clauses are those of the layers it reimplements)."""
+    groups = {next(g for g, prefixes in GROUPS.items() if c.startswith(prefixes)) for c in entry.clauses}
+    if len(groups) != 1:
+        raise ValueError(f"{entry.name} spans clause families {sorted(groups)}; split it")
+    return groups.pop()
 
 
 @dataclass
@@ -145,12 +142,13 @@ def parse_junit(path: pathlib.Path) -> dict[str, Audit]:
     return audits
 
 
-def _command(entries: list[Entry], junit: pathlib.Path, ignore: list[str], extra: list[str]) -> list[str]:
+def _command(entries: list[Entry], junit: pathlib.Path, extra: list[str]) -> list[str]:
     ids = sorted(set().union(*(e.clauses for e in entries)))
-    return ([sys.executable, "-m", "pytest", str(ROOT / "tests"), "-p", "dropnorm.zoo.selection",
+    files = sorted({str(p) for glob in PROPERTY_TEST_GLOBS for p in (ROOT / "tests").glob(glob)})  # as dropnorm audit
+    return ([sys.executable, "-m", "pytest", *files, "-p", "dropnorm.zoo.selection",
              "-p", "no:xdist", "-p", "no:cacheprovider", f"--hypothesis-profile={PROFILE}",
              f"--junitxml={junit}", "-o", "junit_family=xunit1", "-q", "--no-header", "-rN"]
-            + [f"--ignore={path}" for path in ignore] + [f"--clause={c}" for c in ids]
+            + [f"--clause={c}" for c in ids]
             + [f"--impl={e.spec}" for e in entries] + list(extra))
 
 
@@ -162,13 +160,13 @@ def _environment(selection: pathlib.Path) -> dict:
     return env
 
 
-def run_group(name: str, entries: list[Entry], workdir: pathlib.Path, *, ignore: list[str] = (),
-              extra: list[str] = (), timeout: float = 900) -> dict[str, Audit]:
+def run_group(name: str, entries: list[Entry], workdir: pathlib.Path, *, extra: list[str] = (),
+              timeout: float = 900) -> dict[str, Audit]:
     """One pytest process auditing `entries`, each on its own clauses."""
     selection = workdir / f"{name}.select.json"
     selection.write_text(json.dumps({e.spec: sorted(e.clauses) for e in entries}), encoding="utf-8")
     junit = workdir / f"{name}.junit.xml"
-    run = subprocess.run(_command(entries, junit, list(ignore), list(extra)), cwd=ROOT, env=_environment(selection),
+    run = subprocess.run(_command(entries, junit, list(extra)), cwd=ROOT, env=_environment(selection),
                          capture_output=True, text=True, timeout=timeout)
     if run.returncode not in (0, 1) or not junit.is_file():
         raise RuntimeError(f"zoo group {name}: pytest exited {run.returncode}\n{(run.stdout + run.stderr)[-4000:]}")
@@ -179,17 +177,17 @@ def run_group(name: str, entries: list[Entry], workdir: pathlib.Path, *, ignore:
 
 
 def run_groups(entries: list[Entry], workdir: pathlib.Path, *, jobs: int | None = None,
-               ignore: list[str] = (), extra: list[str] = ()) -> dict[str, Audit]:
+               extra: list[str] = ()) -> dict[str, Audit]:
     """Audit `entries`, one process per group, `jobs` processes at a time (default: usable CPUs);
     `extra` pytest arguments go to every process (e.g. --hypothesis-seed=N to probe other examples)."""
     by_group: dict[str, list[Entry]] = {}
     for e in entries:
         by_group.setdefault(group_of(e), []).append(e)
-    order = [g for g in GROUPS if g in by_group]  # costliest first
+    order = [g for g in GROUPS if g in by_group]
     if jobs is None:
         jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     audits: dict[str, Audit] = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(jobs, len(order)))) as pool:
-        for result in pool.map(lambda g: run_group(g, by_group[g], workdir, ignore=ignore, extra=extra), order):
+        for result in pool.map(lambda g: run_group(g, by_group[g], workdir, extra=extra), order):
             audits.update(result)
     return audits
