@@ -5,7 +5,8 @@ Violates BN-NUM-02 (and, on the rarer examples where it turns negative, BN-NUM-0
 from dropnorm.zoo.build import layers
 
 DEFECT = {"clause": "BN-NUM-02", "summary": "variance as E[x^2] - E[x]^2: accuracy lost quadratically in the offset",
-          "source": "https://github.com/google/flax/issues/1491 (also keras-team/keras#18795, tenstorrent/tt-metal#45968)"}
+          "source": "https://github.com/google/flax/issues/1491 "
+                    "(also keras-team/keras#18795, tenstorrent/tt-metal#45968)"}
 
 
 class _OnePass:
