@@ -99,6 +99,8 @@ def impl(request):
             _loaded[key] = load(spec, device=key[1])
         except Exception as e:  # an implementation that cannot be loaded fails every test that needs it
             _loaded[key] = e
+    if isinstance(_loaded[key], NotProvided):  # an optional framework that is not installed
+        pytest.skip(f"not provided: {_loaded[key]}")
     if isinstance(_loaded[key], Exception):
         e = _loaded[key]
         pytest.fail(f"cannot load implementation {spec!r}: {type(e).__name__}: {e}", pytrace=False)

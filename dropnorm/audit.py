@@ -98,6 +98,8 @@ def load_target(opts: Options) -> Target:
         raise UsageError(str(e)) from None
     try:
         impl = load(spec, device=opts.device)
+    except NotProvided as e:  # an optional framework that is not installed
+        raise UsageError(f"cannot load {opts.impl!r}: {e}") from None
     except FileNotFoundError as e:
         raise UsageError(f"cannot load {opts.impl!r}: {e}") from None
     except SyntaxError as e:

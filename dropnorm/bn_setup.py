@@ -1,7 +1,7 @@
 """Drawing a randomized BatchNorm case: everything the spec lets vary, labelled.
 
 Used by the BatchNorm test modules: dims among those the implementation
-provides, shape, eps, momentum (None too), affine, track_running_stats, random
+provides, options among those it expresses, shape, eps, momentum (None too), affine, track_running_stats, random
 gamma/beta and running statistics (so g*(x+b) differs from g*x+b), dtype and
 layout, and the input's per-channel location and spread.
 """
@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 from hypothesis import strategies as st
 
-from dropnorm import inputs
+from dropnorm import conventions, inputs
 from dropnorm import strategies as hh
+from dropnorm.adapters.base import NotProvided
 
 
 @dataclass
@@ -47,18 +48,31 @@ def provided_dims(impl) -> list[int]:
 
 def draw_case(impl, data, *, min_n: int = 2, affine=None, track=None, momentum="draw", dtypes=None,
               layouts=True, offset: float = 3.0) -> BNCase:
+    """Draw a case among what `impl` expresses (Implementation.expresses); a forced
+    option it cannot express raises NotProvided when the layer is constructed.
+    track="unused": False where the implementation expresses it, else True."""
     dims = data.draw(st.sampled_from(provided_dims(impl)), label="dims")
+    kind = f"BatchNorm{dims}d"
     shape = data.draw(hh.bn_shapes(dims, min_n=min_n), label="shape")
     eps = data.draw(hh.eps_values(), label="eps")
     if momentum == "draw":
-        momentum = data.draw(hh.momenta(), label="momentum")
-    affine = data.draw(st.booleans(), label="affine") if affine is None else affine
-    track = data.draw(st.booleans(), label="track_running_stats") if track is None else track
-    dtype = data.draw(hh.dtypes(dtypes or hh.DTYPES), label="dtype")
+        momentum = data.draw(hh.momenta(allow_none=impl.expresses(kind, momentum=None)), label="momentum")
+    if affine is None:
+        affine = data.draw(hh.expressed(impl, kind, "affine", (True, False)), label="affine")
+    if track == "unused":  # the test runs in training only: no running statistics where expressible
+        track = not impl.expresses(kind, track_running_stats=False)
+    if track is None:
+        track = data.draw(hh.expressed(impl, kind, "track_running_stats", (True, False)), label="track_running_stats")
+    allowed = [d for d in (dtypes or hh.DTYPES)
+               if impl.expresses(kind, dtype=d, param_dtype="float64" if d == "float64" else "float32")]
+    if not allowed:
+        raise NotProvided(f"{impl.name}: {kind} expresses none of the dtypes {list(dtypes or hh.DTYPES)}")
+    dtype = data.draw(hh.dtypes(allowed), label="dtype")
     layout = data.draw(hh.layouts(len(shape)), label="layout") if layouts else "contiguous"
     seed = data.draw(hh.seeds(), label="seed")
     c = shape[1]
     layer = impl.batchnorm(dims, c, eps=eps, momentum=momentum, affine=affine, track_running_stats=track)
+    eps = conventions.of(impl).attribute(eps)  # the eps the layer stores (an ONNX attribute is a float32)
     param_dtype = "float64" if dtype == "float64" else "float32"  # BN-DTYPE-01: float64 runs in float64
     if param_dtype == "float64":
         layer.to("float64")

@@ -27,6 +27,7 @@ class Clause:
     formula: str
     source: str
     rationale: str
+    conventions: tuple[str, ...] = ()   # fields of spec/conventions.toml the clause depends on
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ def clauses() -> dict[str, Clause]:
     data = tomllib.loads((SPEC_DIR / "clauses.toml").read_text(encoding="utf-8"))
     out: dict[str, Clause] = {}
     for raw in data["clause"]:
-        c = Clause(**raw)
+        c = Clause(**dict(raw, conventions=tuple(raw.get("conventions", ()))))
         if c.id in out:
             raise SpecError(f"duplicate clause id {c.id}")
         if c.level not in LEVELS or c.layer not in LAYERS:
@@ -95,11 +96,16 @@ def markdown() -> str:
              "`python -m dropnorm.spec --markdown`; edit the TOML, not this file.", ""]
     for layer in LAYERS:
         lines += [f"## {layer}", "", "| id | level | title |", "|---|---|---|"]
-        lines += [f"| {c.id} | {c.level} | {c.title} |" for c in clauses().values() if c.layer == layer]
+        lines += [f"| {c.id} | {c.level} | {c.title}{' (convention)' if c.conventions else ''} |"
+                  for c in clauses().values() if c.layer == layer]
         lines.append("")
     for c in clauses().values():
         lines += [f"### {c.id}: {c.title}", "", f"**{c.level}.** {c.statement}", "",
-                  f"- Formula: `{c.formula}`", f"- Source: {c.source}", f"- Why: {c.rationale}", ""]
+                  f"- Formula: `{c.formula}`", f"- Source: {c.source}", f"- Why: {c.rationale}"]
+        if c.conventions:
+            lines.append("- Depends on the convention: " + ", ".join(f"`{k}`" for k in c.conventions)
+                         + " (spec/conventions.toml; the tests use the implementation's own)")
+        lines.append("")
     return "\n".join(lines)
 
 

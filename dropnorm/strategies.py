@@ -30,6 +30,33 @@ def given(*args, **kwargs):
     return decorate
 
 
+def expressed(impl, kind: str, name: str, values):
+    """The values of option `name` that `impl` can express for layer `kind` (Implementation.expresses),
+    as a sampled_from strategy; NotProvided when there is none. tests/test_provided.py reports the rest."""
+    from dropnorm.adapters.base import NotProvided
+    ok = [v for v in values if impl.expresses(kind, **{name: v})]
+    if not ok:
+        raise NotProvided(f"{impl.name} expresses {kind} with none of {name} in {list(values)}")
+    if set(ok) == {True, False}:
+        return st.booleans()  # the same draws as before options were filtered
+    return st.sampled_from(ok)
+
+
+def provided_kinds(impl, kinds):
+    """The layer kinds among `kinds` that `impl` provides (a sampled_from strategy)."""
+    from dropnorm.adapters.base import NotProvided
+    provides = getattr(impl, "provides", lambda kind: True)
+    ok = [k for k in kinds if provides(k)]
+    if not ok:
+        raise NotProvided(f"{impl.name} provides none of {list(kinds)}")
+    return st.sampled_from(ok)
+
+
+def assume_expressed(impl, kind: str, **options) -> None:
+    """Reject an example whose options `impl` cannot express (for draws made by @given arguments)."""
+    hypothesis.assume(impl.expresses(kind, **options))
+
+
 def seeds():
     return st.integers(0, 2 ** 32 - 1)
 

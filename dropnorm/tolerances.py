@@ -135,24 +135,29 @@ def bn_eval_output(x: np.ndarray, running_mean, running_var, weight, bias, eps: 
     return SAFETY * (5 * u * (np.abs(x * a) + np.abs(rm * a)) + 2 * u * np.abs(bb) + uo * np.abs(y))
 
 
-def bn_running(x: np.ndarray, running_mean, running_var, momentum: float, dtype: str, param_dtype: str):
+def bn_running(x: np.ndarray, running_mean, running_var, momentum: float, dtype: str, param_dtype: str,
+               variance: str = "unbiased"):
     """Bounds on the updated running mean and variance (BN-TRAIN-02/03/04).
 
+    With m the new-batch weight and f = n/(n-1) (variance="unbiased") or 1 ("biased"):
     rm' = (1-m) rm + m mu^: d rm' <= m d mu + 3 u_w (|rm| + |mu|) + u_p |rm'|
-    rv' = (1-m) rv + m var^ n/(n-1): d rv' <= m d var n/(n-1) + 4 u_w (|rv| + var n/(n-1)) + u_p |rv'|
+    rv' = (1-m) rv + m var^ f: d rv' <= m d var f + 4 u_w (|rv| + var f) + u_p |rv'|
     with u_p the roundoff of the dtype the running statistics are stored in.
+    An old-value-weight convention computes m rm + (1-m) mu with its own
+    momentum; its 1 - m carries one more rounding of m, covered by the 3 u_w.
     """
     mean, var, n, d_mean, d_var = bn_stat_errors(x, dtype)
     u = max(working_roundoff(dtype), UNIT_ROUNDOFF[param_dtype])
     up = UNIT_ROUNDOFF[param_dtype]
     m = momentum
-    unb = var * n / max(n - 1, 1)
+    factor = n / max(n - 1, 1) if variance == "unbiased" else 1.0
+    unb = var * factor
     rm = np.asarray(running_mean, np.float64)
     rv = np.asarray(running_var, np.float64)
     new_rm = (1 - m) * rm + m * mean
     new_rv = (1 - m) * rv + m * unb
     d_rm = m * d_mean + 3 * u * (np.abs(rm) + np.abs(mean)) + up * np.abs(new_rm)
-    d_rv = m * d_var * n / max(n - 1, 1) + 4 * u * (np.abs(rv) + unb) + up * np.abs(new_rv)
+    d_rv = m * d_var * factor + 4 * u * (np.abs(rv) + unb) + up * np.abs(new_rv)
     return SAFETY * d_rm, SAFETY * d_rv
 
 

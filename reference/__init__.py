@@ -9,8 +9,10 @@ from reference.dropout import (
     channel_dropout_forward,
     dropout_backward,
     dropout_forward,
+    mask_shape,
     sample_channel_mask,
     sample_mask,
+    shared_axes_of,
 )
 from reference.batchnorm import (
     batchnorm_eval_backward,
@@ -22,7 +24,7 @@ from reference.batchnorm import (
 )
 
 __all__ = [
-    "sample_mask", "sample_channel_mask", "dropout_forward", "dropout_backward",
+    "sample_mask", "sample_channel_mask", "mask_shape", "shared_axes_of", "dropout_forward", "dropout_backward",
     "channel_dropout_forward", "channel_dropout_backward",
     "batch_statistics", "batchnorm_train_forward", "batchnorm_eval_forward",
     "running_update", "batchnorm_train_backward", "batchnorm_eval_backward",

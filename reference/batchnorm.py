@@ -2,8 +2,10 @@
 
 Clauses BN-* of spec/clauses.toml. Statistics are per channel, over every
 axis but axis 1. Training normalises with the biased batch variance and eps
-inside the square root; the running variance is updated with the unbiased
-variance n/(n-1), n = N * prod(spatial).
+inside the square root. The running statistics follow a convention
+(spec/conventions.toml): PyTorch's momentum weighs the new batch and its
+running variance is fed the unbiased variance n/(n-1), n = N * prod(spatial);
+running_update takes the other choices as arguments.
 """
 from __future__ import annotations
 
@@ -72,27 +74,41 @@ def batchnorm_eval_forward(x, running_mean, running_var, gamma=None, beta=None,
 
 
 def running_update(running_mean, running_var, num_batches_tracked: int, x,
-                   momentum: float | None = 0.1):
+                   momentum: float | None = 0.1, *, momentum_of: str = "new", variance: str = "unbiased"):
     """One training step's update of the running statistics (BN-TRAIN-02..05).
 
-    rm' = (1 - m) rm + m mu;  rv' = (1 - m) rv + m var n/(n - 1);  t' = t + 1,
-    with m = 1/t' when momentum is None (cumulative average, BN-TRAIN-04).
-    Returns (rm', rv', t').
+    The new-batch weight w is momentum when it weighs the new batch
+    (momentum_of="new": PyTorch, TF's fused kernel) and 1 - momentum when it
+    weighs the old value (momentum_of="old": ONNX, Keras, Flax); momentum=None
+    is the cumulative average w = 1/t' (PyTorch). The batch variance fed in is
+    unbiased, var n/(n-1) (variance="unbiased": PyTorch, TF's fused kernel), or
+    the biased var itself (variance="biased": ONNX, Keras, Flax):
+
+      t' = t + 1;  rm' = (1 - w) rm + w mu;  rv' = (1 - w) rv + w v.
+
+    Returns (rm', rv', t'). spec/conventions.toml names each framework's choice.
     """
+    if momentum_of not in ("new", "old"):
+        raise ValueError(f"momentum_of must be 'new' or 'old', got {momentum_of!r}")
+    if variance not in ("unbiased", "biased"):
+        raise ValueError(f"variance must be 'unbiased' or 'biased', got {variance!r}")
     m = v.momentum(momentum)
+    if m is None and momentum_of == "old":
+        raise ValueError("momentum=None (cumulative average) is defined for momentum_of='new' only")
     x = v.float_array("x", x)
     v.channel_input(x)
     c = x.shape[1]
     rm = v.per_channel("running_mean", running_mean, c)
     rv = v.per_channel("running_var", running_var, c)
     mean, var, n = batch_statistics(x)
-    if n < 2:
+    if variance == "unbiased" and n < 2:
         raise ValueError(f"the unbiased variance needs n >= 2 values per channel, got n={n}")
+    if n < 1:
+        raise ValueError(f"the batch statistics need n >= 1 values per channel, got n={n}")
     t = int(num_batches_tracked) + 1
-    if m is None:
-        m = 1.0 / t
-    unbiased = var * n / (n - 1)
-    return (1.0 - m) * rm + m * mean, (1.0 - m) * rv + m * unbiased, t
+    w = 1.0 / t if m is None else (m if momentum_of == "new" else 1.0 - m)
+    batch_var = var * n / (n - 1) if variance == "unbiased" else var
+    return (1.0 - w) * rm + w * mean, (1.0 - w) * rv + w * batch_var, t
 
 
 def batchnorm_train_backward(x, dy, gamma=None, eps: float = 1e-5):

@@ -11,19 +11,39 @@ import numpy as np
 from reference import _validate as v
 
 
-def sample_mask(rng: np.random.Generator, shape, p: float) -> np.ndarray:
-    """Bernoulli(1 - p) keep mask of `shape` (DO-TRAIN-02..05): i.i.d. draws."""
+def mask_shape(shape, shared_axes=()) -> tuple[int, ...]:
+    """The shape of the draw: 1 on every axis that shares one draw.
+
+    Frameworks name the same thing two ways (spec/conventions.toml): Keras and
+    TensorFlow pass this shape (noise_shape); Flax passes the shared axes
+    (broadcast_dims). Dropout shares none; Dropout2d shares the spatial axes.
+    """
+    shape = tuple(shape)
+    shared = {a % len(shape) for a in shared_axes} if shape else set()
+    return tuple(1 if i in shared else s for i, s in enumerate(shape))
+
+
+def shared_axes_of(noise_shape, shape) -> tuple[int, ...]:
+    """Keras/TF noise_shape -> the axes that share one draw (Flax's broadcast_dims).
+    None entries of noise_shape take the input's size (not shared)."""
+    return tuple(i for i, (k, s) in enumerate(zip(noise_shape, shape)) if k is not None and k == 1 and s != 1)
+
+
+def sample_mask(rng: np.random.Generator, shape, p: float, shared_axes=()) -> np.ndarray:
+    """Bernoulli(1 - p) keep mask of `shape` (DO-TRAIN-02..05): i.i.d. draws,
+    one per position of mask_shape(shape, shared_axes), broadcast over the shared axes."""
     p = v.probability("p", p)
-    return (rng.random(shape) >= p).astype(np.float64)
+    draw = (rng.random(mask_shape(shape, shared_axes)) >= p).astype(np.float64)
+    return np.broadcast_to(draw, tuple(shape)).copy() if shared_axes else draw
 
 
 def sample_channel_mask(rng: np.random.Generator, shape, p: float) -> np.ndarray:
-    """One Bernoulli(1 - p) draw per (sample, channel), broadcast over space (D2-TRAIN-01)."""
+    """One Bernoulli(1 - p) draw per (sample, channel), shared over space (D2-TRAIN-01):
+    Dropout2d is Dropout with shared_axes = the spatial axes."""
     shape = tuple(shape)
     if len(shape) < 2:
         raise ValueError(f"channel dropout needs (N, C, ...) input, got shape {shape}")
-    mask = sample_mask(rng, shape[:2], p)
-    return mask.reshape(shape[:2] + (1,) * (len(shape) - 2))
+    return sample_mask(rng, shape[:2], p).reshape(shape[:2] + (1,) * (len(shape) - 2))
 
 
 def _scale(p: float) -> float:

@@ -8,7 +8,10 @@ from hypothesis import strategies as st
 
 import reference as ref
 from dropnorm import checks as ph
+from dropnorm import conventions
 from dropnorm import strategies as hh
+from dropnorm.adapters import NotProvided
+from dropnorm.adapters.base import BATCHNORM_RANKS
 from dropnorm import tolerances as tol
 from dropnorm.bn_setup import draw_case, provided_dims
 
@@ -106,9 +109,13 @@ def test_rejects_bad_eps(impl, condition, eps):
 @pytest.mark.parametrize("dims,shape", [(2, (2, 4, 3, 3)), (2, (2, 3, 3)), (1, (2, 3, 2, 2)), (1, (2, 4)),
                                         (3, (2, 3, 2, 2)), (3, (2, 2, 2, 2, 2))])
 def test_rejects_wrong_rank_or_channels(impl, dims, shape, training):
-    """A wrong rank or channel count raises ValueError or RuntimeError, never returns."""
+    """A wrong rank or channel count raises ValueError or RuntimeError, never returns (the rank
+    rule where the convention has one class per rank)."""
     if dims not in provided_dims(impl):
         pytest.skip(f"not provided: BatchNorm{dims}d")
+    conv = conventions.of(impl)
+    if not conv.rank_specific and len(shape) not in BATCHNORM_RANKS[dims]:
+        raise NotProvided(f"the {conv.name} convention has one rank-generic layer, no BatchNorm{dims}d rank rule")
     layer = impl.batchnorm(dims, 3)
     layer.train(training)
     try:

@@ -36,7 +36,7 @@ def test_state_roundtrip(impl, data):
 def test_low_precision_parameters(impl, data):
     """A layer converted to float16/bfloat16 takes and returns that dtype within the derived tolerance."""
     dtype = data.draw(st.sampled_from(["float16", "bfloat16"]), label="dtype")
-    case = draw_case(impl, data, track=False, dtypes=("float32",), layouts=False)
+    case = draw_case(impl, data, track="unused", dtypes=("float32",), layouts=False)
     case.layer.to(dtype)
     x = inputs.channels(case.seed, case.shape, dtype)
     w = None if case.weight is None else inputs.vector(case.seed + 1, case.shape[1], dtype, loc=1.0)

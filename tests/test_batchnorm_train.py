@@ -6,9 +6,10 @@ from hypothesis import strategies as st
 
 import reference as ref
 from dropnorm import checks as ph
-from dropnorm import inputs
+from dropnorm import conventions, inputs
 from dropnorm import strategies as hh
 from dropnorm import tolerances as tol
+from dropnorm.adapters import NotProvided
 from dropnorm.bn_setup import draw_case, provided_dims
 
 
@@ -16,7 +17,7 @@ from dropnorm.bn_setup import draw_case, provided_dims
 @hh.given(data=st.data())
 def test_training_output(impl, data):
     """y = gamma (x - mu)/sqrt(var + eps) + beta per channel, biased var, in every dtype and layout."""
-    case = draw_case(impl, data, track=data.draw(st.booleans(), label="track_running_stats"))
+    case = draw_case(impl, data)
     case.layer.train(True)
     expected = ref.batchnorm_train_forward(case.x, case.weight, case.bias, case.eps)
     # A failure is blamed on the layout or the half dtype only if the plain case passes: the same
@@ -45,27 +46,34 @@ def test_training_output(impl, data):
 @pytest.mark.clause("BN-TRAIN-02", "BN-TRAIN-03", "BN-TRAIN-05", "BN-DTYPE-01")
 @hh.given(data=st.data())
 def test_running_statistics(impl, data):
-    """After each of 1-3 training calls: rm' = (1-m) rm + m mu, rv' = (1-m) rv + m var n/(n-1),
-    t' = t + 1, m = 1/t' for momentum=None; statistics stay in the parameter dtype."""
+    """After each of 1-3 training calls: rm' = (1-w) rm + w mu, rv' = (1-w) rv + w v, with w the
+    new-batch weight and v the batch variance of the implementation's convention (PyTorch: w = m,
+    v = var n/(n-1); ONNX, Keras, Flax: w = 1 - their momentum, v = var); t' = t + 1 and m = 1/t'
+    for momentum=None where there is a counter; statistics stay in the parameter dtype."""
+    conv = conventions.of(impl)
     case = draw_case(impl, data, track=True)
-    t0 = data.draw(st.integers(0, 5), label="num_batches_tracked")
-    case.layer.load(num_batches_tracked=t0)
+    t0 = data.draw(st.integers(0, 5), label="num_batches_tracked") if conv.counter else None
+    if conv.counter:
+        case.layer.load(num_batches_tracked=t0)
     steps = data.draw(st.integers(1, 3), label="steps")
-    rm, rv, t = case.running_mean, case.running_var, t0
+    rm, rv, t = case.running_mean, case.running_var, t0 or 0
+    fm = None if case.momentum is None else conv.framework_momentum(case.momentum)
     case.layer.train(True)
     trajectory = []
     for step in range(steps):
         x = case.x if step == 0 else inputs.channels(case.seed + 10 + step, case.shape, case.dtype)
         case.layer.forward(x, dtype=case.dtype, layout=case.layout)
-        exp_rm, exp_rv, t = ref.running_update(rm, rv, t, x, case.momentum)
-        m = 1.0 / t if case.momentum is None else case.momentum
-        d_rm, d_rv = tol.bn_running(x, rm, rv, m, case.dtype, case.param_dtype)
+        exp_rm, exp_rv, t = ref.running_update(rm, rv, t, x, fm, momentum_of=conv.momentum_of,
+                                               variance=conv.running_var)
+        w = 1.0 / t if case.momentum is None else conv.new_batch_weight(case.momentum)
+        d_rm, d_rv = tol.bn_running(x, rm, rv, w, case.dtype, case.param_dtype, variance=conv.running_var)
         state = case.layer.state()
-        what = f"{case.describe()}, step {step + 1}"
+        what = f"{case.describe()}, step {step + 1}, convention {conv.name}"
         ph.assert_close(state["running_mean"], exp_rm, d_rm, "BN-TRAIN-02", "running-mean", what)
         ph.assert_close(state["running_var"], exp_rv, d_rv, "BN-TRAIN-03", "running-var", what)
-        ph.check(state["num_batches_tracked"] == t, "BN-TRAIN-05", "count",
-                 f"got num_batches_tracked {state['num_batches_tracked']}, expected {t} [{what}]")
+        if conv.counter:
+            ph.check(state["num_batches_tracked"] == t, "BN-TRAIN-05", "count",
+                     f"got num_batches_tracked {state['num_batches_tracked']}, expected {t} [{what}]")
         ph.check(state["param_dtype"] == case.param_dtype, "BN-DTYPE-01", "stats-dtype",
                  f"got running statistics in {state['param_dtype']}, expected {case.param_dtype} [{what}]")
         if state["running_mean"] is not None and state["running_var"] is not None:
@@ -106,6 +114,9 @@ def test_momentum_none_is_cumulative_average(impl, data):
 @hh.given(data=st.data())
 def test_counter_follows_training_calls(impl, data):
     """num_batches_tracked rises by one per training call (momentum 0 too) and not at eval."""
+    conv = conventions.of(impl)
+    if not conv.counter:
+        raise NotProvided(f"the {conv.name} convention keeps no training-call counter (spec/conventions.toml)")
     case = draw_case(impl, data, track=True, momentum=data.draw(st.sampled_from([0.0, 0.1, None]),
                                                                 label="momentum"))
     modes = data.draw(st.lists(st.booleans(), min_size=1, max_size=6), label="training sequence")
@@ -119,21 +130,32 @@ def test_counter_follows_training_calls(impl, data):
 
 @pytest.mark.clause("BN-TRAIN-06")
 @pytest.mark.parametrize("shape", [(1, 3), (1, 3, 1), (1, 3, 1, 1), (1, 3, 1, 1, 1)])
-def test_one_value_per_channel_is_an_error(impl, shape):
-    """n = 1 value per channel in training raises ValueError."""
+def test_one_value_per_channel(impl, shape):
+    """n = 1 value per channel in training: ValueError where the running variance is unbiased
+    (n/(n-1) is undefined); y = beta and finite statistics where it is biased (var = 0)."""
     dims = {2: 1, 3: 1, 4: 2, 5: 3}[len(shape)]
     if dims not in provided_dims(impl):
         pytest.skip(f"not provided: BatchNorm{dims}d")
+    conv = conventions.of(impl)
     layer = impl.batchnorm(dims, 3)
     layer.train(True)
     try:
-        layer.forward(np.ones(shape))
-    except ValueError:
+        out = layer.forward(np.ones(shape))
+    except ValueError as e:
+        ph.check(conv.running_var == "unbiased", "BN-TRAIN-06", "computes",
+                 f"got ValueError({e}), expected y = beta under the biased convention of {conv.name} [{shape}]")
         return
     except Exception as e:  # noqa: BLE001
-        ph.check(False, "BN-TRAIN-06", "error-type", f"got {type(e).__name__}: {e}, expected ValueError [{shape}]")
+        ph.check(False, "BN-TRAIN-06", "error-type", f"got {type(e).__name__}: {e}, expected "
+                 f"{'ValueError' if conv.running_var == 'unbiased' else 'an output'} [{shape}]")
         return
-    ph.check(False, "BN-TRAIN-06", "raises", f"got an output, expected ValueError for input {shape}")
+    if conv.running_var == "unbiased":
+        ph.check(False, "BN-TRAIN-06", "raises", f"got an output, expected ValueError for input {shape}")
+        return
+    ph.assert_equal(out.y, np.zeros(shape), "BN-TRAIN-06", "computes", f"y = beta = 0 for input {shape} ({conv.name})")
+    s = layer.state()
+    ph.check(bool(np.all(np.isfinite(s["running_mean"])) and np.all(np.isfinite(s["running_var"]))),
+             "BN-TRAIN-06", "computes", f"got running statistics {s['running_mean']}, {s['running_var']} [{shape}]")
 
 
 @pytest.mark.clause("BN-TRAIN-06", "BN-TRAIN-01")
@@ -148,8 +170,9 @@ def test_single_sample_with_spatial_extent(impl, data):
     layer.to("float64")
     layer.train(True)
     out = layer.forward(x, dtype="float64")
-    atol, _ = tol.bn_train_output(x, None, None, 1e-5, "float64")
-    ph.assert_close(out.y, ref.batchnorm_train_forward(x, eps=1e-5), atol, "BN-TRAIN-06", "n1-spatial",
+    eps = conventions.of(impl).attribute(1e-5)  # as the layer stores it
+    atol, _ = tol.bn_train_output(x, None, None, eps, "float64")
+    ph.assert_close(out.y, ref.batchnorm_train_forward(x, eps=eps), atol, "BN-TRAIN-06", "n1-spatial",
                     f"BatchNorm{dims}d on {x.shape}")
 
 
@@ -173,14 +196,14 @@ def test_empty_batch_keeps_statistics_finite(impl, dims, shape):
 @hh.given(data=st.data())
 def test_affine_invariance(impl, data):
     """BN_eps(x) == BN_{a^2 eps}(a x + b) for a > 0 and per-channel b (float64)."""
-    case = draw_case(impl, data, dtypes=("float64",), layouts=False, track=False)
+    case = draw_case(impl, data, dtypes=("float64",), layouts=False, track="unused")
     a = data.draw(st.sampled_from([0.25, 0.5, 2.0, 4.0, 8.0]), label="a")  # powers of 2: a x is exact
     b = inputs.vector(case.seed + 7, case.shape[1], "float64", scale=5.0)
     x2 = a * case.x + b.reshape((1, -1) + (1,) * (case.x.ndim - 2))
     case.layer.train(True)
     y1 = case.layer.forward(case.x, dtype="float64").y
     layer2 = impl.batchnorm(case.dims, case.shape[1], eps=case.eps * a * a, momentum=case.momentum,
-                            affine=case.affine, track_running_stats=False)
+                            affine=case.affine, track_running_stats=case.track)
     layer2.to("float64")
     if case.affine:
         layer2.load(weight=case.weight, bias=case.bias)
@@ -204,7 +227,42 @@ def test_batch_permutation(impl, data):
     yp = twin.forward(case.x[perm], dtype=case.dtype).y
     atol, _ = tol.bn_train_output(case.x, case.weight, case.bias, case.eps, case.dtype)
     ph.assert_close(yp, y[perm], 2 * atol[perm], "BN-META-02", "permuted-output", case.describe())
-    d_rm, d_rv = tol.bn_running(case.x, case.running_mean, case.running_var, 0.5, case.dtype, case.param_dtype)
+    d_rm, d_rv = tol.bn_running(case.x, case.running_mean, case.running_var, 0.5, case.dtype, case.param_dtype,
+                                variance=conventions.of(impl).running_var)
     s1, s2 = case.layer.state(), twin.state()
     ph.assert_close(s2["running_mean"], s1["running_mean"], 2 * d_rm, "BN-META-02", "running-mean", case.describe())
     ph.assert_close(s2["running_var"], s1["running_var"], 2 * d_rv, "BN-META-02", "running-var", case.describe())
+
+
+@pytest.mark.clause("BN-DEFAULT-01")
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_documented_defaults(impl, dims):
+    """A layer built with the framework's defaults moves its running statistics by the documented
+    default momentum (in the documented direction, with the documented variance) and normalises
+    with the documented default eps in eval."""
+    if dims not in provided_dims(impl):
+        pytest.skip(f"not provided: BatchNorm{dims}d")
+    conv = conventions.of(impl)
+    layer = impl.batchnorm_defaults(dims, 3)
+    shape = {1: (6, 3), 2: (2, 3, 2, 3), 3: (2, 3, 1, 2, 3)}[dims]
+    x = inputs.channels(dims, shape, "float32", offset=3.0)
+    rm0, rv0 = np.zeros(3), np.ones(3)
+    layer.train(True)
+    layer.forward(x, dtype="float32")
+    fm, eps = conv.attribute(conv.momentum_default), conv.attribute(conv.eps_default)
+    exp_rm, exp_rv, _ = ref.running_update(rm0, rv0, 0, x, fm, momentum_of=conv.momentum_of,
+                                           variance=conv.running_var)
+    w = fm if conv.momentum_of == "new" else 1.0 - fm
+    d_rm, d_rv = tol.bn_running(x, rm0, rv0, w, "float32", "float32", variance=conv.running_var)
+    what = (f"BatchNorm{dims}d with {conv.name}'s defaults (momentum {conv.momentum_default} weighing the "
+            f"{conv.momentum_of} value, {conv.running_var} variance, eps {conv.eps_default})")
+    state = layer.state()
+    ph.assert_close(state["running_mean"], exp_rm, d_rm, "BN-DEFAULT-01", "momentum", what)
+    ph.assert_close(state["running_var"], exp_rv, d_rv, "BN-DEFAULT-01", "momentum", what)
+    layer.train(False)
+    xe = inputs.channels(dims + 10, shape, "float32", spread=0.03)  # small variance: eps shows
+    rm, rv = state["running_mean"], state["running_var"]
+    y = layer.forward(xe, dtype="float32").y
+    expected = ref.batchnorm_eval_forward(xe, rm, rv, state["weight"], state["bias"], eps)
+    atol = tol.bn_eval_output(xe, rm, rv, state["weight"], state["bias"], eps, "float32")
+    ph.assert_close(y, expected, atol, "BN-DEFAULT-01", "eps", what)

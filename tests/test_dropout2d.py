@@ -16,7 +16,7 @@ def test_whole_channels_scaled(impl, data):
     shape = data.draw(st.tuples(st.integers(1, 4), st.integers(1, 5), st.integers(1, 5), st.integers(1, 5)),
                       label="shape")
     p = data.draw(hh.probabilities(0.0, 0.99), label="p")
-    dtype = data.draw(hh.dtypes(), label="dtype")
+    dtype = data.draw(hh.expressed(impl, "Dropout2d", "dtype", hh.DTYPES), label="dtype")
     layout = data.draw(hh.layouts(4), label="layout")
     seed = data.draw(hh.seeds(), label="seed")
     x = inputs.nonzero(seed, shape, dtype)
@@ -50,6 +50,7 @@ def _assert_whole_channels(y, clause, what):
           dtype=hh.dtypes(), seed=hh.seeds())
 def test_edge_p(impl, p, shape, dtype, seed):
     """p = 0 returns x bitwise; p = 1 returns exact zeros."""
+    hh.assume_expressed(impl, "Dropout2d", dtype=dtype)
     x = inputs.nonzero(seed, shape, dtype)
     layer = impl.dropout2d(p=p)
     layer.train(True)

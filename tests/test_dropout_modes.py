@@ -5,18 +5,27 @@ import itertools
 import math
 
 import numpy as np
+import hypothesis
 import pytest
 from hypothesis import strategies as st
 
 from dropnorm import checks as ph
 from dropnorm import inputs
 from dropnorm import strategies as hh
+from dropnorm.adapters import NotProvided
 
 BAD_P = {"negative": -0.1, "above-one": 1.1, "infinite": math.inf, "nan": math.nan}
 
 
 def _factory(impl, layer):
     return impl.dropout if layer == "Dropout" else impl.dropout2d
+
+
+def _rng_state(impl):
+    try:
+        return impl.rng_state()
+    except NotProvided:
+        return None
 
 
 def _shape(layer, shape):
@@ -28,10 +37,18 @@ def _fit(layout, ndim):
     return layout if layout != "channels_last" or ndim >= 3 else "transposed"
 
 
-# The tests below run both layers (and every mode) in each example instead of drawing one:
-# hypothesis' draws from a two-valued choice can be very uneven, and a layer left out of an
-# example set is a defect left undetected.
-LAYER_KINDS = ("Dropout", "Dropout2d")
+# The tests below run every provided layer (and every mode) in each example instead of drawing
+# one: hypothesis' draws from a two-valued choice can be very uneven, and a layer or mode left out
+# of an example set is a defect left undetected.
+def _kinds(impl, **options):
+    """The provided layer kinds that can express `options`; the example is rejected if none can."""
+    provides = getattr(impl, "provides", lambda kind: True)
+    kinds = [k for k in ("Dropout", "Dropout2d") if provides(k)]
+    if not kinds:
+        raise NotProvided(f"{impl.name} provides neither Dropout nor Dropout2d")
+    kinds = [k for k in kinds if impl.expresses(k, **options)]
+    hypothesis.assume(kinds)
+    return kinds
 
 
 @pytest.mark.clause("DO-API-01")
@@ -68,33 +85,59 @@ def test_eval_is_identity_and_leaves_rng(impl, data):
     """Eval mode returns x bitwise for any p, twice in a row, without touching the RNG or the layer."""
     base_shape = data.draw(hh.dropout_shapes(2, 3), label="shape")
     p = data.draw(hh.probabilities(), label="p")
-    dtype = data.draw(hh.dtypes(), label="dtype")
     drawn_layout = data.draw(hh.layouts(4), label="layout")
     seed = data.draw(hh.seeds(), label="seed")
-    for layer_kind in LAYER_KINDS:
+    for layer_kind in _kinds(impl, p=p):
         shape = _shape(layer_kind, base_shape)
         layout = _fit(drawn_layout, len(shape))
+        dtype = data.draw(hh.expressed(impl, layer_kind, "dtype", hh.DTYPES), label=f"{layer_kind} dtype")
         clause = "DO-EVAL-01" if layer_kind == "Dropout" else "D2-EVAL-01"
         x = inputs.nonzero(seed, shape, dtype)
         layer = _factory(impl, layer_kind)(p=p)
         layer.train(False)
         impl.seed(seed)
-        before = impl.rng_state()
+        before = _rng_state(impl)  # None where the generator's state cannot be read: see the replay test below
         first = layer.forward(x, dtype=dtype, layout=layout)
         second = layer.forward(x, dtype=dtype, layout=layout)
         ph.assert_equal(first.y, x, clause, "identity", f"{layer_kind}(p={p}).eval(), {dtype}, {layout}")
         ph.assert_equal(second.y, first.y, clause, "deterministic", f"{layer_kind}(p={p}).eval() twice")
         ph.assert_dtype(first.dtype, dtype, clause, f"{layer_kind}.eval()")
         rng_clause = "DO-EVAL-02" if layer_kind == "Dropout" else "D2-EVAL-01"
-        ph.check(impl.rng_state() == before, rng_clause, "rng-untouched",
-                 f"got a changed global RNG state, expected it untouched [{layer_kind}(p={p}).eval() forward]")
+        if before is not None:
+            ph.check(impl.rng_state() == before, rng_clause, "rng-untouched",
+                     f"got a changed global RNG state, expected it untouched [{layer_kind}(p={p}).eval() forward]")
         ph.check(not layer.training, rng_clause, "mode-kept", "the layer switched itself back to training")
+
+
+@pytest.mark.clause("DO-EVAL-02", "D2-EVAL-01")
+@pytest.mark.parametrize("layer_kind", ["Dropout", "Dropout2d"])
+@pytest.mark.parametrize("seed", [0, 12345])
+def test_eval_consumes_no_random_numbers(impl, layer_kind, seed):
+    """Replay: seed(s), train call == seed(s), eval calls, train call. Observes the RNG through
+    the masks, so it holds for generators whose state cannot be read (onnxruntime)."""
+    if not getattr(impl, "provides", lambda kind: True)(layer_kind):
+        pytest.skip(f"not provided: {layer_kind}")
+    clause = "DO-EVAL-02" if layer_kind == "Dropout" else "D2-EVAL-01"
+    x = inputs.nonzero(seed, (8, 16, 2, 2), "float32")
+    layer = _factory(impl, layer_kind)(p=0.5)
+    layer.train(True)
+    impl.seed(seed)
+    first = layer.forward(x).y
+    impl.seed(seed)
+    layer.train(False)
+    for _ in range(3):
+        layer.forward(x)
+    layer.train(True)
+    again = layer.forward(x).y
+    ph.assert_equal(again, first, clause, "rng-untouched", f"{layer_kind}(p=0.5): training masks after seed(s) "
+                                                           f"differ once eval calls came in between")
 
 
 @pytest.mark.clause("DO-SEED-01")
 @hh.given(shape=hh.dropout_shapes(), p=hh.probabilities(0.05, 0.95), seed=hh.seeds(), dtype=hh.dtypes())
 def test_same_seed_same_mask(impl, shape, p, seed, dtype):
     """seed(s); f(x); seed(s); f(x) gives bitwise identical outputs."""
+    hh.assume_expressed(impl, "Dropout", dtype=dtype)
     x = inputs.nonzero(seed, shape, dtype)
     layer = impl.dropout(p=p)
     layer.train(True)
@@ -109,28 +152,30 @@ def test_same_seed_same_mask(impl, shape, p, seed, dtype):
 @hh.given(data=st.data())
 def test_inplace_contract(impl, data):
     """inplace=False leaves x unchanged and unaliased; inplace=True leaves x holding y.
-    Every example runs both layers in all four (inplace, training) combinations."""
+    Every example runs each provided layer in every expressible (inplace, training) combination."""
     base_shape = data.draw(hh.dropout_shapes(2, 3), label="shape")
     p = data.draw(hh.probabilities(0.05, 0.95), label="p")
-    dtype = data.draw(hh.dtypes(), label="dtype")
     drawn_layout = data.draw(hh.layouts(4), label="layout")
     seed = data.draw(hh.seeds(), label="seed")
-    for layer_kind, inplace, training in itertools.product(LAYER_KINDS, (False, True), (True, False)):
+    for layer_kind in _kinds(impl):
         shape = _shape(layer_kind, base_shape)
         layout = _fit(drawn_layout, len(shape))
+        dtype = data.draw(hh.expressed(impl, layer_kind, "dtype", hh.DTYPES), label=f"{layer_kind} dtype")
         x = inputs.nonzero(seed, shape, dtype)
-        layer = _factory(impl, layer_kind)(p=p, inplace=inplace)
-        layer.train(training)
-        impl.seed(seed)
-        # a copy: the adapter may share x's memory with the tensor, and an in-place write must not
-        # reach the x that the checks below compare with
-        out = layer.forward(x.copy(), dtype=dtype, layout=layout)
-        what = f"{layer_kind}(p={p}, inplace={inplace}), training={training}, {dtype}, {layout}"
-        if not inplace:
-            clause = "DO-INPLACE-01" if layer_kind == "Dropout" else "D2-DTYPE-01"
-            ph.assert_equal(out.x_after, x, clause, "input-unchanged", what)
-            if training:
-                ph.check(not out.shares_input_memory, clause, "no-alias",
-                         f"got an output sharing the input's memory, expected a new tensor [{what}]")
-        elif training:
-            ph.assert_equal(out.x_after, out.y, "DO-INPLACE-02", "input-holds-output", what)
+        inplaces = [v for v in (False, True) if impl.expresses(layer_kind, inplace=v)]
+        for inplace, training in itertools.product(inplaces, (True, False)):
+            layer = _factory(impl, layer_kind)(p=p, inplace=inplace)
+            layer.train(training)
+            impl.seed(seed)
+            # a copy: the adapter may share x's memory with the tensor, and an in-place write must not
+            # reach the x that the checks below compare with
+            out = layer.forward(x.copy(), dtype=dtype, layout=layout)
+            what = f"{layer_kind}(p={p}, inplace={inplace}), training={training}, {dtype}, {layout}"
+            if not inplace:
+                clause = "DO-INPLACE-01" if layer_kind == "Dropout" else "D2-DTYPE-01"
+                ph.assert_equal(out.x_after, x, clause, "input-unchanged", what)
+                if training:
+                    ph.check(not out.shares_input_memory, clause, "no-alias",
+                             f"got an output sharing the input's memory, expected a new tensor [{what}]")
+            elif training:
+                ph.assert_equal(out.x_after, out.y, "DO-INPLACE-02", "input-holds-output", what)

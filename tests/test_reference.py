@@ -96,3 +96,60 @@ def test_non_numeric_input_is_a_type_error():
         ref.dropout_forward([1.0], [1], "0.5")
     with pytest.raises(TypeError, match="x"):
         ref.batchnorm_train_forward(np.array([["a", "b"], ["c", "d"]]))
+
+
+def test_running_update_conventions_hand_computed():
+    # one channel, values 1, 3: mu = 2, biased var = 1, unbiased var = 2 (n = 2)
+    x = np.array([[1.0], [3.0]])
+    # PyTorch: momentum 0.25 weighs the new batch, unbiased variance
+    rm, rv, t = ref.running_update([0.0], [1.0], 0, x, 0.25, momentum_of="new", variance="unbiased")
+    np.testing.assert_array_equal([rm[0], rv[0], t], [0.5, 0.75 * 1 + 0.25 * 2, 1])
+    # ONNX / Keras / Flax: momentum 0.75 weighs the old value, biased variance: the same weights
+    rm, rv, t = ref.running_update([0.0], [1.0], 0, x, 0.75, momentum_of="old", variance="biased")
+    np.testing.assert_array_equal([rm[0], rv[0], t], [0.5, 0.75 * 1 + 0.25 * 1, 1])
+    # TF's fused kernel: new-batch weight, unbiased; weight 1 replaces the statistics
+    rm, rv, _ = ref.running_update([9.0], [9.0], 0, x, 1.0, momentum_of="new", variance="unbiased")
+    np.testing.assert_array_equal([rm[0], rv[0]], [2.0, 2.0])
+    # the two conventions agree when m_old = 1 - m_new (exact for m = 0.375: 1 - m is exact)
+    rng = np.random.default_rng(3)
+    x, rm0 = rng.normal(size=(4, 3, 2)), rng.normal(size=3)
+    for variance in ("biased", "unbiased"):
+        a = ref.running_update(rm0, [1.0, 2.0, 3.0], 5, x, 0.375, momentum_of="new", variance=variance)
+        b = ref.running_update(rm0, [1.0, 2.0, 3.0], 5, x, 0.625, momentum_of="old", variance=variance)
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+        assert a[2] == b[2] == 6
+
+
+def test_running_update_biased_accepts_one_value_per_channel():
+    rm, rv, t = ref.running_update([1.0], [4.0], 0, np.array([[3.0]]), 0.5, momentum_of="old", variance="biased")
+    np.testing.assert_array_equal([rm[0], rv[0], t], [2.0, 2.0, 1])  # var of one value is 0
+    with pytest.raises(ValueError, match="n >= 2"):
+        ref.running_update([1.0], [4.0], 0, np.array([[3.0]]), 0.5)
+
+
+@pytest.mark.parametrize("kwargs,name", [
+    (dict(momentum_of="newest"), "momentum_of"),
+    (dict(variance="sample"), "variance"),
+    (dict(momentum=None, momentum_of="old"), "momentum=None"),
+])
+def test_running_update_rejects_unknown_conventions(kwargs, name):
+    kwargs = {"momentum": 0.1, **kwargs}
+    with pytest.raises(ValueError, match=name):
+        ref.running_update([0.0], [1.0], 0, np.ones((2, 1)), **kwargs)
+
+
+def test_mask_shape_and_shared_axes():
+    assert ref.mask_shape((2, 3, 4, 5), ()) == (2, 3, 4, 5)
+    assert ref.mask_shape((2, 3, 4, 5), (2, 3)) == (2, 3, 1, 1)      # Flax broadcast_dims=(2, 3)
+    assert ref.mask_shape((2, 3, 4, 5), (-1,)) == (2, 3, 4, 1)
+    assert ref.shared_axes_of((None, None, 1, 1), (2, 3, 4, 5)) == (2, 3)  # Keras noise_shape
+    assert ref.shared_axes_of((2, 1, 4, 5), (2, 3, 4, 5)) == (1,)
+    mask = ref.sample_mask(np.random.default_rng(0), (3, 4, 5, 6), 0.5, shared_axes=(2, 3))
+    assert mask.shape == (3, 4, 5, 6)
+    assert np.all(mask == mask[:, :, :1, :1])                     # one draw per (N, C)
+    channel = ref.sample_channel_mask(np.random.default_rng(0), (3, 4, 5, 6), 0.5)
+    np.testing.assert_array_equal(mask[:, :, :1, :1], channel)    # Dropout2d is the same draw
+    # without shared axes the stream is the plain element-wise draw
+    np.testing.assert_array_equal(ref.sample_mask(np.random.default_rng(1), (4, 5), 0.3),
+                                  (np.random.default_rng(1).random((4, 5)) >= 0.3).astype(float))

@@ -4,6 +4,14 @@
   reference                 dropnorm's float64 numpy reference
   torch-module:TARGET       a user's torch.nn-compatible classes in TARGET,
                             an importable module name or a path to a .py file
+  keras-torch, keras-jax,   keras.layers.Dropout, SpatialDropout2D, BatchNormalization
+  keras-tensorflow          on that Keras backend (one backend per process)
+  flax                      flax.linen Dropout and BatchNorm (jax)
+  tensorflow                tf.keras (Keras 3 on the TensorFlow backend; same as keras-tensorflow)
+  onnxruntime               ONNX Dropout / BatchNormalization models run in onnxruntime
+The framework adapters need optional extras (pip install 'dropnorm[keras]',
+'[flax]', '[tensorflow]', '[onnx]'); without them load() raises
+FrameworkUnavailable (a NotProvided) saying what to install.
 """
 from __future__ import annotations
 
@@ -11,7 +19,15 @@ import os
 
 from dropnorm.adapters.base import Implementation, Layer, NotProvided, Output
 
-IMPL_HELP = "torch (default), reference, or torch-module:MODULE_OR_FILE.py"
+FRAMEWORKS = {  # --impl name -> (adapter module, extra)
+    "keras-torch": ("keras_impl", "keras"),
+    "keras-jax": ("keras_impl", "keras-jax"),
+    "keras-tensorflow": ("keras_impl", "tensorflow"),
+    "flax": ("flax_impl", "flax"),
+    "tensorflow": ("keras_impl", "tensorflow"),   # tf.keras is Keras 3 on the TensorFlow backend
+    "onnxruntime": ("onnxruntime_impl", "onnx"),
+}
+IMPL_HELP = "torch (default), reference, torch-module:MODULE_OR_FILE.py, or one of " + ", ".join(FRAMEWORKS)
 
 
 class ImplSpecError(ValueError):
@@ -27,7 +43,7 @@ def normalize(spec: str) -> str:
         if target.endswith(".py") or os.sep in target:
             target = os.path.abspath(target)
         return "torch-module:" + target
-    if spec in ("torch", "reference"):
+    if spec in ("torch", "reference") or spec in FRAMEWORKS:
         return spec
     raise ImplSpecError(f"unknown implementation {spec!r}: use {IMPL_HELP}")
 
@@ -37,6 +53,10 @@ def load(spec: str, device: str = "cpu") -> Implementation:
     if spec == "reference":
         from dropnorm.adapters.reference_impl import ReferenceImplementation
         return ReferenceImplementation()
+    if spec in FRAMEWORKS:
+        import importlib
+        module = importlib.import_module(f"dropnorm.adapters.{FRAMEWORKS[spec][0]}")
+        return module.load(spec) if FRAMEWORKS[spec][0] in ("keras_impl", "flax_impl") else module.load()
     from dropnorm.adapters import torch_nn
     if spec == "torch":
         return torch_nn.torch_nn(device)

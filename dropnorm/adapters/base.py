@@ -10,6 +10,14 @@ The interface is small on purpose:
   Layer.train / forward / forward_backward / state / load / roundtrip / to / gradcheck
 Anything an implementation does not offer raises NotProvided, which the tests
 report as "not provided" (a skip), never as a pass.
+
+Constructor arguments are torch's (p, eps, momentum as the weight of the new
+batch or None, affine, track_running_stats); an adapter maps them to its
+framework's parameters through its documented convention
+(Implementation.convention, spec/conventions.toml) and raises NotProvided for
+what cannot be expressed. `expresses()` tells the tests in advance, so that a
+hypothesis test draws only what the implementation can express and the rest
+is reported by tests/test_provided.py.
 """
 from __future__ import annotations
 
@@ -107,6 +115,18 @@ class Implementation(abc.ABC):
     name: str
     version: str
     target: str
+    convention: str = "torch"   # a name in spec/conventions.toml: what the framework documents
+
+    def expresses(self, kind: str, **options) -> bool:
+        """Whether this implementation can express a layer kind ("Dropout", "Dropout2d",
+        "BatchNorm1d", ...) with these options; any of: the constructor keywords (p,
+        inplace, eps, momentum, affine, track_running_stats), dtype (of the input) and
+        param_dtype (of parameters and buffers). False means the layer or call raises NotProvided."""
+        return True
+
+    def batchnorm_defaults(self, dims: int, num_features: int) -> Layer:
+        """BatchNorm{dims}d constructed with the framework's own default momentum and eps (BN-DEFAULT-01)."""
+        raise NotProvided(f"{self.name}: constructing BatchNorm with the framework's defaults")
 
     @abc.abstractmethod
     def seed(self, seed: int) -> None:

@@ -207,6 +207,10 @@ class ReferenceImplementation(Implementation):
         repro.record(f"layer = impl.dropout2d(p={p!r}, inplace={inplace!r})")
         return RefDropout(self, "Dropout2d", dict(p=p, inplace=inplace), channelwise=True)
 
+    def batchnorm_defaults(self, dims, num_features):
+        """The reference follows the torch convention: momentum 0.1 (new-batch weight), eps 1e-5."""
+        return self.batchnorm(dims, num_features)
+
     def batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
         kw = dict(num_features=num_features, eps=eps, momentum=momentum, affine=affine,
                   track_running_stats=track_running_stats)

@@ -211,6 +211,13 @@ class TorchImplementation(Implementation):
     def dropout2d(self, p=0.5, inplace=False):
         return self._layer("Dropout2d", f"dropout2d(p={p!r}, inplace={inplace!r})", p=p, inplace=inplace)
 
+    def batchnorm_defaults(self, dims, num_features):
+        """BatchNorm{dims}d(num_features) with the class's own default eps and momentum (BN-DEFAULT-01)."""
+        if dims not in (1, 2, 3):
+            raise ValueError(f"dims must be 1, 2 or 3, got {dims!r}")
+        return self._layer(f"BatchNorm{dims}d", f"batchnorm_defaults({dims!r}, {num_features!r})",
+                           num_features=num_features)
+
     def batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
         if dims not in (1, 2, 3):
             raise ValueError(f"dims must be 1, 2 or 3, got {dims!r}")

@@ -1,0 +1,132 @@
+"""Documented conventions per framework (spec/conventions.toml), and the conversions they imply.
+
+An implementation declares the convention its framework documents
+(`Implementation.convention`, a `Convention`; default "torch"). The adapter
+interface speaks torch's language (momentum = the weight of the new batch,
+or None for the cumulative average); `Convention.framework_momentum` turns
+that into the framework's own parameter, and the tests compute their
+expectations from the framework's own parameter with the reference's
+`momentum_of` and `variance` arguments. So the suite checks each framework
+against what it documents, never against another framework's choice.
+
+  python -m dropnorm.conventions      list the conventions
+"""
+from __future__ import annotations
+
+import functools
+import sys
+import tomllib
+from dataclasses import dataclass
+
+from dropnorm.dtypes import round_to
+from dropnorm.spec import SPEC_DIR, SpecError
+
+MOMENTUM_OF = ("new", "old")
+RUNNING_VAR = ("unbiased", "biased")
+DOC_FIELDS = ("channel_axis", "dropout_rate", "mask_broadcast", "rng", "names")
+
+
+@dataclass(frozen=True)
+class Convention:
+    name: str
+    framework: str
+    momentum_of: str
+    momentum_default: float
+    cumulative_average: bool
+    running_var: str
+    eps_default: float
+    attribute_dtype: str
+    counter: bool
+    no_running_stats: bool
+    rank_specific: bool
+    channel_axis: str
+    dropout_rate: str
+    mask_broadcast: str
+    rng: str
+    names: str
+    sources: tuple[str, ...]
+
+    def framework_momentum(self, momentum: float) -> float:
+        """The framework's own momentum parameter for a torch-style momentum (new-batch weight),
+        as the layer stores it (rounded to attribute_dtype)."""
+        value = momentum if self.momentum_of == "new" else 1.0 - momentum
+        return self.attribute(value)
+
+    def attribute(self, value: float) -> float:
+        """`value` as the layer stores it: eps and momentum of an ONNX node are 32-bit floats."""
+        return float(round_to(value, self.attribute_dtype))
+
+    def new_batch_weight(self, momentum: float) -> float:
+        """The weight the update gives the batch statistic, for a torch-style momentum."""
+        fm = self.framework_momentum(momentum)
+        return fm if self.momentum_of == "new" else 1.0 - fm
+
+    def variance_factor(self, n: int) -> float:
+        """What the running variance is fed, as a multiple of the biased batch variance."""
+        return n / (n - 1) if self.running_var == "unbiased" else 1.0
+
+
+@functools.lru_cache(maxsize=1)
+def conventions() -> dict[str, Convention]:
+    data = tomllib.loads((SPEC_DIR / "conventions.toml").read_text(encoding="utf-8"))
+    out = {}
+    for name, raw in data["convention"].items():
+        raw = dict(raw, sources=tuple(raw.get("sources", ())))
+        try:
+            c = Convention(name=name, **raw)
+        except TypeError as e:
+            raise SpecError(f"spec/conventions.toml [{name}]: {e}") from None
+        if c.momentum_of not in MOMENTUM_OF or c.running_var not in RUNNING_VAR:
+            raise SpecError(f"[{name}]: momentum_of must be one of {MOMENTUM_OF}, running_var one of {RUNNING_VAR}")
+        if not c.sources:
+            raise SpecError(f"[{name}]: a convention needs its sources")
+        out[name] = c
+    return out
+
+
+def get(name: str) -> Convention:
+    try:
+        return conventions()[name]
+    except KeyError:
+        raise SpecError(f"unknown convention {name!r}: one of {sorted(conventions())}") from None
+
+
+def of(impl) -> Convention:
+    """The convention an implementation declares (torch's when it declares none)."""
+    c = getattr(impl, "convention", None)
+    return c if isinstance(c, Convention) else get(c or "torch")
+
+
+def markdown_table() -> str:
+    """The convention table of docs/conventions.md."""
+    cs = list(conventions().values())
+    rows = [
+        ("momentum weighs", lambda c: f"the {c.momentum_of} value" if c.momentum_of == "old" else "the new batch"),
+        ("momentum default", lambda c: repr(c.momentum_default)),
+        ("momentum=None (cumulative average)", lambda c: "yes" if c.cumulative_average else "no"),
+        ("running variance", lambda c: "unbiased, var n/(n-1)" if c.running_var == "unbiased" else "biased, var (/n)"),
+        ("eps default", lambda c: repr(c.eps_default)),
+        ("eps, momentum stored as", lambda c: c.attribute_dtype),
+        ("training-call counter", lambda c: "yes" if c.counter else "no"),
+        ("option for no running statistics", lambda c: "yes" if c.no_running_stats else "no"),
+        ("one class per rank", lambda c: "yes" if c.rank_specific else "no"),
+        ("channel axis", lambda c: c.channel_axis),
+        ("dropout rate", lambda c: c.dropout_rate),
+        ("mask broadcast", lambda c: c.mask_broadcast),
+        ("RNG and seeding", lambda c: c.rng),
+        ("state names", lambda c: c.names),
+    ]
+    lines = ["| | " + " | ".join(c.name for c in cs) + " |", "|---|" + "---|" * len(cs)]
+    lines += [f"| {label} | " + " | ".join(f(c).replace("|", "/") for c in cs) + " |" for label, f in rows]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    for c in conventions().values():
+        print(f"{c.name:10} momentum weighs the {c.momentum_of:3} value (default {c.momentum_default}), "
+              f"running var {c.running_var}, eps {c.eps_default}  [{c.framework}]")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

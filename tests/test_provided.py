@@ -1,0 +1,69 @@
+"""What an implementation can express (Implementation.expresses), reported one option at a time.
+
+The property tests draw only what an implementation expresses, so an option it
+cannot express never shows up there; it shows up here, as skipped "not
+provided" under the clause it would be tested by. An option declared as
+expressed must also construct and run once without NotProvided (the adapter's
+declaration is checked against its behaviour).
+"""
+import numpy as np
+import pytest
+
+from dropnorm import checks as ph
+from dropnorm.adapters import NotProvided
+
+P = pytest.param
+CASES = [
+    P("Dropout", {"inplace": True}, id="Dropout-inplace", marks=pytest.mark.clause("DO-INPLACE-02")),
+    P("Dropout", {"p": 1.0}, id="Dropout-p1", marks=pytest.mark.clause("DO-P1-01")),
+    P("Dropout2d", {"p": 0.5}, id="Dropout2d", marks=pytest.mark.clause("D2-TRAIN-01")),
+    P("Dropout2d", {"inplace": True}, id="Dropout2d-inplace", marks=pytest.mark.clause("D2-DTYPE-01")),
+    *[P("Dropout", {"dtype": d}, id=f"Dropout-{d}", marks=pytest.mark.clause("DO-DTYPE-01"))
+      for d in ("float64", "float32", "float16", "bfloat16")],
+    *[P("Dropout2d", {"dtype": d}, id=f"Dropout2d-{d}", marks=pytest.mark.clause("D2-DTYPE-01"))
+      for d in ("float64", "float32", "float16", "bfloat16")],
+    *[P(f"BatchNorm{k}d", {}, id=f"BatchNorm{k}d", marks=pytest.mark.clause("BN-TRAIN-01")) for k in (1, 2, 3)],
+    P("BatchNorm2d", {"momentum": None}, id="BatchNorm-momentum-None", marks=pytest.mark.clause("BN-TRAIN-04")),
+    P("BatchNorm2d", {"track_running_stats": False}, id="BatchNorm-no-running-stats",
+      marks=pytest.mark.clause("BN-NOTRACK-01")),
+    P("BatchNorm2d", {"affine": False}, id="BatchNorm-affine-False", marks=pytest.mark.clause("BN-AFFINE-01")),
+    *[P("BatchNorm2d", {"dtype": d, "param_dtype": "float32"}, id=f"BatchNorm-{d}-float32-params",
+        marks=pytest.mark.clause("BN-DTYPE-01")) for d in ("float32", "float16", "bfloat16")],
+    P("BatchNorm2d", {"dtype": "float64", "param_dtype": "float64"}, id="BatchNorm-float64",
+      marks=pytest.mark.clause("BN-DTYPE-01")),
+    *[P("BatchNorm2d", {"dtype": d, "param_dtype": d}, id=f"BatchNorm-{d}-params",
+        marks=pytest.mark.clause("BN-DTYPE-02")) for d in ("float16", "bfloat16")],
+]
+
+
+SHAPES = {"BatchNorm1d": (2, 2, 4), "BatchNorm2d": (2, 2, 2, 2), "BatchNorm3d": (2, 2, 1, 2, 2),
+          "Dropout": (2, 3, 2, 2), "Dropout2d": (2, 3, 2, 2)}
+
+
+def _run_once(impl, kind, options):
+    build = {k: v for k, v in options.items() if k not in ("dtype", "param_dtype")}
+    if kind.startswith("BatchNorm"):
+        layer = impl.batchnorm(int(kind[9]), 2, **build)
+        if options.get("param_dtype", "float32") != "float32":
+            layer.to(options["param_dtype"])
+    else:
+        layer = (impl.dropout if kind == "Dropout" else impl.dropout2d)(**build)
+    layer.train(True)
+    x = 1.0 + np.arange(np.prod(SHAPES[kind]), dtype=np.float64).reshape(SHAPES[kind]) / 4
+    return layer.forward(x, dtype=options.get("dtype", "float32"))
+
+
+@pytest.mark.parametrize("kind,options", CASES)
+def test_expressed(impl, kind, options):
+    """Declared options construct and run once; undeclared ones are reported as not provided."""
+    if not getattr(impl, "provides", lambda k: True)(kind):
+        pytest.skip(f"not provided: {impl.name} has no {kind}")
+    if not impl.expresses(kind, **options):
+        pytest.skip(f"not provided: {impl.name} cannot express {kind} with {options}")
+    try:
+        out = _run_once(impl, kind, options)
+    except NotProvided as e:
+        ph.check(False, "BN-TRAIN-01" if kind.startswith("BatchNorm") else "DO-TRAIN-01", "declared",
+                 f"{impl.name} declares {kind} with {options} expressible but raised NotProvided: {e}")
+        return
+    assert out.y.shape == out.x_after.shape
