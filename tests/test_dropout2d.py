@@ -22,12 +22,26 @@ def test_whole_channels_scaled(impl, data):
     x = inputs.nonzero(seed, shape, dtype)
     layer = impl.dropout2d(p=p)
     layer.train(True)
-    impl.seed(seed)
-    out = layer.forward(x, dtype=dtype, layout=layout)
-    ph.assert_dtype(out.dtype, dtype, "D2-DTYPE-01", f"Dropout2d(p={p})")
-    what = f"Dropout2d(p={p}), {shape}, {dtype}, {layout}"
-    clause = "D2-TRAIN-01" if layout == "contiguous" else "D2-DTYPE-01"
-    ph.assert_inverted_dropout(x, out.y, p, dtype, clause, what, channelwise=True)
+    # the contiguous input first: a failure is blamed on D2-DTYPE-01 (layouts) only if it passed
+    for run in ["contiguous"] + ([layout] if layout != "contiguous" else []):
+        impl.seed(seed)
+        out = layer.forward(x, dtype=dtype, layout=run)
+        ph.assert_dtype(out.dtype, dtype, "D2-DTYPE-01", f"Dropout2d(p={p})")
+        what = f"Dropout2d(p={p}), {shape}, {dtype}, {run}"
+        plain = run == "contiguous"
+        _assert_whole_channels(out.y, "D2-TRAIN-01" if plain else "D2-DTYPE-01", what)
+        ph.assert_inverted_dropout(x, out.y, p, dtype, "D2-TRAIN-02" if plain else "D2-DTYPE-01", what,
+                                   channelwise=True)
+
+
+def _assert_whole_channels(y, clause, what):
+    """Each (sample, channel) plane all kept or all dropped (D2-TRAIN-01), checked before the
+    scale of the kept planes (D2-TRAIN-02) so that each failure names its own clause."""
+    planes = ph.read_mask(y).reshape(y.shape[:2] + (-1,))
+    mixed = planes.any(axis=2) & ~planes.all(axis=2)
+    ph.check(not mixed.any(), clause, "whole-channel",
+             f"got {int(mixed.sum())} partly dropped (sample, channel) planes of {mixed.size}, expected every "
+             f"plane all kept or all dropped [{what}]")
 
 
 @pytest.mark.clause("D2-EDGE-01")

@@ -1,13 +1,15 @@
-"""Defect (ledger L-004-08): inverted dropout in training, and on top of it the weight-scaling
-rule of non-inverted dropout at inference, y = (1-p) x, as source document 004 describes.
+"""Inverted dropout in training and, on top of it, the weight-scaling rule of
+non-inverted dropout at inference, y = (1-p) x, as source document 004 describes.
 Violates DO-EVAL-01."""
-from torch import nn
+from dropnorm.zoo.build import layers
 
-from torch.nn import BatchNorm1d, BatchNorm2d, BatchNorm3d, Dropout2d  # noqa: F401  (correct, from torch)
+DEFECT = {"clause": "DO-EVAL-01", "summary": "eval mode returns (1-p) x instead of x",
+          "source": "ledger L-004-08"}
 
 
-class Dropout(nn.Dropout):
+class _EvalScaled:
     def forward(self, x):
-        if not self.training:
-            return x * (1 - self.p)
-        return super().forward(x)
+        return super().forward(x) if self.training else x * (1 - self.p)
+
+
+Dropout, Dropout2d, BatchNorm1d, BatchNorm2d, BatchNorm3d = layers(dropout=_EvalScaled)

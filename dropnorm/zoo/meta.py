@@ -1,0 +1,193 @@
+"""The suite checks itself: audit the defect catalogue and the correct variants in bulk.
+
+  catalogue()          every defect (dropnorm/zoo/defects/) and variant (dropnorm/zoo/variants/)
+                       as an Entry: its --impl spec and the clauses it is audited on
+  group_of(entry)      the clause family it runs with (dropout, batchnorm); one pytest process per group
+  run_groups(...)      one `pytest <property tests> --impl ... --impl ...` per group, several at a time,
+                       each implementation restricted to the tests citing its clauses
+                       (dropnorm.zoo.selection), the derandomized ci profile, junit XML out
+  parse_junit(path)    what each implementation failed, on which clauses, and what it passed
+
+A defect names the one clause it violates (its DEFECT dict) and is audited on that
+clause; a variant names the layers it reimplements (its VARIANT dict) and is audited
+on every clause of those layers. tests/test_zoo.py turns the audits into one test
+item per defect and per variant.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import importlib
+import json
+import os
+import pathlib
+import pkgutil
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+from dropnorm.audit import PROPERTY_TEST_GLOBS
+from dropnorm.spec import LAYERS, ROOT, clauses
+
+PROFILE = "ci"  # derandomized: the audits are deterministic
+
+# group name -> clause-id prefixes: one pytest process per clause family. A process starts in
+# about 3 s (torch, scipy) and audits a family's defects in about as long, so the two families
+# make two balanced processes for the default run's two cores.
+GROUPS = {
+    "dropout": ("DO-", "D2-"),
+    "batchnorm": ("BN-",),
+}
+
+# "<CLAUSE>/<condition>: ..." as ClauseViolation messages begin (dropnorm/checks.py)
+VIOLATION = re.compile(r"(?:ClauseViolation: |^)([A-Z][A-Z0-9]*-[A-Z0-9]+-\d+)/(\S+?): ", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Entry:
+    kind: str            # "defect" or "variant"
+    name: str            # module name within its package
+    spec: str            # --impl spec
+    clauses: frozenset   # clauses it is audited on
+    meta: dict = field(compare=False, hash=False)
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.name}: {self.meta.get('summary', '')}"
+
+
+def _modules(package: str):
+    pkg = importlib.import_module(package)
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+        if not info.name.startswith("_"):
+            yield info.name, importlib.import_module(f"{package}.{info.name}")
+
+
+def defects() -> list[Entry]:
+    out = []
+    for name, module in _modules("dropnorm.zoo.defects"):
+        meta = module.DEFECT
+        if meta["clause"] not in clauses():
+            raise ValueError(f"defect {name} names unknown clause {meta['clause']!r}")
+        out.append(Entry("defect", name, f"torch-module:{module.__name__}", frozenset([meta["clause"]]), meta))
+    return out
+
+
+def variants() -> list[Entry]:
+    out = []
+    for name, module in _modules("dropnorm.zoo.variants"):
+        meta = module.VARIANT
+        unknown = set(meta["layers"]) - set(LAYERS)
+        if unknown:
+            raise ValueError(f"variant {name} names unknown layers {sorted(unknown)}")
+        ids = frozenset(cid for cid, c in clauses().items() if c.layer in meta["layers"])
+        out.append(Entry("variant", name, f"torch-module:{module.__name__}", ids, meta))
+    return out
+
+
+def catalogue() -> list[Entry]:
+    return defects() + variants()
+
+
+def group_of(entry: Entry) -> str:
+    """The family of its clauses (a variant's clauses are those of the layers it reimplements)."""
+    groups = {next(g for g, prefixes in GROUPS.items() if c.startswith(prefixes)) for c in entry.clauses}
+    if len(groups) != 1:
+        raise ValueError(f"{entry.name} spans clause families {sorted(groups)}; split it")
+    return groups.pop()
+
+
+@dataclass
+class Audit:
+    """What the suite said about one implementation."""
+
+    spec: str
+    tests: int = 0
+    failed: list = field(default_factory=list)       # names of failed tests
+    violated: dict = field(default_factory=dict)     # clause -> sorted conditions
+    errors: list = field(default_factory=list)       # failures that are not ClauseViolations
+    passed_clauses: set = field(default_factory=set)  # clauses cited by passing tests
+
+    def to_json(self) -> dict:
+        return {**self.__dict__, "passed_clauses": sorted(self.passed_clauses)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Audit":
+        return cls(**{**data, "passed_clauses": set(data["passed_clauses"])})
+
+
+def parse_junit(path: pathlib.Path) -> dict[str, Audit]:
+    audits: dict[str, Audit] = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        props = [(p.get("name"), p.get("value")) for p in case.iter("property")]
+        spec = next((v for k, v in props if k == "impl"), None)
+        if spec is None:
+            continue
+        audit = audits.setdefault(spec, Audit(spec))
+        audit.tests += 1
+        cited = {v for k, v in props if k == "clause"}
+        bad = [e for e in case if e.tag in ("failure", "error")]
+        if case.find("skipped") is not None and not bad:
+            continue
+        if not bad:
+            audit.passed_clauses |= cited
+            continue
+        audit.failed.append(case.get("name"))
+        text = "\n".join(f"{e.get('message', '')}\n{e.text or ''}" for e in bad)
+        found = [(c, cond) for c, cond in VIOLATION.findall(text) if c in clauses()]
+        for c, cond in found:
+            audit.violated[c] = sorted(set(audit.violated.get(c, [])) | {cond})
+        if not found:
+            audit.errors.append(f"{case.get('name')}: {bad[0].get('message', '').splitlines()[0][:300]}")
+    return audits
+
+
+def _command(entries: list[Entry], junit: pathlib.Path, extra: list[str]) -> list[str]:
+    ids = sorted(set().union(*(e.clauses for e in entries)))
+    files = sorted({str(p) for glob in PROPERTY_TEST_GLOBS for p in (ROOT / "tests").glob(glob)})  # as dropnorm audit
+    return ([sys.executable, "-m", "pytest", *files, "-p", "dropnorm.zoo.selection",
+             "-p", "no:xdist", "-p", "no:cacheprovider", f"--hypothesis-profile={PROFILE}",
+             f"--junitxml={junit}", "-o", "junit_family=xunit1", "-q", "--no-header", "-rN"]
+            + [f"--clause={c}" for c in ids]
+            + [f"--impl={e.spec}" for e in entries] + list(extra))
+
+
+def _environment(selection: pathlib.Path) -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTEST_XDIST", "PYTEST_ADDOPTS", "DROPNORM_"))}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+    env["DROPNORM_ZOO_SELECT"] = str(selection)
+    return env
+
+
+def run_group(name: str, entries: list[Entry], workdir: pathlib.Path, *, extra: list[str] = (),
+              timeout: float = 900) -> dict[str, Audit]:
+    """One pytest process auditing `entries`, each on its own clauses."""
+    selection = workdir / f"{name}.select.json"
+    selection.write_text(json.dumps({e.spec: sorted(e.clauses) for e in entries}), encoding="utf-8")
+    junit = workdir / f"{name}.junit.xml"
+    run = subprocess.run(_command(entries, junit, list(extra)), cwd=ROOT, env=_environment(selection),
+                         capture_output=True, text=True, timeout=timeout)
+    if run.returncode not in (0, 1) or not junit.is_file():
+        raise RuntimeError(f"zoo group {name}: pytest exited {run.returncode}\n{(run.stdout + run.stderr)[-4000:]}")
+    audits = parse_junit(junit)
+    for e in entries:
+        audits.setdefault(e.spec, Audit(e.spec))
+    return audits
+
+
+def run_groups(entries: list[Entry], workdir: pathlib.Path, *, jobs: int | None = None,
+               extra: list[str] = ()) -> dict[str, Audit]:
+    """Audit `entries`, one process per group, `jobs` processes at a time (default: usable CPUs);
+    `extra` pytest arguments go to every process (e.g. --hypothesis-seed=N to probe other examples)."""
+    by_group: dict[str, list[Entry]] = {}
+    for e in entries:
+        by_group.setdefault(group_of(e), []).append(e)
+    order = [g for g in GROUPS if g in by_group]
+    if jobs is None:
+        jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    audits: dict[str, Audit] = {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(jobs, len(order)))) as pool:
+        for result in pool.map(lambda g: run_group(g, by_group[g], workdir, extra=extra), order):
+            audits.update(result)
+    return audits
