@@ -5,6 +5,7 @@
   dropnorm report   re-render report.md and report.html from a report.json
   dropnorm compare  what changed between two reports (exit 1 on a regression)
   dropnorm matrix   audit every installed implementation into one conformance matrix
+  dropnorm selfcheck  the suite's kill rate on its defect catalogue (exit 1 on a survivor or false alarm)
 
 Exit status: 0 success/conformant, 1 not conformant (or a regression), 2 usage
 errors and implementations that cannot be loaded or tested, 130 interrupted.
@@ -68,7 +69,17 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--profile", default=profiles.DEFAULT, choices=list(profiles.PROFILES))
     x.add_argument("--jobs", default="auto")
     x.add_argument("--out", default="reports/matrix", help="where matrix.md, matrix.html and the reports go")
+    k = sub.add_parser("selfcheck", help="audit the defect catalogue and the correct variants: the suite's power")
+    k.add_argument("--profile", default="ci", choices=list(profiles.PROFILES),
+                   help="ci (default, derandomized) or thorough (300 examples, fresh seeds)")
+    k.add_argument("--jobs", type=int, help="pytest processes at once (default: usable CPUs)")
+    k.add_argument("--seed", type=int, help="hypothesis seed: other examples than the derandomized ones")
     return p
+
+
+def cmd_selfcheck(args, argv) -> int:
+    from dropnorm.selfcheck import selfcheck
+    return selfcheck(profile=args.profile, jobs=args.jobs, seed=args.seed)
 
 
 def cmd_matrix(args, argv) -> int:
@@ -126,7 +137,7 @@ def cmd_compare(args, argv) -> int:
 
 
 COMMANDS = {"audit": cmd_audit, "clauses": cmd_clauses, "report": cmd_report, "compare": cmd_compare,
-            "matrix": cmd_matrix}
+            "matrix": cmd_matrix, "selfcheck": cmd_selfcheck}
 
 
 def main(argv: list[str] | None = None) -> int:

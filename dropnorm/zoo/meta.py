@@ -107,6 +107,7 @@ class Audit:
     violated: dict = field(default_factory=dict)     # clause -> sorted conditions
     errors: list = field(default_factory=list)       # failures that are not ClauseViolations
     passed_clauses: set = field(default_factory=set)  # clauses cited by passing tests
+    fail_seconds: float = 0.0                         # time spent in the tests that failed it
 
     def to_json(self) -> dict:
         return {**self.__dict__, "passed_clauses": sorted(self.passed_clauses)}
@@ -133,6 +134,7 @@ def parse_junit(path: pathlib.Path) -> dict[str, Audit]:
             audit.passed_clauses |= cited
             continue
         audit.failed.append(case.get("name"))
+        audit.fail_seconds += float(case.get("time") or 0.0)
         text = "\n".join(f"{e.get('message', '')}\n{e.text or ''}" for e in bad)
         found = [(c, cond) for c, cond in VIOLATION.findall(text) if c in clauses()]
         for c, cond in found:
@@ -142,11 +144,11 @@ def parse_junit(path: pathlib.Path) -> dict[str, Audit]:
     return audits
 
 
-def _command(entries: list[Entry], junit: pathlib.Path, extra: list[str]) -> list[str]:
+def _command(entries: list[Entry], junit: pathlib.Path, extra: list[str], profile: str = PROFILE) -> list[str]:
     ids = sorted(set().union(*(e.clauses for e in entries)))
     files = sorted({str(p) for glob in PROPERTY_TEST_GLOBS for p in (ROOT / "tests").glob(glob)})  # as dropnorm audit
     return ([sys.executable, "-m", "pytest", *files, "-p", "dropnorm.zoo.selection",
-             "-p", "no:xdist", "-p", "no:cacheprovider", f"--hypothesis-profile={PROFILE}",
+             "-p", "no:xdist", "-p", "no:cacheprovider", f"--hypothesis-profile={profile}",
              f"--junitxml={junit}", "-o", "junit_family=xunit1", "-q", "--no-header", "-rN"]
             + [f"--clause={c}" for c in ids]
             + [f"--impl={e.spec}" for e in entries] + list(extra))
@@ -161,12 +163,12 @@ def _environment(selection: pathlib.Path) -> dict:
 
 
 def run_group(name: str, entries: list[Entry], workdir: pathlib.Path, *, extra: list[str] = (),
-              timeout: float = 900) -> dict[str, Audit]:
+              timeout: float = 900, profile: str = PROFILE) -> dict[str, Audit]:
     """One pytest process auditing `entries`, each on its own clauses."""
     selection = workdir / f"{name}.select.json"
     selection.write_text(json.dumps({e.spec: sorted(e.clauses) for e in entries}), encoding="utf-8")
     junit = workdir / f"{name}.junit.xml"
-    run = subprocess.run(_command(entries, junit, list(extra)), cwd=ROOT, env=_environment(selection),
+    run = subprocess.run(_command(entries, junit, list(extra), profile), cwd=ROOT, env=_environment(selection),
                          capture_output=True, text=True, timeout=timeout)
     if run.returncode not in (0, 1) or not junit.is_file():
         raise RuntimeError(f"zoo group {name}: pytest exited {run.returncode}\n{(run.stdout + run.stderr)[-4000:]}")
@@ -177,7 +179,7 @@ def run_group(name: str, entries: list[Entry], workdir: pathlib.Path, *, extra: 
 
 
 def run_groups(entries: list[Entry], workdir: pathlib.Path, *, jobs: int | None = None,
-               extra: list[str] = ()) -> dict[str, Audit]:
+               extra: list[str] = (), profile: str = PROFILE, timeout: float = 900) -> dict[str, Audit]:
     """Audit `entries`, one process per group, `jobs` processes at a time (default: usable CPUs);
     `extra` pytest arguments go to every process (e.g. --hypothesis-seed=N to probe other examples)."""
     by_group: dict[str, list[Entry]] = {}
@@ -188,6 +190,7 @@ def run_groups(entries: list[Entry], workdir: pathlib.Path, *, jobs: int | None 
         jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     audits: dict[str, Audit] = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(jobs, len(order)))) as pool:
-        for result in pool.map(lambda g: run_group(g, by_group[g], workdir, extra=extra), order):
+        for result in pool.map(lambda g: run_group(g, by_group[g], workdir, extra=extra, profile=profile,
+                                                   timeout=timeout), order):
             audits.update(result)
     return audits
