@@ -134,3 +134,37 @@ def test_audit_in_which_nothing_could_be_tested_exits_2(module_file, tmp_path):
     assert "nothing could be tested" in run.stderr.splitlines()[-1]
     report = files.load_report(tmp_path / "report")
     assert {e["status"] for e in report["clauses"]} == {"not-provided"}
+
+
+def test_selfcheck_exits_1_on_a_survivor_or_false_alarm(monkeypatch, capsys):
+    """dropnorm selfcheck's verdict, on audits faked at the boundary (tests/test_zoo.py runs the real ones)."""
+    import io
+
+    from dropnorm import selfcheck
+    from dropnorm.zoo import meta
+
+    entries = meta.catalogue()
+    defect = next(e for e in entries if e.kind == "defect")
+    variant = next(e for e in entries if e.kind == "variant")
+
+    def fake(survivor: bool, alarm: bool):
+        def run_groups(entries, workdir, **kw):
+            out = {}
+            for e in entries:
+                a = meta.Audit(e.spec, tests=1)
+                if e.kind == "defect" and not (survivor and e.spec == defect.spec):
+                    a.failed, a.violated, a.fail_seconds = ["t"], {next(iter(e.clauses)): ["c"]}, 0.1
+                if e.kind == "variant" and alarm and e.spec == variant.spec:
+                    a.failed, a.violated = ["t"], {"BN-TRAIN-01": ["output"]}
+                out[e.spec] = a
+            return out
+        return run_groups
+
+    for survivor, alarm, status in ((False, False, 0), (True, False, 1), (False, True, 1)):
+        monkeypatch.setattr(meta, "run_groups", fake(survivor, alarm))
+        buf = io.StringIO()
+        assert selfcheck.selfcheck(out=buf) == status
+        text = buf.getvalue()
+        assert "kill rate:" in text
+        assert (f"survivors: {defect.name}" in text) == survivor
+        assert (f"false alarms: {variant.name}" in text) == alarm
