@@ -30,11 +30,11 @@ from dropnorm import stats, tolerances  # noqa: E402
 from dropnorm.dtypes import UNIT_ROUNDOFF  # noqa: E402
 
 QUANTITIES = {  # name -> (clause, what size means, log10 grid)
-    "scale": ("DO-TRAIN-01", "relative error of the 1/(1-p) scale", (-9, -1)),
+    "scale": ("DO-TRAIN-01", "relative error of the 1/(1-p) scale", (-17, -1)),
     "keep": ("DO-TRAIN-02", "absolute error of the keep probability", (-4, -1)),
-    "eps": ("BN-TRAIN-01", "relative error of eps", (-6, 0)),
-    "momentum": ("BN-TRAIN-02", "relative error of momentum", (-9, -1)),
-    "correction": ("BN-TRAIN-03", "relative error of the n/(n-1) correction", (-9, -1)),
+    "eps": ("BN-TRAIN-01", "relative error of eps", (-14, 0)),
+    "momentum": ("BN-TRAIN-02", "relative error of momentum", (-17, -1)),
+    "correction": ("BN-TRAIN-03", "relative error of the n/(n-1) correction", (-17, -1)),
 }
 
 
@@ -59,7 +59,7 @@ def smallest_detected(kind: str, profile: str, steps: int) -> dict:
         raise RuntimeError(f"false alarm: the correct layers fail {QUANTITIES[kind][0]}")
     grid = [10.0 ** e for e in range(lo_exp, hi_exp + 1)]
     passed, failed = 0.0, None
-    for size in grid:
+    for size in grid:  # upwards from below the rounding level: the first size detected
         if detected(kind, size, profile):
             failed = size
             break
