@@ -28,7 +28,7 @@ AUDITS = {
     "stalls": ["DO-TRAIN-01", "DO-P0-01", "D2-API-01", "BN-TRAIN-01"],
     "talks": ["DO-P0-01", "D2-EVAL-01", "BN-DEFAULT-01"],
 }
-TIMEOUT = 5  # seconds: the hanging Dropout of stalls.py is stopped after this
+TIMEOUT = 10  # seconds: the hanging Dropout of stalls.py is stopped after this (the others take < 1 s)
 
 
 def _audit(name: str, directory: pathlib.Path) -> subprocess.CompletedProcess:
