@@ -107,7 +107,7 @@ def main() -> int:
         print(json.dumps(row), flush=True)
         rows.append(row)
     (out / "sensitivity.json").write_text(json.dumps({"profile": args.profile, "rows": rows}, indent=1))
-    lines = [f"| quantity (clause) | smallest detected | largest missed | theoretical limit |", "|---|---|---|---|"]
+    lines = ["| quantity (clause) | smallest detected | largest missed | theoretical limit |", "|---|---|---|---|"]
     for r in rows:
         det = f"{r['detected']:.2g}" if r["detected"] is not None else "not detected in the grid"
         lines.append(f"| {r['meaning']} ({r['clause']}) | {det} | {r['largest_missed']:.2g} | {r['theory']} |")

@@ -9,7 +9,7 @@ from dropnorm import checks as ph
 from dropnorm import inputs
 from dropnorm import strategies as hh
 from dropnorm import tolerances as tol
-from dropnorm.bn_setup import draw_case, provided_dims
+from dropnorm.bn_setup import draw_case
 
 
 @pytest.mark.clause("BN-STATE-01")

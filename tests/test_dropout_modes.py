@@ -4,7 +4,6 @@ DO-INPLACE-01/02)."""
 import itertools
 import math
 
-import numpy as np
 import hypothesis
 import pytest
 from hypothesis import strategies as st

@@ -14,7 +14,6 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import strategies as st
 
 from dropnorm import checks as ph
 from dropnorm import stats

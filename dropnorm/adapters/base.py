@@ -111,6 +111,24 @@ class Layer(abc.ABC):
         raise NotProvided(f"{self.kind}: gradcheck needs an autograd implementation")
 
 
+class FlagModeLayer(Layer):
+    """A Layer whose train/eval mode is a flag the adapter keeps and passes to each call (frameworks
+    with a `training` argument per call: the reference, Keras, Flax, ONNX Runtime)."""
+
+    def __init__(self, impl, kind: str, kwargs: dict):
+        self.impl, self.kind, self.kwargs = impl, kind, dict(kwargs)
+        self._training = True
+
+    def train(self, mode: bool = True) -> None:
+        from dropnorm import repro
+        repro.record(f"layer.train({mode!r})")
+        self._training = bool(mode)
+
+    @property
+    def training(self) -> bool:
+        return self._training
+
+
 class Implementation(abc.ABC):
     """An implementation under test: a factory of layers plus its RNG."""
 

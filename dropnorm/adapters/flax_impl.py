@@ -29,7 +29,7 @@ import numpy as np
 
 from dropnorm import repro
 from dropnorm.adapters import _common as c
-from dropnorm.adapters.base import Implementation, Layer, NotProvided, Output
+from dropnorm.adapters.base import FlagModeLayer, Implementation, NotProvided, Output
 from dropnorm.adapters.layouts import numpy_view
 from dropnorm.dtypes import round_to
 
@@ -55,18 +55,8 @@ def _dtype_name(a):
     return {jnp.dtype(v): k for k, v in JNP.items()}.get(a.dtype, str(a.dtype))
 
 
-class _FlaxLayer(Layer):
-    def __init__(self, impl, kind, kwargs):
-        self.impl, self.kind, self.kwargs = impl, kind, dict(kwargs)
-        self._training = True
-
-    def train(self, mode: bool = True) -> None:
-        repro.record(f"layer.train({mode!r})")
-        self._training = bool(mode)
-
-    @property
-    def training(self) -> bool:
-        return self._training
+class _FlaxLayer(FlagModeLayer):
+    """A flax.linen layer; train/eval is the `deterministic` / `use_running_average` flag of each call."""
 
 
 class FlaxDropout(_FlaxLayer):

@@ -39,7 +39,7 @@ import numpy as np
 
 from dropnorm import repro
 from dropnorm.adapters import _common as c
-from dropnorm.adapters.base import BATCHNORM_RANKS, Implementation, Layer, NotProvided, Output
+from dropnorm.adapters.base import BATCHNORM_RANKS, FlagModeLayer, Implementation, NotProvided, Output
 from dropnorm.adapters.layouts import numpy_view
 from dropnorm.dtypes import round_to
 
@@ -180,22 +180,10 @@ def _policy(dtype: str, param_dtype: str) -> str | None:
     return None
 
 
-class _KerasLayer(Layer):
-    def __init__(self, impl: KerasImplementation, kind: str, kwargs: dict):
-        self.impl, self.kind, self.kwargs = impl, kind, dict(kwargs)
-        self._training = True
-
-    def train(self, mode: bool = True) -> None:
-        repro.record(f"layer.train({mode!r})")
-        self._training = bool(mode)
-
-    @property
-    def training(self) -> bool:
-        return self._training
-
+class _KerasLayer(FlagModeLayer):
     def _call(self, layer, x, dtype, layout, dy=None):
         """Run `layer` on x (and backward with dy); returns (y, x_tensor, grads dict)."""
-        impl, keras = self.impl, self.impl.keras
+        impl = self.impl
         t = impl.tensor(x, dtype, layout)
         if dy is None:
             if impl.backend == "torch":

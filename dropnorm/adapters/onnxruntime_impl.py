@@ -30,7 +30,7 @@ import numpy as np
 
 from dropnorm import repro
 from dropnorm.adapters import _common as c
-from dropnorm.adapters.base import Implementation, Layer, NotProvided, Output
+from dropnorm.adapters.base import FlagModeLayer, Implementation, NotProvided, Output
 from dropnorm.adapters.layouts import numpy_view
 from dropnorm.dtypes import round_to
 
@@ -74,19 +74,7 @@ def _vi(name, dtype, shape=None):
     return helper.make_tensor_value_info(name, ONNX_TYPES[dtype] if isinstance(dtype, str) else dtype, shape)
 
 
-class _OrtLayer(Layer):
-    def __init__(self, impl, kind, kwargs):
-        self.impl, self.kind, self.kwargs = impl, kind, dict(kwargs)
-        self._training = True
-
-    def train(self, mode: bool = True) -> None:
-        repro.record(f"layer.train({mode!r})")
-        self._training = bool(mode)
-
-    @property
-    def training(self) -> bool:
-        return self._training
-
+class _OrtLayer(FlagModeLayer):
     def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
         raise NotProvided("onnxruntime is an inference runtime: no gradients")
 

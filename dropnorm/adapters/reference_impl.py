@@ -13,7 +13,7 @@ import numpy as np
 
 import reference as ref
 from dropnorm import repro
-from dropnorm.adapters.base import BATCHNORM_RANKS, Implementation, Layer, NotProvided, Output
+from dropnorm.adapters.base import BATCHNORM_RANKS, FlagModeLayer, Implementation, Layer, NotProvided, Output
 from dropnorm.adapters.layouts import numpy_view
 from dropnorm.dtypes import DTYPES, round_to
 from reference import _validate as v
@@ -24,19 +24,7 @@ def _check_dtype(dtype: str) -> None:
         raise TypeError(f"dtype must be one of {DTYPES}, got {dtype!r}")
 
 
-class _RefLayer(Layer):
-    def __init__(self, impl: "ReferenceImplementation", kind: str, kwargs: dict):
-        self.impl, self.kind, self.kwargs = impl, kind, dict(kwargs)
-        self._training = True
-
-    def train(self, mode: bool = True) -> None:
-        repro.record(f"layer.train({mode!r})")
-        self._training = bool(mode)
-
-    @property
-    def training(self) -> bool:
-        return self._training
-
+class _RefLayer(FlagModeLayer):
     def roundtrip(self) -> "Layer":
         repro.record("layer = layer.roundtrip()")
         return copy.deepcopy(self)
