@@ -119,12 +119,21 @@ class KerasImplementation(Implementation):
             self._reset(layer, int(seed))
 
     def rng_state(self) -> bytes:
+        """The global generators only: torch's (torch backend) and Keras's global SeedGenerator if one
+        exists. Each layer's own SeedGenerator is layer state, and the set of live layers changes as
+        they are garbage-collected, so it cannot be part of a global snapshot; whether eval draws from
+        a layer's generator is checked by replay (tests/test_dropout_modes.py)."""
         parts = []
         if self.backend == "torch":
             import torch
             parts.append(torch.get_rng_state().numpy().tobytes())
-        for layer in sorted(self._live, key=id):
-            parts.append(np.asarray(self.keras.ops.convert_to_numpy(layer.seed_generator.state.value)).tobytes())
+        try:
+            from keras.src.backend.common import global_state
+            generator = global_state.get_global_attribute("global_seed_generator")
+        except ImportError:
+            generator = None
+        if generator is not None:
+            parts.append(np.asarray(self.keras.ops.convert_to_numpy(generator.state.value)).tobytes())
         return b"".join(parts)
 
     # ------------------------------------------------------------ capabilities
