@@ -77,7 +77,8 @@ def table(reports: list[dict]) -> dict:
             continue
         clause_rows.append({"id": cid, "level": c.level, "title": c.title,
                             "cells": [(x["status"], x["reason"]) if x else ("", "not audited") for x in cells]})
-    return {"columns": cols, "conventions": conv_rows, "clauses": clause_rows}
+    return {"columns": cols, "conventions": conv_rows, "clauses": clause_rows,
+            "provenance": reports[0]["provenance"] if reports else {}}
 
 
 def markdown(t: dict, problems: dict[str, str]) -> str:
@@ -96,6 +97,10 @@ def markdown(t: dict, problems: dict[str, str]) -> str:
             for r in t["clauses"]]
     if problems:
         out += ["", "Not audited:"] + [f"- {impl}: {cell(why)}" for impl, why in problems.items()]
+    prov = t["provenance"]
+    out += ["", f"Made by `dropnorm matrix` (spec {prov['spec_version']}, dropnorm {prov['dropnorm_version']}"
+                + (f", commit {prov['dropnorm_commit'][:12]}" if prov.get("dropnorm_commit") else "") + "); "
+                "each column's report.json is reproduced by `dropnorm audit --impl NAME --profile PROFILE`."]
     out += ["", "Audited with: " + "; ".join(f"{c['name']} {c['version']} ({c['device']}, profile {c['profile']})"
                                              for c in cols)]
     return "\n".join(out) + "\n"
