@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import pathlib
 import re
@@ -206,14 +207,12 @@ class Progress:
         if self.total is None:
             collected = results.with_name(results.name + ".collected.json")
             if collected.exists():
-                import json
                 try:
                     self.total = len(json.loads(collected.read_text()))
                 except ValueError:
                     pass
         if not results.exists():
             return
-        import json
         with open(results, encoding="utf-8") as f:
             f.seek(self.offset)
             chunk = f.read()
@@ -251,7 +250,6 @@ class Watchdog:
         self.timed_out: dict[str, float] = {}
 
     def check(self) -> None:
-        import json
         now = time.time()
         for marker in self.running.glob("*.json") if self.running.is_dir() else ():
             try:
@@ -331,7 +329,6 @@ def _sigterm(signum, frame):
 
 def build_report(opts: Options, target: Target, directory: pathlib.Path, started: float, finished: float,
                  exit_status: int | None, interrupted: bool) -> dict:
-    import json
     timeouts_file = directory / ".timeouts.json"
     timeouts = json.loads(timeouts_file.read_text()) if timeouts_file.exists() else {}
     records, events = model.read_records(directory / ".results.jsonl", timeouts)
