@@ -16,25 +16,18 @@ import argparse
 import json
 import pathlib
 import random
-import subprocess
 import sys
-import tempfile
 
 from scipy import stats as st
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from audit_run import ROOT, audit_report
 STAT_CLAUSES = ("DO-TRAIN-02", "DO-TRAIN-03", "DO-TRAIN-04", "DO-TRAIN-05", "DO-MOMENT-01", "D2-TRAIN-03",
                 "D2-TRAIN-04")
 LEVELS = (0.001, 0.01, 0.05, 0.1)
 
 
 def pvalues(impl: str, seed: int, profile: str) -> list[dict]:
-    with tempfile.TemporaryDirectory() as d:
-        subprocess.run([sys.executable, "-m", "dropnorm.cli", "audit", f"--impl={impl}", f"--seed={seed}",
-                        f"--profile={profile}", "--jobs=2", "--quiet", f"--report-dir={d}",
-                        *[f"--clause={c}" for c in STAT_CLAUSES]],
-                       cwd=ROOT, capture_output=True, text=True, check=False)
-        report = json.loads((pathlib.Path(d) / "report.json").read_text())
+    report = audit_report(impl, f"--seed={seed}", f"--profile={profile}", *[f"--clause={c}" for c in STAT_CLAUSES])
     return [{"clause": e["id"], "condition": s["condition"], "pvalue": s["pvalue"]}
             for e in report["clauses"] for s in e["statistics"]]
 

@@ -16,16 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import pathlib
-import subprocess
 import sys
-import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from audit_run import audit_report  # noqa: E402
 from dropnorm import stats, tolerances  # noqa: E402
 from dropnorm.dtypes import UNIT_ROUNDOFF  # noqa: E402
 
@@ -40,13 +38,8 @@ QUANTITIES = {  # name -> (clause, what size means, log10 grid)
 
 def detected(kind: str, size: float, profile: str) -> bool:
     clause = QUANTITIES[kind][0]
-    with tempfile.TemporaryDirectory() as d:
-        env = dict(os.environ, DROPNORM_DEVIATION=kind, DROPNORM_DEVIATION_SIZE=repr(size))
-        subprocess.run([sys.executable, "-m", "dropnorm.cli", "audit",
-                        f"--impl=torch-module:{ROOT / 'benchmarks' / 'deviant.py'}", f"--clause={clause}",
-                        f"--profile={profile}", "--jobs=2", "--quiet", f"--report-dir={d}"],
-                       cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-        report = json.loads((pathlib.Path(d) / "report.json").read_text())
+    report = audit_report(f"torch-module:{ROOT / 'benchmarks' / 'deviant.py'}", f"--clause={clause}",
+                          f"--profile={profile}", env={"DROPNORM_DEVIATION": kind, "DROPNORM_DEVIATION_SIZE": repr(size)})
     status = next(e["status"] for e in report["clauses"] if e["id"] == clause)
     if status not in ("pass", "fail"):
         raise RuntimeError(f"{kind} size {size}: clause {clause} is {status}")

@@ -14,20 +14,10 @@ import argparse
 import json
 import pathlib
 import random
-import subprocess
 import sys
-import tempfile
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-
-
-def audit(impl: str, seed: int, profile: str) -> dict:
-    with tempfile.TemporaryDirectory() as d:
-        subprocess.run([sys.executable, "-m", "dropnorm.cli", "audit", f"--impl={impl}", f"--seed={seed}",
-                        f"--profile={profile}", "--jobs=2", "--quiet", f"--report-dir={d}"],
-                       cwd=ROOT, capture_output=True, text=True, check=False)
-        return json.loads((pathlib.Path(d) / "report.json").read_text())
+from audit_run import ROOT, audit_report
 
 
 def main() -> int:
@@ -45,7 +35,7 @@ def main() -> int:
         for _ in range(args.runs):
             seed = rng.randrange(2 ** 31)
             t0 = time.time()
-            report = audit(impl, seed, args.profile)
+            report = audit_report(impl, f"--seed={seed}", f"--profile={args.profile}")
             bad = {e["id"]: e["reason"][:300] for e in report["clauses"] if e["status"] in ("fail", "error")}
             runs.append({"seed": seed, "seconds": round(time.time() - t0, 1), "failing": bad,
                          "complete": report["complete"]})

@@ -52,3 +52,18 @@ def f64(a) -> np.ndarray | None:
 
 EMPTY_STATE = {"weight": None, "bias": None, "running_mean": None, "running_var": None,
                "num_batches_tracked": None, "param_dtype": None}
+
+
+def batchnorm_kwargs(framework: str, dims, num_features, eps, momentum, affine, track_running_stats) -> dict:
+    """Record a batchnorm construction and check what a framework with a fixed momentum and
+    always-on running statistics (Keras, Flax) can express; returns the torch-style keywords."""
+    kw = dict(num_features=num_features, eps=eps, momentum=momentum, affine=affine,
+              track_running_stats=track_running_stats)
+    record_construct(bn_call(dims, **kw))
+    if dims not in (1, 2, 3):
+        raise ValueError(f"dims must be 1, 2 or 3, got {dims!r}")
+    if momentum is None:
+        raise NotProvided(f"{framework} has no cumulative average (momentum=None)")
+    if not track_running_stats:
+        raise NotProvided(f"{framework} has no option without running statistics")
+    return kw

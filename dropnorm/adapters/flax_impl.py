@@ -221,15 +221,7 @@ class FlaxImplementation(Implementation):
         return FlaxDropout(self, "Dropout2d", p, inplace)
 
     def batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
-        kw = dict(num_features=num_features, eps=eps, momentum=momentum, affine=affine,
-                  track_running_stats=track_running_stats)
-        c.record_construct(c.bn_call(dims, **kw))
-        if dims not in (1, 2, 3):
-            raise ValueError(f"dims must be 1, 2 or 3, got {dims!r}")
-        if momentum is None:
-            raise NotProvided("flax BatchNorm has no cumulative average (momentum=None)")
-        if not track_running_stats:
-            raise NotProvided("flax BatchNorm has no option without running statistics")
+        kw = c.batchnorm_kwargs('flax BatchNorm', dims, num_features, eps, momentum, affine, track_running_stats)
         from dropnorm import conventions
         config = dict(epsilon=eps, momentum=conventions.get("flax").framework_momentum(momentum),
                       use_scale=affine, use_bias=affine)

@@ -157,15 +157,7 @@ class KerasImplementation(Implementation):
         return KerasDropout(self, "Dropout2d", p, inplace)
 
     def batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
-        kw = dict(num_features=num_features, eps=eps, momentum=momentum, affine=affine,
-                  track_running_stats=track_running_stats)
-        c.record_construct(c.bn_call(dims, **kw))
-        if dims not in (1, 2, 3):
-            raise ValueError(f"dims must be 1, 2 or 3, got {dims!r}")
-        if momentum is None:
-            raise NotProvided("Keras BatchNormalization has no cumulative average (momentum=None)")
-        if not track_running_stats:
-            raise NotProvided("Keras BatchNormalization has no option without moving statistics")
+        kw = c.batchnorm_kwargs('Keras BatchNormalization', dims, num_features, eps, momentum, affine, track_running_stats)
         config = dict(axis=1, epsilon=eps, momentum=self.conv.framework_momentum(momentum), center=affine,
                       scale=affine)
         return KerasBatchNorm(self, dims, kw, config)
