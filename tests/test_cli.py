@@ -1,5 +1,10 @@
 """`dropnorm` usage errors: exit status 2 and one line saying what to fix, never a traceback;
-and an interrupted audit that leaves a valid report marked incomplete."""
+and an interrupted audit that leaves a valid report marked incomplete.
+
+These tests check dropnorm's tools, not an implementation: they cite no spec clause of their
+own (clause markers are for property tests); the clause IDs they assert on are those the
+audited implementations are blamed for.
+"""
 from __future__ import annotations
 
 import json

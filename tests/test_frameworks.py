@@ -5,6 +5,10 @@ install, when the framework is absent. CI installs keras and onnx. A framework p
 the audit completes and every departure is either its documented convention (a parameter of
 the tests, spec/conventions.toml) or a recorded deviation (spec/deviations/<impl>.toml): any
 new fail or error is a regression, of the framework or of its adapter.
+
+These tests check dropnorm's tools, not an implementation: they cite no spec clause of their
+own (clause markers are for property tests); the clause IDs they assert on are those the
+audited implementations are blamed for.
 """
 from __future__ import annotations
 

@@ -4,6 +4,10 @@ tests/misbehaving/ holds implementations that raise, crash their process, hang i
 holding the GIL, tamper with global state, return the wrong kind of output, or print and
 warn. Each is audited once (quick profile, a few clauses); every audit must complete with a
 valid report and the right status on the right clause, and the rest must still be audited.
+
+These tests check dropnorm's tools, not an implementation: they cite no spec clause of their
+own (clause markers are for property tests); the clause IDs they assert on are those the
+audited implementations are blamed for.
 """
 from __future__ import annotations
 

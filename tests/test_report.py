@@ -5,6 +5,10 @@ and the HTML page opened in headless Chromium.
 
 The audits run once per session (module fixtures), with the quick profile and a few
 clauses, so this module costs seconds, not minutes.
+
+These tests check dropnorm's tools, not an implementation: they cite no spec clause of their
+own (clause markers are for property tests); the clause IDs they assert on are those the
+audited implementations are blamed for.
 """
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""How test outcomes become clause statuses (dropnorm/report/model.py), on hand-made records."""
+"""How test outcomes become clause statuses (dropnorm/report/model.py), on hand-made records.
+
+These tests check dropnorm's tools, not an implementation: they cite no spec clause of their
+own (clause markers are for property tests); the clause IDs they assert on are those the
+audited implementations are blamed for.
+"""
 from __future__ import annotations
 
 import json
