@@ -30,6 +30,7 @@ class Clause:
     source: str
     rationale: str
     conventions: tuple[str, ...] = ()   # fields of spec/conventions.toml the clause depends on
+    conditions: tuple[str, ...] = ()    # the named checks (conditions) of the clause that the tests use
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ def clauses() -> dict[str, Clause]:
     data = tomllib.loads((SPEC_DIR / "clauses.toml").read_text(encoding="utf-8"))
     out: dict[str, Clause] = {}
     for raw in data["clause"]:
-        c = Clause(**dict(raw, conventions=tuple(raw.get("conventions", ()))))
+        c = Clause(**dict(raw, conventions=tuple(raw.get("conventions", ())),
+                           conditions=tuple(raw.get("conditions", ()))))
         if c.id in out:
             raise SpecError(f"duplicate clause id {c.id}")
         if c.level not in LEVELS or c.layer not in LAYERS:
