@@ -19,9 +19,11 @@ import pathlib
 import pytest
 from hypothesis import settings
 
-from dropnorm import checks, isolation, profiles, repro
+from dropnorm import checks, isolation, judging, profiles
 from dropnorm.adapters import IMPL_HELP, ImplSpecError, NotProvided, load, normalize
+from dropnorm.kinds import LAYER_KINDS
 from dropnorm.spec import LAYERS, SpecError, clauses, default_deviations_file, load_deviations
+from dropnorm.traced import TRACE, Traced
 
 pytest_plugins = ["dropnorm.pytest_results"]
 
@@ -31,10 +33,6 @@ DEFAULT_IMPLS = ("torch", "reference", SCRATCH_IMPL)
 
 profiles.register()
 settings.load_profile(os.environ.get("DROPNORM_PROFILE", profiles.DEFAULT))
-
-LAYER_CLASSES = {"dropout": ("Dropout",), "dropout2d": ("Dropout2d",),
-                 "batchnorm": ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d")}
-
 
 def pytest_addoption(parser):
     group = parser.getgroup("dropnorm")
@@ -60,9 +58,9 @@ def pytest_configure(config):
     specs = config.getoption("impl") or [s for s in os.environ.get("DROPNORM_IMPL", "").split(",") if s]
     try:
         config.dropnorm_impls = [normalize(s) for s in specs] if specs else list(DEFAULT_IMPLS)
-        extra = {}
+        extra = []
         for path in config.getoption("deviations"):
-            extra.update(load_deviations(path))
+            extra += load_deviations(path)
     except (ImplSpecError, SpecError) as e:
         raise pytest.UsageError(str(e)) from None
     config.dropnorm_extra_deviations = extra
@@ -104,7 +102,7 @@ def impl(request):
     if isinstance(_loaded[key], Exception):
         e = _loaded[key]
         pytest.fail(f"cannot load implementation {spec!r}: {type(e).__name__}: {e}", pytrace=False)
-    return _loaded[key]
+    return Traced(_loaded[key], spec)
 
 
 def _item_clauses(item) -> list[str]:
@@ -154,19 +152,30 @@ def _clause_context(request):
         impl = request.getfixturevalue("impl")
         ctx.impl_name = impl.name
         path = default_deviations_file(impl.name)
-        ctx.deviations = dict(load_deviations(path)) if path else {}
-        ctx.deviations.update(request.config.dropnorm_extra_deviations)
-        needed = {cls for cid in ids for cls in LAYER_CLASSES[clauses()[cid].layer]}
-        provides = getattr(impl, "provides", lambda kind: True)
-        if not any(provides(cls) for cls in needed):
+        ctx.deviations = (load_deviations(path) if path else []) + request.config.dropnorm_extra_deviations
+        ctx.marked = frozenset(ids)
+        needed = {cls for cid in ids for cls in LAYER_KINDS[clauses()[cid].layer]}
+        if not any(impl.provides(cls) for cls in needed):
             pytest.skip(f"not provided: {impl.describe()} defines none of {sorted(needed)}")
-        repro.reset(request.node.callspec.params.get("impl") if hasattr(request.node, "callspec") else None)
+    TRACE.reset_test(request.node.callspec.params.get("impl") if hasattr(request.node, "callspec") else None)
     checks.set_context(ctx)
     request.node.dropnorm_context = ctx
     for cid in ids:
         request.node.user_properties.append(("clause", cid))
     yield
     checks.set_context(checks.Context())
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """Run a clause-marked test through dropnorm.judging: after a failure it is run again with the
+    failed conditions masked, so that every clause the test checks is judged."""
+    ctx = getattr(pyfuncitem, "dropnorm_context", None)
+    if ctx is None or not ctx.marked:
+        return None
+    funcargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    judging.run(lambda: pyfuncitem.obj(**funcargs), ctx)
+    return True
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -178,8 +187,10 @@ def pytest_runtest_makereport(item, call):
         return
     ctx = getattr(item, "dropnorm_context", None)
     if rep.when == "call" and rep.passed and ctx is not None and ctx.observed:
+        # a recorded deviation was met (and nothing else failed): xfail, "known deviation" or "known defect"
         rep.outcome = "skipped"
-        rep.wasxfail = "known deviation: " + "; ".join(
-            f"{c}/{cond} ({dev.reason})" for (c, cond), (dev, _msg) in ctx.observed.items())
-        for (c, cond), (dev, msg) in ctx.observed.items():
-            item.user_properties.append(("deviation", f"{c}/{cond}: {msg.splitlines()[0]}"))
+        known = any(dev.kind == "known-defect" for dev, _msg in ctx.observed.values())
+        rep.wasxfail = ("known defect: " if known else "known deviation: ") + "; ".join(
+            f"{c}/{cond} ({dev.kind}: {dev.reason})" for (c, cond, _k), (dev, _msg) in ctx.observed.items())
+        for (c, cond, _k), (dev, msg) in ctx.observed.items():
+            item.user_properties.append(("deviation", f"{c}/{cond} [{dev.kind}]: {msg.splitlines()[0]}"))

@@ -2,11 +2,17 @@
 
 A failed check raises ClauseViolation with the message
   "<clause>/<condition>: got X, expected Y [what]"
-and the copy-paste reproduction of the failing example (dropnorm.repro).
-A failed check that matches a recorded deviation (clause and condition, from
-spec/deviations/<impl>.toml or --deviations) is recorded instead of raised,
-so one deviation cannot hide another failure in the same test; the test is
-then reported as xfail "known deviation".
+and keeps the trace of the failing example (dropnorm.traced), from which
+dropnorm.reproduce writes a standalone script that rebuilds the case.
+A failed check inside the scope of a recorded deviation (spec/deviations/<impl>.toml
+or --deviations) is recorded instead of raised, so that it cannot hide another failure.
+A check whose condition already failed in this test (Context.masked: the test is run
+again after a failure, dropnorm.judging) is not raised again, so that the rerun judges
+the test's other checks.
+
+A check may only cite a clause the running test is marked with (@pytest.mark.clause):
+otherwise `--clause X` would not run every check of X. Citing another is an error of
+the suite (SuiteError).
 """
 from __future__ import annotations
 
@@ -14,35 +20,60 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dropnorm import repro
 from dropnorm.spec import Deviation, clauses
+from dropnorm.traced import TRACE
 
-__all__ = ["ClauseViolation", "check", "measure", "assert_equal", "assert_close", "assert_dtype", "assert_shape",
-           "assert_binomial", "context"]
+__all__ = ["ClauseViolation", "SuiteError", "check", "measure", "assert_equal", "assert_close", "assert_dtype",
+           "assert_shape", "assert_binomial", "context"]
+
+
+class SuiteError(Exception):
+    """An error of the test suite itself (not of the implementation under test)."""
 
 
 class ClauseViolation(AssertionError):
     """A failed check: the clause, the condition within it, observed and expected values
-    (as text) and the reproduction of the failing example, kept apart for the report."""
+    (as text), the comparison it made and the trace of the failing example, kept apart for the
+    report and for the reproduction script (dropnorm.reproduce)."""
 
     def __init__(self, clause: str, condition: str, message: str, observed: str | None = None,
-                 expected: str | None = None):
+                 expected: str | None = None, comparison: dict | None = None):
         self.clause, self.condition, self.message = clause, condition, message
         self.observed, self.expected = observed, expected
-        self.reproduction = repro.snippet()
-        self.script = repro.torch_script()
-        super().__init__(f"{clause}/{condition}: {message}\n\nReproduce:\n{self.reproduction}")
+        self.comparison = comparison or {"kind": "predicate"}
+        self.calls = list(TRACE.calls)
+        self.impl_spec = TRACE.impl_spec
+        self._script = None
+        super().__init__(f"{clause}/{condition}: {message}")
+
+    @property
+    def script(self) -> str:
+        """A standalone script that rebuilds the failing case and exits 1 when it reproduces."""
+        if self._script is None:
+            from dropnorm import reproduce
+            self._script = reproduce.script(self)
+        return self._script
+
+    @property
+    def reproduction(self) -> str:
+        return self.script
+
+    def __str__(self) -> str:
+        return f"{self.clause}/{self.condition}: {self.message}\n\nReproduce (exits 1 while it fails):\n{self.script}"
 
 
 @dataclass
 class Context:
     impl_name: str = "torch"
-    deviations: dict = field(default_factory=dict)
-    observed: dict = field(default_factory=dict)   # (clause, condition) -> (Deviation, message)
+    deviations: list = field(default_factory=list)   # Deviation, in the order read
+    marked: frozenset = frozenset()                  # the clauses the running test is marked with
+    masked: set = field(default_factory=set)         # (clause, condition) that failed earlier in this test
+    observed: dict = field(default_factory=dict)     # (clause, condition, deviation key) -> (Deviation, message)
     measurements: list = field(default_factory=list)
-    examples: int = 0                                # hypothesis examples run (dropnorm.strategies.given)
-    inputs: set = field(default_factory=set)         # (dtype, layout) pairs passed to layers
-    example_inputs: set = field(default_factory=set)  # the same, for the current example only
+    examples: int = 0                                # hypothesis examples run to their end
+    not_provided: dict = field(default_factory=dict)  # reason -> examples filtered out as not provided
+    runs: int = 0                                    # runs of the test (1 + reruns after failures)
+    unjudged: str = ""                               # why the test's other clauses could not be judged
 
 
 _ctx = [Context()]
@@ -56,29 +87,66 @@ def set_context(ctx: Context) -> None:
     _ctx[0] = ctx
 
 
-def _deviation(clause: str, condition: str) -> Deviation | None:
-    """The recorded deviation covering this check in the current example, if any."""
+def circumstances(calls=None) -> dict:
+    """What the failing check looked at, read from the trace: the layer kind, dtype and layout of
+    the latest forward call, that layer's constructor arguments, and the seeds set in the example."""
+    calls = TRACE.calls if calls is None else calls
+    out = {"layer": None, "dtype": None, "layout": None, "params": {}, "seeds": set()}
+    constructed, parent = {}, {}
+    for c in calls:
+        if c.method == "construct":
+            constructed[c.layer] = c.args
+        elif c.method == "roundtrip" and c.result is not None:
+            parent[c.result] = c.layer
+        elif c.method == "seed":
+            out["seeds"].add(c.args["seed"])
+    for c in reversed(calls):
+        if c.method in ("forward", "forward_backward", "gradcheck"):
+            number = c.layer
+            while number not in constructed and number in parent:
+                number = parent[number]
+            out.update(layer=c.kind, dtype=c.args.get("dtype", "float64"), layout=c.args.get("layout", "contiguous"),
+                       params=constructed.get(number, {}))
+            break
+    return out
+
+
+def _deviation(clause: str, condition: str, error: float | None) -> Deviation | None:
+    """The recorded deviation whose scope covers this failed check, if any."""
     ctx = context()
-    for key in ((clause, condition), (clause, "*")):
-        dev = ctx.deviations.get(key)
-        if dev is not None and (not dev.dtypes or {d for d, _ in ctx.example_inputs} & set(dev.dtypes)):
+    candidates = [d for d in ctx.deviations if d.clause == clause and d.condition in (condition, "*")]
+    if not candidates:
+        return None
+    where = circumstances()
+    for dev in candidates:
+        if dev.covers(layer=where["layer"], dtype=where["dtype"], layout=where["layout"], params=where["params"],
+                      seeds=where["seeds"], error=error):
             return dev
     return None
 
 
-def check(ok: bool, clause: str, condition: str, message: str, *, observed=None, expected=None) -> None:
-    """The one place a clause can fail. observed/expected: the values, for the report."""
+def check(ok: bool, clause: str, condition: str, message: str, *, observed=None, expected=None,
+          comparison: dict | None = None) -> None:
+    """The one place a clause can fail. observed/expected: the values, for the report;
+    comparison: what was compared (kind close/equal with got, expected, atol), for the reproduction."""
     __tracebackhide__ = True
+    ctx = context()
     if clause not in clauses():
-        raise KeyError(f"check cites unknown clause {clause!r}")
+        raise SuiteError(f"check cites unknown clause {clause!r}")
+    if ctx.marked and clause not in ctx.marked:
+        raise SuiteError(f"a check of {clause} (condition {condition!r}) in a test marked only with "
+                         f"{sorted(ctx.marked)}: add {clause} to the test's clause marker, so that "
+                         f"--clause {clause} runs it")
     if ok:
         return
-    dev = _deviation(clause, condition)
+    dev = _deviation(clause, condition, (comparison or {}).get("max_error"))
     if dev is not None:
-        context().observed.setdefault((clause, condition), (dev, message))
+        ctx.observed.setdefault((clause, condition, dev.key), (dev, message))
         return
-    raise ClauseViolation(clause, condition, message,
-                          None if observed is None else str(observed), None if expected is None else str(expected))
+    if (clause, condition) in ctx.masked:
+        return
+    raise ClauseViolation(clause, condition, message, None if observed is None else str(observed),
+                          None if expected is None else str(expected), comparison)
 
 
 def measure(clause: str, condition: str, **values) -> None:
@@ -115,7 +183,8 @@ def assert_equal(got, expected, clause: str, condition: str, what: str) -> None:
         i = _first_bad(bad)
         check(False, clause, condition, f"got {float(got[i])!r}, expected {float(expected[i])!r} at index {i}; "
                                         f"{int(bad.sum())} of {bad.size} differ [{what}]",
-              observed=f"{float(got[i])!r} at index {i}", expected=repr(float(expected[i])))
+              observed=f"{float(got[i])!r} at index {i}", expected=repr(float(expected[i])),
+              comparison={"kind": "equal", "got": got, "expected": expected, "what": what})
 
 
 def assert_close(got, expected, atol, clause: str, condition: str, what: str, rel_note: str = "") -> float:
@@ -141,7 +210,9 @@ def assert_close(got, expected, atol, clause: str, condition: str, what: str, re
         check(False, clause, condition,
               f"got {float(got[i])!r}, expected {float(expected[i])!r} at index {i}: |error| {err[i]:.3g} > tolerance "
               f"{atol[i]:.3g}; {int(bad.sum())} of {bad.size} outside {rel_note}[{what}]",
-              observed=f"{float(got[i])!r} at index {i}", expected=f"{float(expected[i])!r} +- {atol[i]:.3g}")
+              observed=f"{float(got[i])!r} at index {i}", expected=f"{float(expected[i])!r} +- {atol[i]:.3g}",
+              comparison={"kind": "close", "got": got, "expected": expected, "atol": np.array(atol), "what": what,
+                          "max_error": float(np.max(np.where(bad, np.nan_to_num(err, nan=np.inf), 0.0)))})
     return ratio
 
 

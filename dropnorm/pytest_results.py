@@ -25,7 +25,6 @@ import time
 import pytest
 
 PROPERTY = "dropnorm-record"
-_MAX_MEASUREMENTS = 400  # per test: enough for the figures, bounded report size
 
 
 def pytest_addoption(parser):
@@ -90,11 +89,19 @@ def pytest_runtest_makereport(item, call):
     record = {"clauses": _clauses(item), "when": rep.when}
     ctx = getattr(item, "dropnorm_context", None)
     if ctx is not None and rep.when == "call":
+        from dropnorm.traced import TRACE
         record["examples"] = ctx.examples or 1  # a test without hypothesis runs one example
-        record["inputs"] = sorted(ctx.inputs)
-        record["measurements"] = ctx.measurements[:_MAX_MEASUREMENTS]
-        record["deviations"] = [{"clause": c, "condition": cond, "reason": dev.reason, "message": msg}
-                                for (c, cond), (dev, msg) in ctx.observed.items()]
+        record["inputs"] = sorted(TRACE.inputs)
+        record["kinds"] = sorted(TRACE.kinds)    # layer kinds called in examples that ran to their end
+        record["measurements"] = ctx.measurements  # all of them: calibration reads every p-value
+        record["runs"] = ctx.runs
+        if ctx.unjudged:
+            record["unjudged"] = ctx.unjudged
+        if ctx.not_provided:
+            record["not_provided"] = dict(ctx.not_provided)
+        record["deviations"] = [{"clause": c, "condition": cond, "kind": dev.kind, "key": dev.key,
+                                 "reason": dev.reason, "finding": dev.finding, "message": msg}
+                                for (c, cond, _key), (dev, msg) in ctx.observed.items()]
     exc = call.excinfo.value if call.excinfo is not None else None
     if exc is not None and rep.outcome == "failed":
         record["counterexample"] = _counterexample(exc)

@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass
 
 from dropnorm.dtypes import DTYPES
+from dropnorm.kinds import KINDS
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SPEC_DIR = ROOT / "spec"
@@ -33,20 +34,75 @@ class Clause:
     conditions: tuple[str, ...] = ()    # the named checks (conditions) of the clause that the tests use
 
 
+DEVIATION_KINDS = ("convention", "known-defect")
+
+
 @dataclass(frozen=True)
 class Deviation:
-    """An accepted departure from one check: a clause and a named condition within it.
+    """A recorded departure from one check: a clause and a named condition within it.
 
-    condition "*" matches every condition of the clause; dtypes, when given, restrict the
-    deviation to examples whose inputs have one of these dtypes (a framework that computes
-    float64 in float32 deviates in float64 only: its float32 results are still checked).
+    kind: "convention" (a documented choice or design of the implementation, accepted) or
+    "known-defect" (a bug, with its finding in docs/findings/; it keeps the clause from pass and
+    the implementation from conformant, but is not an unrecorded failure).
+    The scope narrows which failures it covers; every field left empty means "any":
+      layers     layer kinds (Dropout, Dropout2d, BatchNorm1d, ...) of the failing check
+      dtypes     input dtypes of the failing check (not of everything the example ran)
+      layouts    input layouts of the failing check
+      params     constructor arguments, name -> [lo, hi] or a list of allowed values
+      seeds      the seeds given to impl.seed() in the failing example
+      max_error  the largest |observed - expected| accepted (checks with a tolerance only)
+    condition "*" (every check of the clause) needs dtypes, so that it cannot hide the
+    clause's other failures.
     """
 
     clause: str
     condition: str
     reason: str
     evidence: str
+    kind: str = "convention"
     dtypes: tuple[str, ...] = ()
+    layers: tuple[str, ...] = ()
+    layouts: tuple[str, ...] = ()
+    params: tuple = ()             # ((name, (lo, hi) | tuple of values), ...)
+    seeds: tuple[int, ...] = ()
+    max_error: float | None = None
+    finding: str = ""              # docs/findings/<file>.md for a known defect
+    source: str = ""               # the file it was read from
+
+    @property
+    def key(self) -> str:
+        return f"{self.clause}/{self.condition}" + "".join(
+            f" {k}={list(v)}" for k, v in (("layers", self.layers), ("dtypes", self.dtypes),
+                                           ("layouts", self.layouts), ("seeds", self.seeds)) if v)
+
+    def covers(self, *, layer: str | None, dtype: str | None, layout: str | None, params: dict,
+               seeds: set, error: float | None) -> bool:
+        """Whether a failed check with these circumstances lies inside this deviation's scope."""
+        if self.layers and layer not in self.layers:
+            return False
+        if self.dtypes and dtype not in self.dtypes:
+            return False
+        if self.layouts and layout not in self.layouts:
+            return False
+        if self.seeds and not (seeds & set(self.seeds)):
+            return False
+        for name, allowed in self.params:
+            value = params.get(name, _MISSING)
+            if value is _MISSING:
+                return False
+            if isinstance(allowed, tuple) and len(allowed) == 2 and all(
+                    isinstance(a, (int, float)) and not isinstance(a, bool) for a in allowed) and \
+                    isinstance(value, (int, float)) and not isinstance(value, bool):
+                if not allowed[0] <= value <= allowed[1]:
+                    return False
+            elif value not in allowed:
+                return False
+        if self.max_error is not None and (error is None or not error <= self.max_error):
+            return False
+        return True
+
+
+_MISSING = object()
 
 
 class SpecError(ValueError):
@@ -72,8 +128,9 @@ def spec_version() -> str:
     return tomllib.loads((SPEC_DIR / "clauses.toml").read_text(encoding="utf-8"))["spec_version"]
 
 
-def load_deviations(path: str | pathlib.Path) -> dict[tuple[str, str], Deviation]:
-    """Read a deviations file: [[deviation]] tables with clause, condition, reason, evidence."""
+def load_deviations(path: str | pathlib.Path) -> list[Deviation]:
+    """Read a deviations file: [[deviation]] tables (see Deviation), validated against the clause
+    index: the clause must exist and, where the clause lists its conditions, the condition too."""
     path = pathlib.Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -82,22 +139,42 @@ def load_deviations(path: str | pathlib.Path) -> dict[tuple[str, str], Deviation
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"deviations file {path} is not valid TOML: {e}") from None
     known = clauses()
-    out = {}
+    out = []
+    allowed_keys = {"clause", "condition", "reason", "evidence", "kind", "dtypes", "layers", "layouts", "params",
+                    "seeds", "max_error", "finding"}
     for i, raw in enumerate(data.get("deviation", [])):
-        missing = {"clause", "condition", "reason", "evidence"} - raw.keys()
+        where = f"{path}: deviation #{i + 1}"
+        missing = {"clause", "condition", "reason", "evidence", "kind"} - raw.keys()
         if missing:
-            raise SpecError(f"{path}: deviation #{i + 1} lacks {sorted(missing)}")
-        if raw["clause"] not in known:
-            raise SpecError(f"{path}: deviation #{i + 1} names unknown clause {raw['clause']!r}")
+            raise SpecError(f"{where} lacks {sorted(missing)} (kind is one of {list(DEVIATION_KINDS)})")
+        unknown_keys = set(raw) - allowed_keys
+        if unknown_keys:
+            raise SpecError(f"{where} has unknown keys {sorted(unknown_keys)}; known: {sorted(allowed_keys)}")
+        if raw["kind"] not in DEVIATION_KINDS:
+            raise SpecError(f"{where}: kind must be one of {list(DEVIATION_KINDS)}, got {raw['kind']!r}")
+        clause = known.get(raw["clause"])
+        if clause is None:
+            raise SpecError(f"{where} names unknown clause {raw['clause']!r}")
+        if raw["condition"] != "*" and clause.conditions and raw["condition"] not in clause.conditions:
+            raise SpecError(f"{where}: {raw['clause']} has no condition {raw['condition']!r}; its conditions: "
+                            f"{', '.join(clause.conditions)}")
         dtypes = tuple(raw.get("dtypes", ()))
         bad = [d for d in dtypes if d not in DTYPES]
         if bad:
-            raise SpecError(f"{path}: deviation #{i + 1} names unknown dtypes {bad}; known: {list(DTYPES)}")
+            raise SpecError(f"{where} names unknown dtypes {bad}; known: {list(DTYPES)}")
+        layers = tuple(raw.get("layers", ()))
+        bad = [k for k in layers if k not in KINDS]
+        if bad:
+            raise SpecError(f"{where} names unknown layers {bad}; known: {list(KINDS)}")
         if raw["condition"] == "*" and not dtypes:
-            raise SpecError(f"{path}: deviation #{i + 1}: condition '*' (every check of {raw['clause']}) needs "
+            raise SpecError(f"{where}: condition '*' (every check of {raw['clause']}) needs "
                             "dtypes, so that it cannot hide the clause's other failures")
-        d = Deviation(raw["clause"], raw["condition"], raw["reason"], raw["evidence"], dtypes)
-        out[(d.clause, d.condition)] = d
+        if raw["kind"] == "known-defect" and not raw.get("finding"):
+            raise SpecError(f"{where}: a known defect names its write-up (finding = \"docs/findings/....md\")")
+        params = tuple((k, tuple(v) if isinstance(v, list) else (v,)) for k, v in raw.get("params", {}).items())
+        out.append(Deviation(raw["clause"], raw["condition"], raw["reason"], raw["evidence"], raw["kind"], dtypes,
+                             layers, tuple(raw.get("layouts", ())), params, tuple(raw.get("seeds", ())),
+                             raw.get("max_error"), raw.get("finding", ""), str(path)))
     return out
 
 

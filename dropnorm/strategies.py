@@ -11,22 +11,32 @@ import hypothesis
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from dropnorm import checks, repro
-from dropnorm.adapters.base import BATCHNORM_RANKS
+from dropnorm import checks
+from dropnorm.adapters.base import BATCHNORM_RANKS, NotProvided
+from dropnorm.traced import TRACE
 from dropnorm.dtypes import DTYPES
 
 LOW_PRECISION = ("float16", "bfloat16")
 
 
 def given(*args, **kwargs):
-    """hypothesis.given that also resets the reproduction log and counts examples."""
+    """hypothesis.given that starts a fresh trace per example, counts the examples that ran to their
+    end, and filters out an example that needs what the implementation does not provide (NotProvided
+    raised inside it): the other examples still run, and the reasons are reported with the test."""
     def decorate(test):
         @functools.wraps(test)
         def run_example(*a, **kw):
-            repro.reset()
-            checks.context().examples += 1
-            checks.context().example_inputs.clear()
-            return test(*a, **kw)
+            TRACE.reset_example()
+            ctx = checks.context()
+            try:
+                result = test(*a, **kw)
+            except NotProvided as e:
+                reason = str(e)
+                ctx.not_provided[reason] = ctx.not_provided.get(reason, 0) + 1
+                hypothesis.reject()
+            ctx.examples += 1
+            TRACE.end_example()
+            return result
         return hypothesis.given(*args, **kwargs)(run_example)
     return decorate
 
@@ -34,7 +44,6 @@ def given(*args, **kwargs):
 def expressed(impl, kind: str, name: str, values):
     """The values of option `name` that `impl` can express for layer `kind` (Implementation.expresses),
     as a sampled_from strategy; NotProvided when there is none. tests/test_provided.py reports the rest."""
-    from dropnorm.adapters.base import NotProvided
     ok = [v for v in values if impl.expresses(kind, **{name: v})]
     if not ok:
         raise NotProvided(f"{impl.name} expresses {kind} with none of {name} in {list(values)}")
@@ -45,8 +54,7 @@ def expressed(impl, kind: str, name: str, values):
 
 def provided_kinds(impl, kinds):
     """The layer kinds among `kinds` that `impl` provides (a sampled_from strategy)."""
-    from dropnorm.adapters.base import NotProvided
-    provides = getattr(impl, "provides", lambda kind: True)
+    provides = impl.provides
     ok = [k for k in kinds if provides(k)]
     if not ok:
         raise NotProvided(f"{impl.name} provides none of {list(kinds)}")

@@ -41,7 +41,7 @@ def _fit(layout, ndim):
 # of an example set is a defect left undetected.
 def _kinds(impl, **options):
     """The provided layer kinds that can express `options`; the example is rejected if none can."""
-    provides = getattr(impl, "provides", lambda kind: True)
+    provides = impl.provides
     kinds = [k for k in ("Dropout", "Dropout2d") if provides(k)]
     if not kinds:
         raise NotProvided(f"{impl.name} provides neither Dropout nor Dropout2d")
@@ -114,7 +114,7 @@ def test_eval_is_identity_and_leaves_rng(impl, data):
 def test_eval_consumes_no_random_numbers(impl, layer_kind, seed):
     """Replay: seed(s), train call == seed(s), eval calls, train call. Observes the RNG through
     the masks, so it holds for generators whose state cannot be read (onnxruntime)."""
-    if not getattr(impl, "provides", lambda kind: True)(layer_kind):
+    if not impl.provides(layer_kind):
         pytest.skip(f"not provided: {layer_kind}")
     clause = "DO-EVAL-02" if layer_kind == "Dropout" else "D2-EVAL-01"
     x = inputs.nonzero(seed, (8, 16, 2, 2), "float32")

@@ -5,7 +5,6 @@ import importlib
 
 import numpy as np
 
-from dropnorm import repro
 from dropnorm.adapters.base import NotProvided
 
 FLOAT_DTYPES = ("float64", "float32", "float16", "bfloat16")
@@ -25,26 +24,6 @@ def require(module: str, extra: str, impl: str):
             f"install it with: pip install 'dropnorm[{extra}]' (see docs/conventions.md)") from None
 
 
-def record_forward(x, dtype, layout):
-    repro.record(f"out = layer.forward({repro.array_literal(x)}, dtype={dtype!r}, layout={layout!r})")
-
-
-def record_forward_backward(x, dy, dtype, layout):
-    repro.record(f"out = layer.forward_backward({repro.array_literal(x)}, {repro.array_literal(dy)}, "
-                 f"dtype={dtype!r}, layout={layout!r})")
-
-
-def record_load(values: dict):
-    repro.record("layer.load(" + ", ".join(f"{k}={repro.value_literal(v)}" for k, v in values.items()) + ")")
-
-
-def record_construct(call: str):
-    repro.record(f"layer = impl.{call}")
-
-
-def bn_call(dims, **kw) -> str:
-    return "batchnorm(" + ", ".join([repr(dims)] + [f"{k}={v!r}" for k, v in kw.items()]) + ")"
-
 
 def f64(a) -> np.ndarray | None:
     return None if a is None else np.array(a, dtype=np.float64)
@@ -59,7 +38,6 @@ def batchnorm_kwargs(framework: str, dims, num_features, eps, momentum, affine, 
     always-on running statistics (Keras, Flax) can express; returns the torch-style keywords."""
     kw = dict(num_features=num_features, eps=eps, momentum=momentum, affine=affine,
               track_running_stats=track_running_stats)
-    record_construct(bn_call(dims, **kw))
     if dims not in (1, 2, 3):
         raise ValueError(f"dims must be 1, 2 or 3, got {dims!r}")
     if momentum is None:

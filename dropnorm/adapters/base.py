@@ -6,7 +6,7 @@ exactly representable in the dtype under test (dropnorm/dtypes.py). An
 adapter for another framework implements these two classes and nothing else.
 
 The interface is small on purpose:
-  Implementation.seed / rng_state / dropout / dropout2d / batchnorm
+  Implementation.provides / expresses / seed / rng_state / dropout / dropout2d / batchnorm
   Layer.train / forward / forward_backward / state / load / roundtrip / to / gradcheck
 Anything an implementation does not offer raises NotProvided, which the tests
 report as "not provided" (a skip), never as a pass.
@@ -22,10 +22,11 @@ is reported by tests/test_provided.py.
 from __future__ import annotations
 
 import abc
-import functools
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from dropnorm.kinds import KINDS
 
 LAYOUTS = ("contiguous", "transposed", "strided", "channels_last")
 BATCHNORM_RANKS = {1: (2, 3), 2: (4,), 3: (5,)}  # BatchNormNd -> allowed x.ndim
@@ -49,29 +50,12 @@ class Output:
     extra: dict = field(default_factory=dict)
 
 
-def _noting_inputs(method):
-    """Wrap forward/forward_backward to note the dtype and layout exercised (for the report)."""
-    @functools.wraps(method)
-    def wrapper(self, *args, dtype="float32", layout="contiguous", **kwargs):
-        from dropnorm import checks
-        ctx = checks.context()
-        ctx.inputs.add((dtype, layout))
-        ctx.example_inputs.add((dtype, layout))
-        return method(self, *args, dtype=dtype, layout=layout, **kwargs)
-    return wrapper
-
 
 class Layer(abc.ABC):
     """One constructed layer (Dropout, Dropout2d or BatchNorm{1,2,3}d)."""
 
     kind: str
     kwargs: dict
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        for name in ("forward", "forward_backward"):
-            if name in cls.__dict__ and not getattr(cls.__dict__[name], "__isabstractmethod__", False):
-                setattr(cls, name, _noting_inputs(cls.__dict__[name]))
 
     @abc.abstractmethod
     def train(self, mode: bool = True) -> None: ...
@@ -120,9 +104,7 @@ class FlagModeLayer(Layer):
         self._training = True
 
     def train(self, mode: bool = True) -> None:
-        from dropnorm import repro
-        repro.record(f"layer.train({mode!r})")
-        self._training = bool(mode)
+                self._training = bool(mode)
 
     @property
     def training(self) -> bool:
@@ -136,6 +118,11 @@ class Implementation(abc.ABC):
     version: str
     target: str
     convention: str = "torch"   # a name in spec/conventions.toml: what the framework documents
+
+    def provides(self, kind: str) -> bool:
+        """Whether this implementation has the layer kind at all (one of KINDS). A kind it lacks makes
+        that kind's clauses not-provided; every other kind is still audited."""
+        return kind in KINDS
 
     def expresses(self, kind: str, **options) -> bool:
         """Whether this implementation can express a layer kind ("Dropout", "Dropout2d",

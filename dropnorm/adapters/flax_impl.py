@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from dropnorm import repro
 from dropnorm.adapters import _common as c
 from dropnorm.adapters.base import FlagModeLayer, Implementation, NotProvided, Output
 from dropnorm.adapters.layouts import numpy_view
@@ -78,13 +77,11 @@ class FlaxDropout(_FlaxLayer):
         return lambda xx: module.apply({}, xx, deterministic=False, rngs={"dropout": key})
 
     def forward(self, x, *, dtype="float32", layout="contiguous"):
-        c.record_forward(x, dtype, layout)
         t = _tensor(x, dtype, layout)
         y = self._apply(t)(t)
         return Output(y=_np(y), dtype=_dtype_name(y), x_after=_np(t), shares_input_memory=False)
 
     def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
-        c.record_forward_backward(x, dy, dtype, layout)
         t = _tensor(x, dtype, layout)
         y, vjp = jax.vjp(self._apply(t), t)
         (dx,) = vjp(_tensor(dy, dtype, "contiguous"))
@@ -147,11 +144,9 @@ class FlaxBatchNorm(_FlaxLayer):
         return out
 
     def forward(self, x, *, dtype="float32", layout="contiguous"):
-        c.record_forward(x, dtype, layout)
         return self._run(x, dtype, layout)
 
     def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
-        c.record_forward_backward(x, dy, dtype, layout)
         return self._run(x, dtype, layout, dy=dy)
 
     def state(self):
@@ -160,7 +155,6 @@ class FlaxBatchNorm(_FlaxLayer):
         return out
 
     def load(self, **values):
-        c.record_load(values)
         for key, value in values.items():
             col, name = NAMES.get(key, (None, None))
             if col is None or name not in self.variables.get(col, {}):
@@ -171,12 +165,10 @@ class FlaxBatchNorm(_FlaxLayer):
                                                      dtype=JNP[self.param_dtype])}
 
     def to(self, dtype):
-        repro.record(f"layer.to({dtype!r})")
         self.param_dtype = dtype
         self.variables = jax.tree_util.tree_map(lambda a: a.astype(JNP[dtype]), self.variables)
 
     def roundtrip(self):
-        repro.record("layer = layer.roundtrip()")
         blob = flax.serialization.to_bytes(self.variables)
         fresh = FlaxBatchNorm(self.impl, self.dims, self.kwargs, self.config)
         fresh.to(self.param_dtype)
@@ -206,18 +198,15 @@ class FlaxImplementation(Implementation):
         return sub
 
     def seed(self, seed):
-        repro.record(f"impl.seed({seed!r})")
         self._key = jax.random.key(int(seed))
 
     def rng_state(self):
         return np.asarray(jax.random.key_data(self._key)).tobytes()
 
     def dropout(self, p=0.5, inplace=False):
-        c.record_construct(f"dropout(p={p!r}, inplace={inplace!r})")
         return FlaxDropout(self, "Dropout", p, inplace)
 
     def dropout2d(self, p=0.5, inplace=False):
-        c.record_construct(f"dropout2d(p={p!r}, inplace={inplace!r})")
         return FlaxDropout(self, "Dropout2d", p, inplace)
 
     def batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
@@ -228,7 +217,6 @@ class FlaxImplementation(Implementation):
         return FlaxBatchNorm(self, dims, kw, config)
 
     def batchnorm_defaults(self, dims, num_features):
-        c.record_construct(f"batchnorm_defaults({dims!r}, {num_features!r})")
         kw = dict(num_features=num_features, eps=None, momentum=None, affine=True, track_running_stats=True)
         return FlaxBatchNorm(self, dims, kw, {})
 

@@ -37,7 +37,6 @@ import weakref
 
 import numpy as np
 
-from dropnorm import repro
 from dropnorm.adapters import _common as c
 from dropnorm.adapters.base import BATCHNORM_RANKS, FlagModeLayer, Implementation, NotProvided, Output
 from dropnorm.adapters.layouts import numpy_view
@@ -107,7 +106,6 @@ class KerasImplementation(Implementation):
         state.assign(self.keras.ops.convert_to_tensor([seed % 2 ** 31, 0], dtype=state.dtype))
 
     def seed(self, seed):
-        repro.record(f"impl.seed({seed!r})")
         self._seed = int(seed)
         # set_random_seed also seeds Python's and numpy's global generators, which Keras layers do not
         # draw from: keep those as they were (the suite restores and reports changes to them)
@@ -149,11 +147,9 @@ class KerasImplementation(Implementation):
 
     # ------------------------------------------------------------ construction
     def dropout(self, p=0.5, inplace=False):
-        c.record_construct(f"dropout(p={p!r}, inplace={inplace!r})")
         return KerasDropout(self, "Dropout", p, inplace)
 
     def dropout2d(self, p=0.5, inplace=False):
-        c.record_construct(f"dropout2d(p={p!r}, inplace={inplace!r})")
         return KerasDropout(self, "Dropout2d", p, inplace)
 
     def batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
@@ -163,7 +159,6 @@ class KerasImplementation(Implementation):
         return KerasBatchNorm(self, dims, kw, config)
 
     def batchnorm_defaults(self, dims, num_features):
-        c.record_construct(f"batchnorm_defaults({dims!r}, {num_features!r})")
         kw = dict(num_features=num_features, eps=None, momentum=None, affine=True, track_running_stats=True)
         return KerasBatchNorm(self, dims, kw, dict(axis=1))
 
@@ -249,12 +244,10 @@ class KerasDropout(_KerasLayer):
                       dx=None if "x" not in grads else impl.numpy(grads["x"]))
 
     def forward(self, x, *, dtype="float32", layout="contiguous"):
-        c.record_forward(x, dtype, layout)
         y, t, g = self._call(self.layer, x, dtype, layout)
         return self._out(y, t, g, dtype)
 
     def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
-        c.record_forward_backward(x, dy, dtype, layout)
         y, t, g = self._call(self.layer, x, dtype, layout, dy=dy)
         if g.get("x") is None:  # eval and p = 0 return the input itself: the gradient is dy
             g["x"] = self.impl.tensor(dy, dtype, "contiguous")
@@ -308,13 +301,11 @@ class KerasBatchNorm(_KerasLayer):
         return self.layer
 
     def forward(self, x, *, dtype="float32", layout="contiguous"):
-        c.record_forward(x, dtype, layout)
         y, t, _ = self._call(self._layer_for(x, dtype), x, dtype, layout)
         return Output(y=self.impl.numpy(y), dtype=self.impl.dtype_name(y), x_after=self.impl.numpy(t),
                       shares_input_memory=False)
 
     def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
-        c.record_forward_backward(x, dy, dtype, layout)
         y, t, g = self._call(self._layer_for(x, dtype), x, dtype, layout, dy=dy)
         conv = (lambda k: None if g.get(k) is None else self.impl.numpy(g[k]))
         return Output(y=self.impl.numpy(y), dtype=self.impl.dtype_name(y), x_after=self.impl.numpy(t),
@@ -327,7 +318,6 @@ class KerasBatchNorm(_KerasLayer):
         return out
 
     def load(self, **values):
-        c.record_load(values)
         for key, value in values.items():
             name = KERAS_NAMES.get(key)
             var = getattr(self.layer, name, None) if name else None
@@ -337,13 +327,11 @@ class KerasBatchNorm(_KerasLayer):
             self._assign(var, value)
 
     def to(self, dtype):
-        repro.record(f"layer.to({dtype!r})")
         values = self._values()
         self.param_dtype = dtype
         self.layer = self._build(self.rank, dtype, values)
 
     def roundtrip(self):
-        repro.record("layer = layer.roundtrip()")
         keras = self.impl.keras
         fresh_layer = keras.layers.BatchNormalization.from_config(self.layer.get_config())
         fresh_layer.build((None, self.num_features) + (None,) * (self.rank - 2))

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from dropnorm import repro
 from dropnorm.adapters import _common as c
 from dropnorm.adapters.base import FlagModeLayer, Implementation, NotProvided, Output
 from dropnorm.adapters.layouts import numpy_view
@@ -103,7 +102,6 @@ class OrtDropout(_OrtLayer):
                                [_vi("y", dtype)], 13, [ratio]))
 
     def forward(self, x, *, dtype="float32", layout="contiguous"):
-        c.record_forward(x, dtype, layout)
         xin = self._input(x, dtype, layout)
         (y,) = _run(self._session(dtype), {"x": xin, "training_mode": np.array(self._training)})
         return Output(y=c.f64(y), dtype=str(y.dtype), x_after=c.f64(xin), shares_input_memory=False)
@@ -157,7 +155,6 @@ class OrtBatchNorm(_OrtLayer):
                 "input_mean": np.asarray(self.running_mean, t), "input_var": np.asarray(self.running_var, t)}
 
     def forward(self, x, *, dtype="float32", layout="contiguous"):
-        c.record_forward(x, dtype, layout)
         xin = self._input(x, dtype, layout)
         outs = _run(self._session(dtype, self._training), {"X": xin, **self._params()})
         if self._training:
@@ -169,14 +166,12 @@ class OrtBatchNorm(_OrtLayer):
                 "running_var": c.f64(self.running_var), "num_batches_tracked": None, "param_dtype": self.param_dtype}
 
     def load(self, **values):
-        c.record_load(values)
         for key, value in values.items():
             if key == "num_batches_tracked" or getattr(self, key, None) is None:
                 raise NotProvided(f"ONNX BatchNormalization has no {key}")
             setattr(self, key, round_to(np.asarray(value, np.float64), self.param_dtype))
 
     def to(self, dtype):
-        repro.record(f"layer.to({dtype!r})")
         if dtype not in NP_TYPES:
             raise NotProvided(f"onnxruntime has no {dtype} BatchNormalization kernel")
         self.param_dtype = dtype
@@ -185,7 +180,6 @@ class OrtBatchNorm(_OrtLayer):
                 setattr(self, key, round_to(getattr(self, key), dtype))
 
     def roundtrip(self):
-        repro.record("layer = layer.roundtrip()")
         node = helper.make_node("BatchNormalization", ["X", "scale", "B", "input_mean", "input_var"], ["Y"],
                                 **self.attrs)
         inits = [numpy_helper.from_array(v, k) for k, v in self._params().items()]
@@ -228,14 +222,12 @@ class OrtImplementation(Implementation):
         return self.provides(kind)
 
     def seed(self, seed):
-        repro.record(f"impl.seed({seed!r})")
         ort.set_seed(int(seed))
 
     def rng_state(self):
         raise NotProvided("onnxruntime exposes no generator state (only onnxruntime.set_seed)")
 
     def dropout(self, p=0.5, inplace=False):
-        c.record_construct(f"dropout(p={p!r}, inplace={inplace!r})")
         return OrtDropout(self, p, inplace)
 
     def dropout2d(self, p=0.5, inplace=False):
@@ -244,11 +236,9 @@ class OrtImplementation(Implementation):
     def batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
         kw = dict(num_features=num_features, eps=eps, momentum=momentum, affine=affine,
                   track_running_stats=track_running_stats)
-        c.record_construct(c.bn_call(dims, **kw))
         return OrtBatchNorm(self, dims, kw)
 
     def batchnorm_defaults(self, dims, num_features):
-        c.record_construct(f"batchnorm_defaults({dims!r}, {num_features!r})")
         return OrtBatchNorm(self, dims, dict(num_features=num_features, eps=None, momentum=0.1, affine=True,
                                              track_running_stats=True), defaults=True)
 

@@ -12,7 +12,6 @@ import copy
 import numpy as np
 
 import reference as ref
-from dropnorm import repro
 from dropnorm.adapters.base import BATCHNORM_RANKS, FlagModeLayer, Implementation, Layer, NotProvided, Output
 from dropnorm.adapters.layouts import numpy_view
 from dropnorm.dtypes import DTYPES, round_to
@@ -26,16 +25,12 @@ def _check_dtype(dtype: str) -> None:
 
 class _RefLayer(FlagModeLayer):
     def roundtrip(self) -> "Layer":
-        repro.record("layer = layer.roundtrip()")
         return copy.deepcopy(self)
 
     def forward(self, x, *, dtype="float32", layout="contiguous"):
-        repro.record(f"out = layer.forward({repro.array_literal(x)}, dtype={dtype!r}, layout={layout!r})")
         return self._run(x, dtype, layout)
 
     def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
-        repro.record(f"out = layer.forward_backward({repro.array_literal(x)}, {repro.array_literal(dy)}, "
-                     f"dtype={dtype!r}, layout={layout!r})")
         return self._run(x, dtype, layout, dy=round_to(dy, dtype))
 
 
@@ -149,8 +144,6 @@ class RefBatchNorm(_RefLayer):
                 "num_batches_tracked": self.num_batches_tracked, "param_dtype": self.param_dtype}
 
     def load(self, **values):
-        repro.record("layer.load(" + ", ".join(
-            f"{k}={repro.value_literal(val)}" for k, val in values.items()) + ")")
         for key, value in values.items():
             if getattr(self, key, None) is None:
                 raise NotProvided(f"{self.kind} has no attribute {key!r}")
@@ -160,7 +153,6 @@ class RefBatchNorm(_RefLayer):
                 setattr(self, key, round_to(v.per_channel(key, value, self.num_features), self.param_dtype))
 
     def to(self, dtype):
-        repro.record(f"layer.to({dtype!r})")
         _check_dtype(dtype)
         self.param_dtype = dtype
         for key in ("weight", "bias", "running_mean", "running_var"):
@@ -181,18 +173,15 @@ class ReferenceImplementation(Implementation):
         return kind in ("Dropout", "Dropout2d", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
 
     def seed(self, seed: int) -> None:
-        repro.record(f"impl.seed({seed!r})")
         self.rng = np.random.default_rng(seed)
 
     def rng_state(self) -> bytes:
         return repr(self.rng.bit_generator.state).encode()
 
     def dropout(self, p=0.5, inplace=False):
-        repro.record(f"layer = impl.dropout(p={p!r}, inplace={inplace!r})")
         return RefDropout(self, "Dropout", dict(p=p, inplace=inplace), channelwise=False)
 
     def dropout2d(self, p=0.5, inplace=False):
-        repro.record(f"layer = impl.dropout2d(p={p!r}, inplace={inplace!r})")
         return RefDropout(self, "Dropout2d", dict(p=p, inplace=inplace), channelwise=True)
 
     def batchnorm_defaults(self, dims, num_features):
@@ -202,8 +191,6 @@ class ReferenceImplementation(Implementation):
     def batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
         kw = dict(num_features=num_features, eps=eps, momentum=momentum, affine=affine,
                   track_running_stats=track_running_stats)
-        repro.record("layer = impl.batchnorm(" + ", ".join([repr(dims)] + [f"{k}={val!r}" for k, val in kw.items()])
-                     + ")")
         if dims not in (1, 2, 3):
             raise ValueError(f"dims must be 1, 2 or 3, got {dims!r}")
         return RefBatchNorm(self, f"BatchNorm{dims}d", kw, dims)

@@ -18,7 +18,6 @@ import sys
 import numpy as np
 import torch
 
-from dropnorm import repro
 from dropnorm.adapters.base import Implementation, Layer, NotProvided, Output
 from dropnorm.adapters.layouts import storage_permutation
 
@@ -68,7 +67,6 @@ class TorchLayer(Layer):
         self.impl, self.kind, self.cls, self.kwargs, self.module = impl, kind, cls, kwargs, module
 
     def train(self, mode: bool = True) -> None:
-        repro.record(f"layer.train({mode!r})", f"layer.train({mode!r})")
         self.module.train(mode)
 
     @property
@@ -79,9 +77,6 @@ class TorchLayer(Layer):
         return make_tensor(x, dtype, layout, self.impl.device)
 
     def forward(self, x, *, dtype="float32", layout="contiguous") -> Output:
-        repro.record(f"out = layer.forward({repro.array_literal(x)}, dtype={dtype!r}, layout={layout!r})",
-                     f"x = make_tensor({repro.array_literal(x)}, {dtype!r}, {layout!r}, {self.impl.device!r})\n"
-                     "with torch.no_grad():\n    y = layer(x)\nprint('y =', y)")
         t = self._input(x, dtype, layout)
         with torch.no_grad():
             y = self.module(t)
@@ -92,13 +87,6 @@ class TorchLayer(Layer):
                       extra={"same_object": y is t, "device": str(y.device)})
 
     def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous") -> Output:
-        repro.record(f"out = layer.forward_backward({repro.array_literal(x)}, {repro.array_literal(dy)}, "
-                     f"dtype={dtype!r}, layout={layout!r})",
-                     f"x = make_tensor({repro.array_literal(x)}, {dtype!r}, {layout!r}, {self.impl.device!r})"
-                     ".detach().requires_grad_(True)\nlayer.zero_grad()\ny = layer(x)\n"
-                     f"y.backward(make_tensor({repro.array_literal(dy)}, {dtype!r}, 'contiguous', "
-                     f"{self.impl.device!r}).to(y.dtype))\nprint('y =', y)\nprint('dx =', x.grad)\n"
-                     "for name, param in layer.named_parameters():\n    print('d' + name, '=', param.grad)")
         t = self._input(x, dtype, layout).detach().requires_grad_(True)
         for p in self.module.parameters():
             p.grad = None
@@ -126,10 +114,6 @@ class TorchLayer(Layer):
         return out
 
     def load(self, **values) -> None:
-        repro.record("layer.load(" + ", ".join(f"{k}={repro.value_literal(v)}" for k, v in values.items()) + ")",
-                     "with torch.no_grad():\n" + "\n".join(
-                         f"    layer.{k}.copy_(torch.as_tensor({repro.value_literal(v)}).to(layer.{k}.dtype))"
-                         for k, v in values.items()))
         with torch.no_grad():
             for key, value in values.items():
                 target = getattr(self.module, key, None)
@@ -138,12 +122,6 @@ class TorchLayer(Layer):
                 target.copy_(torch.as_tensor(np.asarray(value)).to(target.dtype))
 
     def roundtrip(self) -> "TorchLayer":
-        repro.record("layer = layer.roundtrip()",
-                     "buf = io.BytesIO()\ntorch.save(layer.state_dict(), buf)\nbuf.seek(0)\n"
-                     f"fresh = type(layer)(**{self.kwargs!r})\n"
-                     "fresh.to(next((v.dtype for v in layer.state_dict().values() if v.is_floating_point()), "
-                     "torch.float32))\nfresh.load_state_dict(torch.load(buf, weights_only=True))\n"
-                     "fresh.train(layer.training)\nlayer = fresh")
         buf = io.BytesIO()
         torch.save(self.module.state_dict(), buf)
         buf.seek(0)
@@ -156,7 +134,6 @@ class TorchLayer(Layer):
         return fresh
 
     def to(self, dtype: str) -> None:
-        repro.record(f"layer.to({dtype!r})", f"layer.to(TORCH_DTYPES[{dtype!r}])")
         self.module.to(TORCH_DTYPES[dtype])
 
     def gradcheck(self, x, *, second_order: bool) -> bool:
@@ -185,7 +162,6 @@ class TorchImplementation(Implementation):
         return isinstance(getattr(self.ns, kind, None), type)
 
     def seed(self, seed: int) -> None:
-        repro.record(f"impl.seed({seed!r})", f"torch.manual_seed({seed!r})")
         torch.manual_seed(seed)
 
     def rng_state(self) -> bytes:
@@ -203,30 +179,24 @@ class TorchImplementation(Implementation):
             module = module.to(self.device)
         return TorchLayer(self, kind, cls, kwargs, module)
 
-    def _layer(self, kind: str, call: str, **kwargs) -> TorchLayer:
-        repro.record(f"layer = impl.{call}", f"layer = nn.{kind}(**{kwargs!r}).to({self.device!r})")
-        return self._construct(kind, kwargs)
-
     def dropout(self, p=0.5, inplace=False):
-        return self._layer("Dropout", f"dropout(p={p!r}, inplace={inplace!r})", p=p, inplace=inplace)
+        return self._construct("Dropout", dict(p=p, inplace=inplace))
 
     def dropout2d(self, p=0.5, inplace=False):
-        return self._layer("Dropout2d", f"dropout2d(p={p!r}, inplace={inplace!r})", p=p, inplace=inplace)
+        return self._construct("Dropout2d", dict(p=p, inplace=inplace))
 
     def batchnorm_defaults(self, dims, num_features):
         """BatchNorm{dims}d(num_features) with the class's own default eps and momentum (BN-DEFAULT-01)."""
         if dims not in (1, 2, 3):
             raise ValueError(f"dims must be 1, 2 or 3, got {dims!r}")
-        return self._layer(f"BatchNorm{dims}d", f"batchnorm_defaults({dims!r}, {num_features!r})",
-                           num_features=num_features)
+        return self._construct(f"BatchNorm{dims}d", dict(num_features=num_features))
 
     def batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
         if dims not in (1, 2, 3):
             raise ValueError(f"dims must be 1, 2 or 3, got {dims!r}")
         kw = dict(num_features=num_features, eps=eps, momentum=momentum, affine=affine,
                   track_running_stats=track_running_stats)
-        call = "batchnorm(" + ", ".join([repr(dims)] + [f"{k}={v!r}" for k, v in kw.items()]) + ")"
-        return self._layer(f"BatchNorm{dims}d", call, **kw)
+        return self._construct(f"BatchNorm{dims}d", kw)
 
 
 def torch_nn(device: str = "cpu") -> TorchImplementation:

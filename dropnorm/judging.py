@@ -1,0 +1,81 @@
+"""Every clause of a test judged on its own: run the test again after each failure.
+
+A property test usually checks several clauses. When a check fails, hypothesis
+stops at that example (and shrinks it), so the test's other checks would never
+run on the remaining examples: one defect would hide another. `run` therefore
+reruns the test with the failed conditions masked (dropnorm.checks.Context.masked:
+they are recorded once, not raised again) until a run completes, a run ends in
+an error that is not a clause violation, or MAX_RUNS runs were made. Every
+violation found on the way is raised together (ClauseViolations), and a test
+whose last run did not complete says so in Context.unjudged, so that the report
+marks its other clauses not-reached rather than pass.
+"""
+from __future__ import annotations
+
+from dropnorm.adapters.base import NotProvided
+from dropnorm.checks import ClauseViolation, Context
+
+MAX_RUNS = 6  # 1 + up to 5 reruns: a layer failing more conditions of one test than that is judged unfinished
+
+
+class ClauseViolations(AssertionError):
+    """Several violations found in one test (each with its own failing example)."""
+
+    def __init__(self, violations: list[ClauseViolation], unjudged: str = ""):
+        self.exceptions = tuple(violations)
+        self.unjudged = unjudged
+        lines = [f"{len(violations)} clause violation(s) in this test:"]
+        for v in violations:
+            lines.append(f"- {v.clause}/{v.condition}: {v.message}")
+        if unjudged:
+            lines.append(f"(the test's other checks could not all be judged: {unjudged})")
+        lines.append("")
+        for v in violations:
+            lines += [f"Reproduce {v.clause}/{v.condition} (exits 1 while it fails):", v.script, ""]
+        super().__init__("\n".join(lines))
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    subs = getattr(exc, "exceptions", None)
+    if subs and not isinstance(exc, ClauseViolation):
+        return [leaf for sub in subs for leaf in _leaves(sub)]
+    return [exc]
+
+
+def _unsatisfied(exc: BaseException) -> bool:
+    """hypothesis found no example it could run (all were filtered out)."""
+    from hypothesis.errors import FailedHealthCheck, Unsatisfiable
+    return isinstance(exc, (Unsatisfiable, FailedHealthCheck))
+
+
+def run(call, ctx: Context, max_runs: int = MAX_RUNS):
+    """Call the test (`call()`), rerunning it with failed conditions masked; see the module docstring."""
+    found: list[ClauseViolation] = []
+    for _ in range(max_runs):
+        ctx.runs += 1
+        ctx.examples = 0
+        try:
+            call()
+        except Exception as exc:  # BaseException (pytest.skip, KeyboardInterrupt) passes through
+            leaves = _leaves(exc)
+            violations = [e for e in leaves if isinstance(e, ClauseViolation)]
+            new = [v for v in violations if (v.clause, v.condition) not in ctx.masked]
+            if violations and len(violations) == len(leaves) and new:
+                for v in new:
+                    found.append(v)
+                    ctx.masked.add((v.clause, v.condition))
+                continue
+            if not found:
+                if ctx.not_provided and ctx.examples == 0 and _unsatisfied(exc):
+                    raise NotProvided("no example could run: " + "; ".join(
+                        f"{reason} ({n} examples)" for reason, n in ctx.not_provided.items())) from None
+                raise
+            ctx.unjudged = f"a rerun ended in {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+            found += new
+            break
+        else:
+            break
+    else:
+        ctx.unjudged = f"still failing new conditions after {max_runs} runs"
+    if found:
+        raise ClauseViolations(found, ctx.unjudged)

@@ -1,0 +1,358 @@
+"""Standalone reproduction scripts, generated from the trace of a failing example.
+
+`script(violation)` turns the calls recorded by dropnorm.traced (constructor
+arguments, seeds, the exact input values, state loaded, mode switches) into a
+Python script that rebuilds the case, recomputes the quantity the failed check
+compared, prints observed against expected (with the tolerance), and exits 1
+while the failure reproduces, 0 when it does not. Per implementation kind:
+
+  torch, torch-module:TARGET   torch and numpy only (a file target is imported from its path)
+  everything else              the same calls through dropnorm's adapter (dropnorm must be installed)
+
+Exact values: every array is written either as a list of Python floats (repr
+round-trips, nan and inf defined at the top) or, above EMBED_AS_LIST elements,
+as base64 of its float64 bytes, so nothing is approximated or left out.
+
+When the compared quantity is not one of the recorded results (a check of a
+derived value, or a predicate such as "the constructor raised"), the script
+replays the calls and compares every recorded result and error with what the
+run saw: the same behaviour means the same failure (exit 1); a different one
+means the case no longer behaves as it did when it failed (exit 0: rerun the
+test to judge it).
+"""
+from __future__ import annotations
+
+import base64
+import inspect
+
+import numpy as np
+
+EMBED_AS_LIST = 64  # elements: larger arrays are embedded as base64 float64 bytes
+OUTPUT_FIELDS = ("y", "dx", "dweight", "dbias", "x_after")
+STATE_FIELDS = ("weight", "bias", "running_mean", "running_var")
+
+
+def array_code(a) -> str:
+    """Exact Python for a float64 array."""
+    a = np.asarray(a, dtype=np.float64)
+    if a.size <= EMBED_AS_LIST:
+        return f"np.array({a.tolist()!r}, dtype=np.float64).reshape({a.shape!r})"
+    data = base64.b64encode(np.ascontiguousarray(a).tobytes()).decode()
+    return f"arr({data!r}, {a.shape!r})"
+
+
+def value_code(v) -> str:
+    if isinstance(v, np.ndarray):
+        return array_code(v)
+    if isinstance(v, float) and not np.isfinite(v):
+        return repr(v)  # nan, inf, -inf: defined at the top of the script
+    return repr(v)
+
+
+def _locate(calls, got) -> tuple[int, str] | None:
+    """The latest call whose recorded result holds `got` (by value), and the field."""
+    got = np.asarray(got, dtype=np.float64)
+    for i in range(len(calls) - 1, -1, -1):
+        c = calls[i]
+        r = c.result
+        fields = []
+        if c.method in ("forward", "forward_backward") and r is not None:
+            fields = [(f, getattr(r, f, None)) for f in OUTPUT_FIELDS]
+        elif c.method == "state" and isinstance(r, dict):
+            fields = [(f, r.get(f)) for f in STATE_FIELDS]
+        for name, value in fields:
+            if value is None:
+                continue
+            value = np.asarray(value, dtype=np.float64)
+            if value.shape == got.shape and np.array_equal(value, got, equal_nan=True):
+                return i, name
+    return None
+
+
+def _result_code(call) -> str | None:
+    """What the replay compares for a call in the predicate mode: its recorded result."""
+    r = call.result
+    if call.method in ("forward", "forward_backward") and r is not None:
+        return "{" + ", ".join(f"{f!r}: {array_code(getattr(r, f))}" for f in OUTPUT_FIELDS
+                               if getattr(r, f, None) is not None) + "}"
+    if call.method == "state" and isinstance(r, dict):
+        return "{" + ", ".join(f"{f!r}: {value_code(r[f])}" for f in STATE_FIELDS + ("num_batches_tracked",)
+                               if r.get(f) is not None) + "}"
+    return None
+
+
+def _call_code(call) -> str:
+    """One traced call as a line of the script's small runtime (see _TORCH_RUNTIME / _ADAPTER_RUNTIME)."""
+    a = call.args
+    n = call.layer
+    if call.method == "seed":
+        return f"seed({a['seed']!r})"
+    if call.method == "construct":
+        kwargs = {k: v for k, v in a.items() if k != "factory"}
+        return f"L[{n}] = construct({call.kind!r}, {a['factory']!r}, {kwargs!r})"
+    if call.method == "train":
+        return f"L[{n}].train({a['mode']!r})"
+    if call.method == "forward":
+        return f"forward(L[{n}], {array_code(a['x'])}, {a['dtype']!r}, {a['layout']!r})"
+    if call.method == "forward_backward":
+        return (f"forward_backward(L[{n}], {array_code(a['x'])}, {array_code(a['dy'])}, {a['dtype']!r}, "
+                f"{a['layout']!r})")
+    if call.method == "state":
+        return f"state(L[{n}])"
+    if call.method == "load":
+        return f"load(L[{n}], {{{', '.join(f'{k!r}: {value_code(v)}' for k, v in a.items())}}})"
+    if call.method == "to":
+        return f"to(L[{n}], {a['dtype']!r})"
+    if call.method == "roundtrip":
+        return f"L[{call.result}] = roundtrip(L[{n}])"
+    if call.method == "gradcheck":
+        return f"gradcheck(L[{n}], {array_code(a['x'])}, {a['second_order']!r})"
+    raise ValueError(f"no reproduction for a traced call {call.method!r}")
+
+
+def _torch_runtime(spec: str) -> str:
+    from dropnorm.adapters import layouts, torch_nn
+    if spec == "torch":
+        namespace = "nn = torch.nn"
+    else:
+        target = spec.split(":", 1)[1]
+        if target.endswith(".py"):
+            namespace = ("import importlib.util\n"
+                         f"_spec = importlib.util.spec_from_file_location('impl_under_test', {target!r})\n"
+                         "nn = importlib.util.module_from_spec(_spec)\n_spec.loader.exec_module(nn)")
+        else:
+            namespace = f"import importlib\nnn = importlib.import_module({target!r})"
+    helpers = "\n\n\n".join(inspect.getsource(f).rstrip() for f in (layouts.storage_permutation,
+                                                                     torch_nn.make_tensor, torch_nn.to_numpy))
+    return f"""import io
+
+import torch
+
+{namespace}
+TORCH_DTYPES = {{'float64': torch.float64, 'float32': torch.float32, 'float16': torch.float16,
+                'bfloat16': torch.bfloat16}}
+
+
+{helpers}
+
+
+def seed(s):
+    torch.manual_seed(s)
+
+
+def construct(kind, factory, kwargs):
+    kwargs = dict(kwargs)
+    dims = kwargs.pop('dims', None)
+    return getattr(nn, kind)(**kwargs)
+
+
+def forward(layer, x, dtype, layout):
+    t = make_tensor(x, dtype, layout)
+    with torch.no_grad():
+        y = layer(t)
+    return {{'y': to_numpy(y), 'x_after': to_numpy(t)}}
+
+
+def forward_backward(layer, x, dy, dtype, layout):
+    t = make_tensor(x, dtype, layout).detach().requires_grad_(True)
+    for p in layer.parameters():
+        p.grad = None
+    y = layer(t)
+    y.backward(make_tensor(dy, dtype, 'contiguous').to(y.dtype))
+    w, b = getattr(layer, 'weight', None), getattr(layer, 'bias', None)
+    return {{'y': to_numpy(y), 'x_after': to_numpy(t), 'dx': to_numpy(t.grad),
+            'dweight': to_numpy(w.grad) if isinstance(w, torch.Tensor) else None,
+            'dbias': to_numpy(b.grad) if isinstance(b, torch.Tensor) else None}}
+
+
+def state(layer):
+    out = {{k: to_numpy(getattr(layer, k, None)) if isinstance(getattr(layer, k, None), torch.Tensor) else None
+           for k in ('weight', 'bias', 'running_mean', 'running_var')}}
+    t = getattr(layer, 'num_batches_tracked', None)
+    out['num_batches_tracked'] = int(t) if isinstance(t, torch.Tensor) else None
+    return out
+
+
+def load(layer, values):
+    with torch.no_grad():
+        for k, v in values.items():
+            target = getattr(layer, k)
+            target.copy_(torch.as_tensor(np.asarray(v)).to(target.dtype))
+
+
+def to(layer, dtype):
+    layer.to(TORCH_DTYPES[dtype])
+
+
+def roundtrip(layer):
+    buf = io.BytesIO()
+    torch.save(layer.state_dict(), buf)
+    buf.seek(0)
+    fresh = type(layer)(**KWARGS[id(layer)])
+    KWARGS[id(fresh)] = KWARGS[id(layer)]
+    floats = [v.dtype for v in layer.state_dict().values() if v.is_floating_point()]
+    if floats:
+        fresh.to(floats[0])
+    fresh.load_state_dict(torch.load(buf, weights_only=True))
+    fresh.train(layer.training)
+    return fresh
+"""
+
+
+_ADAPTER_RUNTIME = """from dropnorm.adapters import load as load_impl
+
+impl = load_impl({spec!r})
+
+
+def seed(s):
+    impl.seed(s)
+
+
+def construct(kind, factory, kwargs):
+    return getattr(impl, factory)(**kwargs)
+
+
+def _output(out):
+    return {{k: getattr(out, k) for k in ('y', 'dx', 'dweight', 'dbias', 'x_after') if getattr(out, k) is not None}}
+
+
+def forward(layer, x, dtype, layout):
+    return _output(layer.forward(x, dtype=dtype, layout=layout))
+
+
+def forward_backward(layer, x, dy, dtype, layout):
+    return _output(layer.forward_backward(x, dy, dtype=dtype, layout=layout))
+
+
+def state(layer):
+    return layer.state()
+
+
+def load(layer, values):
+    layer.load(**values)
+
+
+def to(layer, dtype):
+    layer.to(dtype)
+
+
+def roundtrip(layer):
+    return layer.roundtrip()
+
+
+def gradcheck(layer, x, second_order):
+    return layer.gradcheck(x, second_order=second_order)
+"""
+
+
+def _is_torch(spec: str) -> bool:
+    return spec == "torch" or spec.startswith("torch-module:")
+
+
+def script(violation) -> str:
+    """The standalone reproduction of a ClauseViolation (dropnorm.checks)."""
+    calls, spec = violation.calls, violation.impl_spec
+    torch_kind = _is_torch(spec) and not any(c.method == "gradcheck" for c in calls)
+    comp = violation.comparison or {"kind": "predicate"}
+    located = _locate(calls, comp["got"]) if comp.get("kind") in ("close", "equal") else None
+    first = violation.message.splitlines()[0] if violation.message else ""
+    lines = ['#!/usr/bin/env python3',
+             f'"""Reproduces {violation.clause}/{violation.condition} on {spec}.',
+             "",
+             f"{first}",
+             "",
+             'Exits 1 while the failure reproduces, 0 when it does not."""',
+             "import base64",
+             "import sys",
+             "",
+             "import numpy as np",
+             "",
+             "nan, inf = float('nan'), float('inf')",
+             "",
+             "",
+             "def arr(data, shape):",
+             "    return np.frombuffer(base64.b64decode(data), dtype=np.float64).reshape(shape).copy()",
+             "",
+             ""]
+    lines.append(_torch_runtime(spec) if torch_kind else _ADAPTER_RUNTIME.format(spec=spec))
+    lines += ["", "L = {}  # the layers, numbered as in the trace", "KWARGS = {}", "seen = []", ""]
+    head = len(lines)
+    stop = located[0] if located is not None else len(calls) - 1
+    for i, c in enumerate(calls[:stop + 1]):
+        code = _call_code(c)
+        if c.method == "construct" and torch_kind:
+            kwargs = {k: v for k, v in c.args.items() if k not in ("factory", "dims")}
+            code += f"\nKWARGS[id(L[{c.layer}])] = {kwargs!r}"
+        if located is not None and i == stop:
+            lines.append(f"result = {code}")
+            break
+        if c.error is not None:
+            exc_type = c.error.split(":", 1)[0]
+            lines += ["try:", "    " + code.replace("\n", "\n    "),
+                      f"    seen.append(('{c.method} #{i}: raised {exc_type} in the failing run', None))",
+                      "except Exception as e:",
+                      f"    seen.append(('{c.method} #{i}: raised {exc_type} in the failing run', "
+                      f"type(e).__name__ == {exc_type!r} or type(e).__name__))"]
+            continue
+        expected = _result_code(c) if located is None else None
+        if expected is not None:
+            lines.append(f"seen.append(('{c.method} #{i}', _same({code}, {expected})))")
+        else:
+            lines.append(code)
+    if located is not None:
+        field = located[1]
+        lines += ["", f"observed = np.asarray(result[{field!r}], dtype=np.float64)",
+                  f"expected = {array_code(comp['expected'])}"]
+        if comp["kind"] == "close":
+            lines += [f"tolerance = np.broadcast_to({array_code(comp['atol'])}, expected.shape)",
+                      "err = np.abs(observed - expected)",
+                      "bad = ~((err <= tolerance) | (observed == expected) | (np.isnan(observed) & np.isnan(expected)))"]
+        else:
+            lines += ["tolerance = np.zeros(expected.shape)",
+                      "bad = ~((observed == expected) | (np.isnan(observed) & np.isnan(expected)))"]
+        what = comp.get("what", "")
+        lines += ["if observed.shape != expected.shape:",
+                  "    print(f'observed shape {observed.shape}, expected {expected.shape}')",
+                  "    sys.exit(1)",
+                  f"print({violation.clause + '/' + violation.condition + ' [' + what + ']'!r})",
+                  "print('observed:', observed)", "print('expected:', expected)", "print('tolerance:', tolerance)",
+                  "if bad.any():",
+                  "    i = tuple(int(j) for j in np.argwhere(bad)[0])",
+                  "    print(f'REPRODUCED: {int(bad.sum())} of {bad.size} outside the tolerance; first at {i}: '",
+                  "          f'observed {observed[i]!r}, expected {expected[i]!r} +- {tolerance[i]!r}')",
+                  "    sys.exit(1)",
+                  "print('not reproduced: every value is within the tolerance')",
+                  "sys.exit(0)"]
+    else:
+        lines += ["", f"print({(violation.clause + '/' + violation.condition + ': ' + first)!r})",
+                  "changed = [what for what, same in seen if same is not True]",
+                  "if changed:",
+                  "    print('not reproduced: the case behaves differently now:', '; '.join(changed))",
+                  "    sys.exit(0)",
+                  "print(f'REPRODUCED: all {len(seen)} recorded results and errors are the same as in the "
+                  "failing run')",
+                  "sys.exit(1)"]
+    replay = ["def main():"] + ["    " + line if line else "" for line in
+                                "\n".join(lines[head:]).replace("sys.exit(", "return (").splitlines()]
+    tail = ["", "", "if __name__ == '__main__':", "    try:", "        code = main()",
+            "    except Exception as e:  # the case no longer runs as it did: not the recorded failure",
+            "        print(f'not reproduced: the replay raised {type(e).__name__}: {e}')", "        code = 0",
+            "    sys.exit(code)"]
+    return "\n".join(lines[:head] + ["", _SAME, ""] + replay + tail) + "\n"
+
+
+_SAME = '''def _same(got, recorded):
+    """Whether a replayed result equals the one the failing run recorded (bitwise; NaN equals NaN)."""
+    for k, v in recorded.items():
+        g = got.get(k) if isinstance(got, dict) else None
+        if g is None:
+            return f'{k} missing'
+        if isinstance(v, int):
+            if g != v:
+                return f'{k} {g!r} != {v!r}'
+            continue
+        g = np.asarray(g, dtype=np.float64)
+        if g.shape != v.shape or not np.array_equal(g, v, equal_nan=True):
+            return f'{k} differs'
+    return True
+'''

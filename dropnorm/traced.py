@@ -1,0 +1,200 @@
+"""The one traced path between the tests and an implementation under test.
+
+`Traced(impl)` wraps any adapter (dropnorm/adapters): every public call the
+tests make (seed, layer construction, train, forward, forward_backward, state,
+load, to, roundtrip, gradcheck) is recorded with its arguments and the exact
+input values, together with what it returned, in the current `Trace`. The
+trace is what the report needs about a test (the dtypes, layouts and layer
+kinds it exercised) and what reproductions are generated from
+(dropnorm/reproduce.py). Adapters therefore contain only framework calls.
+
+The trace of the current hypothesis example is reset at the start of each
+example (dropnorm.strategies.given) and of each test (conftest.py).
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dropnorm.adapters.base import Implementation, Layer, Output
+
+@dataclass
+class Call:
+    """One call on the implementation or on one of its layers."""
+
+    method: str                 # seed | construct | train | forward | forward_backward | state | load | to | ...
+    layer: int | None           # the layer's number within the trace (None: a call on the implementation)
+    kind: str | None            # the layer kind
+    args: dict                  # the arguments, numpy arrays copied
+    result: object = None       # Output, state dict, new layer number, bool
+    error: str | None = None    # "TypeName: message" when the call raised
+
+
+@dataclass
+class Trace:
+    """What the tests did with the implementation: the calls of the current example, and per test
+    the (dtype, layout) pairs and layer kinds exercised in examples that ran to their end."""
+
+    impl_spec: str = "torch"
+    calls: list = field(default_factory=list)
+    inputs: set = field(default_factory=set)           # (dtype, layout), whole test
+    example_inputs: set = field(default_factory=set)   # (dtype, layout), current example
+    kinds: set = field(default_factory=set)            # layer kinds called, examples that ran to their end
+    example_kinds: set = field(default_factory=set)
+    _numbers: itertools.count = field(default_factory=itertools.count)
+
+    def reset_test(self, impl_spec: str | None) -> None:
+        if impl_spec is not None:
+            self.impl_spec = impl_spec
+        self.inputs.clear()
+        self.kinds.clear()
+        self.reset_example()
+
+    def reset_example(self) -> None:
+        self.calls.clear()
+        self.example_inputs.clear()
+        self.example_kinds.clear()
+        self._numbers = itertools.count()
+
+    def end_example(self) -> None:
+        """The example ran to its end: what it exercised counts for the test."""
+        self.inputs |= self.example_inputs
+        self.kinds |= self.example_kinds
+
+    def new_layer_number(self) -> int:
+        return next(self._numbers)
+
+    def add(self, call: Call) -> Call:
+        self.calls.append(call)
+        return call
+
+
+TRACE = Trace()
+
+
+def _copy(value):
+    if isinstance(value, np.ndarray):
+        return np.array(value, copy=True)
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    return value
+
+
+def _recorded(method):
+    """Run `method` on the wrapped object, recording the call, its result or its exception."""
+    def call(self, name, *, layer=None, kind=None, note=None, **args):
+        rec = TRACE.add(Call(name, layer, kind, {k: _copy(v) for k, v in args.items()}))
+        try:
+            result = method(self, name, **args)
+        except Exception as e:
+            rec.error = f"{type(e).__name__}: {e}"
+            raise
+        if note is not None:
+            note(result)
+        rec.result = _copy(result) if not isinstance(result, TracedLayer) else result.number
+        return result
+    return call
+
+
+class TracedLayer:
+    """A layer of the implementation under test; every call is recorded in the trace."""
+
+    def __init__(self, inner: Layer, number: int):
+        self.inner, self.number = inner, number
+        self.kind, self.kwargs = inner.kind, dict(getattr(inner, "kwargs", {}))
+
+    @_recorded
+    def _call(self, name, **args):
+        return getattr(self.inner, name)(**args)
+
+    def _note_input(self, dtype, layout):
+        TRACE.example_inputs.add((dtype, layout))
+        TRACE.example_kinds.add(self.kind)
+
+    @property
+    def training(self) -> bool:
+        return self.inner.training
+
+    def train(self, mode: bool = True) -> None:
+        self._call("train", layer=self.number, kind=self.kind, mode=mode)
+
+    def forward(self, x, *, dtype="float32", layout="contiguous") -> Output:
+        self._note_input(dtype, layout)
+        return self._call("forward", layer=self.number, kind=self.kind, x=np.asarray(x), dtype=dtype, layout=layout)
+
+    def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous") -> Output:
+        self._note_input(dtype, layout)
+        return self._call("forward_backward", layer=self.number, kind=self.kind, x=np.asarray(x),
+                          dy=np.asarray(dy), dtype=dtype, layout=layout)
+
+    def state(self) -> dict:
+        return self._call("state", layer=self.number, kind=self.kind)
+
+    def load(self, **values) -> None:
+        self._call("load", layer=self.number, kind=self.kind, **values)
+
+    def to(self, dtype: str) -> None:
+        self._call("to", layer=self.number, kind=self.kind, dtype=dtype)
+
+    def gradcheck(self, x, *, second_order: bool) -> bool:
+        self._note_input("float64", "contiguous")
+        return self._call("gradcheck", layer=self.number, kind=self.kind, x=np.asarray(x),
+                          second_order=second_order)
+
+    def roundtrip(self) -> "TracedLayer":
+        rec = TRACE.add(Call("roundtrip", self.number, self.kind, {}))
+        try:
+            fresh = TracedLayer(self.inner.roundtrip(), TRACE.new_layer_number())
+        except Exception as e:
+            rec.error = f"{type(e).__name__}: {e}"
+            raise
+        rec.result = fresh.number
+        return fresh
+
+    def __getattr__(self, name):  # anything else an adapter offers (not traced)
+        return getattr(self.inner, name)
+
+
+class Traced:
+    """An implementation under test, seen through the trace."""
+
+    def __init__(self, inner: Implementation, spec: str | None = None):
+        self.inner = inner
+        self.spec = spec or inner.name
+
+    def __getattr__(self, name):  # name, version, target, convention, expresses, describe, rng_state, ...
+        return getattr(self.inner, name)
+
+    def provides(self, kind: str) -> bool:
+        return self.inner.provides(kind)
+
+    def seed(self, seed: int) -> None:
+        TRACE.add(Call("seed", None, None, {"seed": seed}))
+        self.inner.seed(seed)
+
+    def _construct(self, kind: str, factory: str, **kwargs) -> TracedLayer:
+        number = TRACE.new_layer_number()
+        rec = TRACE.add(Call("construct", number, kind, dict(kwargs, factory=factory)))
+        try:
+            layer = getattr(self.inner, factory)(**kwargs)
+        except Exception as e:
+            rec.error = f"{type(e).__name__}: {e}"
+            raise
+        rec.result = number
+        return TracedLayer(layer, number)
+
+    def dropout(self, p=0.5, inplace=False) -> TracedLayer:
+        return self._construct("Dropout", "dropout", p=p, inplace=inplace)
+
+    def dropout2d(self, p=0.5, inplace=False) -> TracedLayer:
+        return self._construct("Dropout2d", "dropout2d", p=p, inplace=inplace)
+
+    def batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True,
+                  track_running_stats=True) -> TracedLayer:
+        return self._construct(f"BatchNorm{dims}d", "batchnorm", dims=dims, num_features=num_features, eps=eps,
+                               momentum=momentum, affine=affine, track_running_stats=track_running_stats)
+
+    def batchnorm_defaults(self, dims, num_features) -> TracedLayer:
+        return self._construct(f"BatchNorm{dims}d", "batchnorm_defaults", dims=dims, num_features=num_features)
