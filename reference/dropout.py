@@ -61,6 +61,8 @@ def dropout_forward(x, mask, p: float, training: bool = True) -> np.ndarray:
     if not training:
         return x.copy()
     mask = np.broadcast_to(v.float_array("mask", mask), x.shape)
+    if p == 1.0:  # every element is dropped (DO-P1-01), whatever the mask says: no 0 * inf = NaN
+        return np.zeros(x.shape)
     return np.where(mask != 0, x * _scale(p), 0.0)
 
 
