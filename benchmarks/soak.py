@@ -118,6 +118,7 @@ def main() -> int:
     ap.add_argument("--profile", default="ci")
     ap.add_argument("--jobs", default="2")
     ap.add_argument("--tree", choices=("snapshot", "worktree"), default="snapshot")
+    ap.add_argument("--commit", default="HEAD", help="the commit to snapshot (--tree snapshot); default HEAD")
     ap.add_argument("--out", default=str(RESULTS), help="the JSON Lines file runs are appended to")
     args = ap.parse_args()
     impls = args.impl or ["torch", "reference"]
@@ -126,7 +127,7 @@ def main() -> int:
     failures = {impl: 0 for impl in impls}
     with tempfile.TemporaryDirectory(prefix="dropnorm-soak-") as tmp:
         if args.tree == "snapshot":
-            commit = git("rev-parse", "HEAD")
+            commit = git("rev-parse", "--verify", args.commit + "^{commit}")
             tree = pathlib.Path(tmp)
             snapshot(commit, tree)
             tree_kind = f"snapshot of {commit[:12]} (git archive)"
