@@ -70,12 +70,13 @@ def versions() -> dict:
     return out
 
 
-def audit(tree: pathlib.Path, impl: str, seed: int, profile: str, jobs: str) -> tuple[dict | None, int, str]:
+def audit(tree: pathlib.Path, impl: str, seed: int, profile: str, jobs: str,
+          extra: list[str] | tuple = ()) -> tuple[dict | None, int, str]:
     """One `dropnorm audit` of `tree`'s code; returns (report.json or None, exit status, stderr tail)."""
     with tempfile.TemporaryDirectory() as d:
         env = dict(os.environ, PYTHONPATH=str(tree) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         proc = subprocess.run([sys.executable, "-m", "dropnorm.cli", "audit", f"--impl={impl}", f"--jobs={jobs}",
-                               "--quiet", f"--report-dir={d}", f"--seed={seed}", f"--profile={profile}"],
+                               "--quiet", f"--report-dir={d}", f"--seed={seed}", f"--profile={profile}", *extra],
                               cwd=tree, env=env, capture_output=True, text=True, check=False)
         report_file = pathlib.Path(d) / "report.json"
         report = json.loads(report_file.read_text()) if report_file.exists() else None
