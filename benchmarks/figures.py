@@ -1,0 +1,194 @@
+"""The README's benchmark figures, recomputed from benchmarks/results/ and printed as markdown.
+
+    python benchmarks/figures.py [--results DIR] [--code latest|all|COMMIT]
+
+Reads benchmarks/results/soak.jsonl (benchmarks/soak.py) and calibration-runs.jsonl
+(benchmarks/calibration.py) and prints one markdown block that the README can include
+verbatim: the calibration rejection rates against the level, with their counts; the soak
+runs per implementation and their failures; and the false-alarm bound the soak gives.
+
+Runs are grouped by the code they audited: two commits whose audited paths (dropnorm/,
+reference/, spec/, tests/, conftest.py, pyproject.toml) have the same git trees are the
+same code; runs recorded before the soak kept commits are "legacy". --code latest (the
+default) reports the code version of the newest commit seen, `all` pools every run.
+
+A soak failure is classified with the current spec/deviations/<impl>.toml: a failing
+(clause, condition) now recorded there as a known defect of the implementation (e.g. the
+torch transposed backward) is a real bug the soak found, not a false alarm; any other
+failure is counted as a false alarm of the suite. The per-run false-alarm probability is
+bounded by the one-sided 95% Clopper-Pearson upper limit for k false alarms in n runs
+(1 - 0.05**(1/n) when k = 0, about 3/n).
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import pathlib
+import re
+import subprocess
+import sys
+import tomllib
+
+from scipy import stats as st
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+AUDITED_PATHS = ("dropnorm", "reference", "spec", "tests", "conftest.py", "pyproject.toml")
+LEVELS = (0.001, 0.01, 0.05, 0.1)
+
+
+def read_jsonl(path: pathlib.Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def code_of(commit: str | None) -> str:
+    """An id of the audited code of `commit`: its audited paths' git objects ('legacy' when unknown)."""
+    if not commit:
+        return "legacy"
+    base = commit.removesuffix("+dirty")
+    try:
+        ids = [subprocess.run(["git", "-C", str(ROOT), "rev-parse", f"{base}:{p}"], capture_output=True,
+                              text=True).stdout.strip() for p in AUDITED_PATHS]
+    except OSError:
+        return base[:12]
+    return ("dirty:" if commit.endswith("+dirty") else "") + "/".join(i[:7] for i in ids)
+
+
+def commit_time(commit: str) -> int:
+    out = subprocess.run(["git", "-C", str(ROOT), "show", "-s", "--format=%ct", commit.removesuffix("+dirty")],
+                         capture_output=True, text=True).stdout.strip()
+    return int(out) if out.isdigit() else 0
+
+
+def known_defects(impl: str) -> set[tuple[str, str]]:
+    path = ROOT / "spec" / "deviations" / f"{impl}.toml"
+    if not path.exists():
+        return set()
+    data = tomllib.loads(path.read_text())
+    return {(d["clause"], d.get("condition", "*")) for d in data.get("deviation", [])
+            if d.get("kind", "known-defect") == "known-defect"}
+
+
+def classify(run: dict) -> tuple[bool, list[str], list[str]]:
+    """(false alarm?, real-bug failures, unexplained failures) of one soak run."""
+    known = known_defects(run["impl"])
+    real, other = [], []
+    for clause, reason in (run.get("failing") or {}).items():
+        m = re.match(r"([A-Z0-9-]+)/([\w-]+):", reason or "")
+        cond = m.group(2) if m else "?"
+        (real if (clause, cond) in known or (clause, "*") in known else other).append(f"{clause}/{cond}")
+    if not run.get("complete", True) and not run.get("failing"):
+        other.append("incomplete run")
+    return bool(other), real, other
+
+
+def cp_upper(k: int, n: int, conf: float = 0.95) -> float:
+    """One-sided Clopper-Pearson upper confidence limit for a binomial proportion."""
+    return 1.0 if k >= n else float(st.beta.ppf(conf, k + 1, n - k))
+
+
+def select(runs: list[dict], code: str) -> tuple[list[dict], str]:
+    if code == "all":
+        return runs, "all runs, every code version pooled"
+    committed = [r for r in runs if r.get("commit")]
+    if not committed:
+        return [], "no run with a recorded commit"
+    if code == "latest":
+        newest = max({r["commit"] for r in committed}, key=commit_time)
+    else:
+        newest = next((r["commit"] for r in committed if r["commit"].startswith(code)), code)
+    want = code_of(newest)
+    chosen = [r for r in committed if code_of(r["commit"]) == want]
+    commits = sorted({r["commit"][:12] for r in chosen})
+    return chosen, f"the code audited at commit {newest[:12]} (runs on {', '.join(commits)}: same audited tree)"
+
+
+def soak_section(runs: list[dict], scope: str) -> list[str]:
+    out = [f"**Soak** ({scope}; `python benchmarks/soak.py`, whole `dropnorm audit` runs with fresh seeds, "
+           "benchmarks/results/soak.jsonl):", "",
+           "| implementation | profile | runs | runs with a failure | real bugs found (recorded deviations) | "
+           "false alarms | per-run false-alarm probability, 95% upper bound |",
+           "|---|---|---|---|---|---|---|"]
+    by = collections.defaultdict(list)
+    for r in runs:
+        by[(r["impl"], r.get("profile"))].append(r)
+    total_n = total_k = 0
+    for (impl, profile), rs in sorted(by.items()):
+        verdicts = [classify(r) for r in rs]
+        failed = sum(bool(r.get("failed") or r.get("failing")) for r in rs)
+        real = collections.Counter(f for _, rb, _ in verdicts for f in rb)
+        k = sum(fa for fa, _, _ in verdicts)
+        total_n, total_k = total_n + len(rs), total_k + k
+        real_text = ", ".join(f"{name} ({c} run{'s' if c > 1 else ''})" for name, c in real.items()) or "none"
+        out.append(f"| {impl} | {profile} | {len(rs)} | {failed} | {real_text} | {k} | "
+                   f"{cp_upper(k, len(rs)):.3f} |")
+    if by:
+        out.append(f"| all | | {total_n} | | | {total_k} | {cp_upper(total_k, total_n):.3f} |")
+    unexplained = [(r["impl"], r["seed"], o) for r in runs for fa, _, o in [classify(r)] if fa]
+    out.append("")
+    out.append("False alarms (failures not recorded as a known defect): "
+               + ("; ".join(f"{i} seed {s}: {', '.join(o)}" for i, s, o in unexplained) if unexplained else "none")
+               + ".")
+    return out
+
+
+def calibration_section(runs: list[dict], scope: str) -> list[str]:
+    out = [f"**Calibration** ({scope}; `python benchmarks/calibration.py`, every p-value of the exact tests of "
+           "DO-TRAIN-02..05, DO-MOMENT-01, D2-TRAIN-03/04, fresh seeds, benchmarks/results/calibration-runs.jsonl):", ""]
+    by = collections.defaultdict(list)
+    for r in runs:
+        by[r["impl"]].append(r)
+    if not by:
+        return out + ["no calibration runs recorded"]
+    out += ["| implementation | runs | p-values (per run) | " + " | ".join(f"p <= {a}" for a in LEVELS) + " |",
+            "|---|---|---|" + "---|" * len(LEVELS)]
+    notes = []
+    for impl, rs in sorted(by.items()):
+        ps = [p["pvalue"] for r in rs for p in r["pvalues"]]
+        per_run = sorted({len(r["pvalues"]) for r in rs})
+        cells = []
+        for a in LEVELS:
+            k = sum(p <= a for p in ps)
+            ci = st.binomtest(k, len(ps), a).proportion_ci(0.95, method="exact")
+            above = st.binomtest(k, len(ps), a, alternative="greater").pvalue
+            cells.append(f"{k} = {k / len(ps):.4f} [{ci.low:.4f}, {ci.high:.4f}]")
+            if above < 0.001 / len(LEVELS):
+                notes.append(f"{impl} at level {a}: rate significantly above the level (p = {above:.2g})")
+        per = f"{per_run[0]}" if len(per_run) == 1 else f"{per_run[0]}..{per_run[-1]}"
+        out.append(f"| {impl} | {len(rs)} | {len(ps)} ({per}) | " + " | ".join(cells) + " |")
+    out += ["", "Each cell: rejections at that level, their rate and its exact 95% interval; a calibrated test has "
+            "rate <= level within the interval. "
+            + ("; ".join(notes) if notes else "No rate is significantly above its level (one-sided binomial test, "
+                                               "Bonferroni over the levels, 0.001).")]
+    conds = collections.Counter()
+    for r in runs:
+        conds.update(f"{p['clause']}/{p['condition']}" for p in r["pvalues"])
+    out += ["", "p-values per condition, all runs: " + ", ".join(f"{c} {n}" for c, n in sorted(conds.items())) + "."]
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
+    ap.add_argument("--code", default="latest", help="latest (default), all, or a commit prefix")
+    args = ap.parse_args()
+    results = pathlib.Path(args.results)
+    soak = read_jsonl(results / "soak.jsonl")
+    calib = read_jsonl(results / "calibration-runs.jsonl")
+    lines = ["<!-- generated by python benchmarks/figures.py; do not edit by hand -->"]
+    lines += calibration_section(*select(calib, args.code)) + [""]
+    lines += soak_section(*select(soak, args.code))
+    if args.code != "all":
+        legacy = [r for r in soak if not r.get("commit")]
+        other = len(soak) - len(legacy) - len(select(soak, args.code)[0])
+        lines += ["", f"Not counted above: {len(legacy)} legacy soak runs without a recorded commit"
+                      f" ({sum(classify(r)[0] for r in legacy)} false alarms) and {other} runs on other code "
+                      "versions; `--code all` pools them."]
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
