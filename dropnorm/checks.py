@@ -68,7 +68,7 @@ class Context:
     deviations: list = field(default_factory=list)   # Deviation, in the order read
     marked: frozenset = frozenset()                  # the clauses the running test is marked with
     masked: set = field(default_factory=set)         # (clause, condition) that failed earlier in this test
-    observed: dict = field(default_factory=dict)     # (clause, condition, deviation key) -> (Deviation, message)
+    observed: dict = field(default_factory=dict)     # (clause, condition, deviation key) -> (Deviation, message, kind)
     measurements: list = field(default_factory=list)
     examples: int = 0                                # hypothesis examples run to their end
     not_provided: dict = field(default_factory=dict)  # reason -> examples filtered out as not provided
@@ -108,21 +108,26 @@ def circumstances(calls=None) -> dict:
             out.update(layer=c.kind, dtype=c.args.get("dtype", "float64"), layout=c.args.get("layout", "contiguous"),
                        params=constructed.get(number, {}))
             break
+    else:  # no forward call (a constructor check): the latest layer constructed
+        for c in reversed(calls):
+            if c.method == "construct":
+                out.update(layer=c.kind, params={k: v for k, v in c.args.items() if k != "factory"})
+                break
     return out
 
 
-def _deviation(clause: str, condition: str, error: float | None) -> Deviation | None:
-    """The recorded deviation whose scope covers this failed check, if any."""
+def _deviation(clause: str, condition: str, error: float | None) -> tuple[Deviation | None, str | None]:
+    """The recorded deviation whose scope covers this failed check, if any, and the layer kind checked."""
     ctx = context()
     candidates = [d for d in ctx.deviations if d.clause == clause and d.condition in (condition, "*")]
     if not candidates:
-        return None
+        return None, None
     where = circumstances()
     for dev in candidates:
         if dev.covers(layer=where["layer"], dtype=where["dtype"], layout=where["layout"], params=where["params"],
                       seeds=where["seeds"], error=error):
-            return dev
-    return None
+            return dev, where["layer"]
+    return None, None
 
 
 def check(ok: bool, clause: str, condition: str, message: str, *, observed=None, expected=None,
@@ -139,9 +144,9 @@ def check(ok: bool, clause: str, condition: str, message: str, *, observed=None,
                          f"--clause {clause} runs it")
     if ok:
         return
-    dev = _deviation(clause, condition, (comparison or {}).get("max_error"))
+    dev, layer = _deviation(clause, condition, (comparison or {}).get("max_error"))
     if dev is not None:
-        ctx.observed.setdefault((clause, condition, dev.key), (dev, message))
+        ctx.observed.setdefault((clause, condition, dev.key), (dev, message, layer))
         return
     if (clause, condition) in ctx.masked:
         return

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dropnorm.adapters.base import NotProvided
 from dropnorm.checks import ClauseViolation, Context
+from dropnorm.traced import TRACE
 
 MAX_RUNS = 6  # 1 + up to 5 reruns: a layer failing more conditions of one test than that is judged unfinished
 
@@ -56,6 +57,7 @@ def run(call, ctx: Context, max_runs: int = MAX_RUNS):
         ctx.examples = 0
         try:
             call()
+            TRACE.end_example()  # a test without hypothesis: its one example ran to its end
         except Exception as exc:  # BaseException (pytest.skip, KeyboardInterrupt) passes through
             leaves = _leaves(exc)
             violations = [e for e in leaves if isinstance(e, ClauseViolation)]

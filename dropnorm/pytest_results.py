@@ -99,17 +99,21 @@ def pytest_runtest_makereport(item, call):
             record["unjudged"] = ctx.unjudged
         if ctx.not_provided:
             record["not_provided"] = dict(ctx.not_provided)
-        record["deviations"] = [{"clause": c, "condition": cond, "kind": dev.kind, "key": dev.key,
+        record["deviations"] = [{"clause": c, "condition": cond, "kind": dev.kind, "key": dev.key, "layer": layer,
                                  "reason": dev.reason, "finding": dev.finding, "message": msg}
-                                for (c, cond, _key), (dev, msg) in ctx.observed.items()]
+                                for (c, cond, _key), (dev, msg, layer) in ctx.observed.items()]
     exc = call.excinfo.value if call.excinfo is not None else None
     if exc is not None and rep.outcome == "failed":
         record["counterexample"] = _counterexample(exc)
         found = _violations(exc)
         if found:
+            from dropnorm.checks import circumstances
             record["violations"] = [{"clause": v.clause, "condition": v.condition, "message": v.message,
                                      "observed": v.observed, "expected": v.expected,
-                                     "reproduction": v.reproduction, "script": v.script} for v in found]
+                                     "layer": circumstances(v.calls)["layer"],
+                                     "reproduction": v.script, "script": v.script} for v in found]
+            if getattr(exc, "unjudged", ""):
+                record["unjudged"] = exc.unjudged
         else:
             record["error"] = _error_text(exc)
     elif rep.outcome == "skipped":

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dropnorm.adapters.base import Implementation, Layer, Output
+from dropnorm.kinds import KINDS
 
 @dataclass
 class Call:
@@ -175,6 +176,8 @@ class Traced:
         self.inner.seed(seed)
 
     def _construct(self, kind: str, factory: str, **kwargs) -> TracedLayer:
+        if kind in KINDS and self.inner.provides(kind):
+            TRACE.example_kinds.add(kind)  # a construction checks the kind too (the API clauses)
         number = TRACE.new_layer_number()
         rec = TRACE.add(Call("construct", number, kind, dict(kwargs, factory=factory)))
         try:

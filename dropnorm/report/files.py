@@ -41,23 +41,19 @@ def inside(directory: pathlib.Path, name: str) -> pathlib.Path:
 
 
 def write_scripts(directory: pathlib.Path, report: dict) -> None:
-    """Each failure's reproduction as a standalone script: torch and numpy only for torch
-    implementations, dropnorm's adapter API otherwise. Sets failure.script_file."""
+    """Each failure's reproduction (dropnorm.reproduce) as repro-<clause>.py: a standalone script that
+    exits 1 while the failure reproduces. Sets failure.script_file."""
     for entry in report["clauses"]:
         failure = entry["failure"]
-        if failure is None:
+        if failure is None or not failure.get("script"):
             continue
-        body = failure["script"] or failure["reproduction"] + "\nprint(out)\n"
-        needs = "torch and numpy" if failure["script"] else "numpy and dropnorm (pip install -e .)"
         name = f"repro-{entry['id']}.py"
-        about = [f"Reproduction of {entry['id']}/{failure['condition']}: {entry['title']}",
-                 f"Implementation: {report['implementation']['description']}",
-                 f"Failed check: {failure['message']}", f"Observed: {failure['observed']}",
-                 f"Expected: {failure['expected']}", f"Test: {failure['test']}",
-                 f"Needs {needs}. Run: python {name}"]
+        about = [f"Implementation: {report['implementation']['description']}", f"Test: {failure['test']}",
+                 f"Observed: {failure['observed']}", f"Expected: {failure['expected']}", f"Run: python {name}"]
         # comments, not a docstring: the messages are the implementation's text and may hold quotes
-        header = "".join(f"# {line}\n" for text in about for line in str(text).splitlines()) + "\n"
-        write_atomic(inside(directory, name), header + body)
+        header = "".join(f"# {line}\n" for text in about for line in str(text).splitlines())
+        first, _, rest = failure["script"].partition("\n")
+        write_atomic(inside(directory, name), first + "\n" + header + rest)
         failure["script_file"] = name
 
 

@@ -5,8 +5,9 @@ import re
 
 from dropnorm.report.model import STATUSES
 
-ICON = {"fail": "FAIL", "error": "ERROR", "deviation": "deviation", "pass": "pass",
-        "not-provided": "not provided", "skip": "skip"}
+ICON = {"fail": "FAIL", "error": "ERROR", "not-reached": "NOT REACHED", "known-defect": "KNOWN DEFECT",
+        "deviation": "deviation", "pass": "pass", "not-provided": "not provided", "skip": "skip"}
+KIND_SHORT = {"Dropout": "Do", "Dropout2d": "D2", "BatchNorm1d": "BN1", "BatchNorm2d": "BN2", "BatchNorm3d": "BN3"}
 
 
 def cell(text) -> str:
@@ -26,10 +27,23 @@ def fence(text: str) -> str:
 
 def headline(report: dict, esc=cell) -> str:
     impl = report["implementation"]
-    verdict = "conformant" if report["conformant"] else "NOT conformant"
-    if not report["complete"]:
-        verdict += " (INCOMPLETE: the audit was interrupted)"
-    return f"{esc(impl['name'])} {esc(impl['version'])}: {verdict}"
+    return f"{esc(impl['name'])} {esc(impl['version'])}: {esc(report['verdict'])}"
+
+
+def by_layer(e: dict) -> str:
+    """The clause's status per layer kind, e.g. 'BN1 pass, BN2 fail, BN3 not-provided'."""
+    return ", ".join(f"{KIND_SHORT.get(k, k)} {v['status']}" for k, v in e.get("by_layer", {}).items())
+
+
+def layers_line(report: dict) -> str:
+    lay = report.get("layers") or {}
+    return (f"Layers provided: {', '.join(lay.get('provided', [])) or 'none'}"
+            + (f"; missing: {', '.join(lay['missing'])} (their clauses are not-provided)" if lay.get("missing") else ""))
+
+
+def stale_line(report: dict) -> str:
+    stale = [d["key"] for d in report.get("deviations", []) if d["stale"]]
+    return f"Stale deviations (recorded, met by no example of this run): {'; '.join(stale)}" if stale else ""
 
 
 def render(report: dict) -> str:
@@ -45,11 +59,13 @@ def render(report: dict) -> str:
            f"seed {env['seed'] if env['seed'] is not None else 'derandomized'}; "
            f"torch {(env['torch'] or {}).get('version', 'absent')}, numpy {env['numpy']}, "
            f"python {env['python']}; {report['run']['tests']} tests in {report['run']['duration_s']:.1f} s.", "",
-           f"Command: `{cell(prov['command'])}`", "",
-           "| status | clause | level | layer | title | detail |", "|---|---|---|---|---|---|"]
+           f"Command: `{cell(prov['command'])}`", "", layers_line(report), ""]
+    if stale_line(report):
+        out += [cell(stale_line(report)), ""]
+    out += ["| status | clause | level | per layer | title | detail |", "|---|---|---|---|---|---|"]
     for e in rows:
         detail = e["reason"] if e["status"] != "pass" else pass_detail(e)
-        out.append(f"| {ICON[e['status']]} | {e['id']} | {e['level']} | {e['layer']} | {cell(e['title'])} "
+        out.append(f"| {ICON[e['status']]} | {e['id']} | {e['level']} | {by_layer(e)} | {cell(e['title'])} "
                    f"| {cell(detail)} |")
     failures = [e for e in rows if e["failure"] or e["errors"]]
     if failures:
@@ -64,9 +80,10 @@ def render(report: dict) -> str:
                     f"- expected: {cell(f['expected'] or '(see the message)')}"]
             if f.get("script_file"):
                 out.append(f"- standalone script: `{f['script_file']}`")
-            out += ["", "<details><summary>message, counterexample and reproduction</summary>", "",
+            out += ["", "<details><summary>message, counterexample and reproduction (exits 1 while it fails)</summary>",
+                    "",
                     fence(f["message"] + ("\n\n" + f["counterexample"] if f["counterexample"] else "")), "",
-                    fence(f["reproduction"]), "", "</details>", ""]
+                    fence(f["script"] or ""), "", "</details>", ""]
         for err in e["errors"][:3]:
             out += [f"- error in `{cell(err['test'])}`:", "", fence(err["error"]), ""]
     return "\n".join(out) + "\n"
@@ -76,7 +93,9 @@ def pass_detail(e: dict) -> str:
     examples = sum(t["examples"] for t in e["tests"])
     bits = [f"{len(e['tests'])} test(s), {examples} examples"]
     if e["tolerance"]:
-        bits.append(f"max error {e['tolerance']['max_error_over_tolerance']:.2g} x tolerance")
+        ratio = e["tolerance"]["max_error_over_tolerance"]
+        bits.append(f"max error {ratio:.2g} x tolerance" if isinstance(ratio, (int, float))
+                    else f"max error {ratio} x tolerance")
     if e["statistics"]:
         bits.append(f"{len(e['statistics'])} exact tests, min p {min(x['pvalue'] for x in e['statistics']):.2g}")
     return "; ".join(bits)

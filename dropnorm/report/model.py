@@ -1,27 +1,51 @@
 """From test records to clause statuses and the report dictionary (schema: reports/schema.json).
 
-A test cites clauses; its outcome becomes, for each cited clause:
-  pass          the test passed (or passed apart from recorded deviations of other clauses)
-  fail          a check of this clause failed (ClauseViolation)
-  deviation     a check failed that matches a recorded, accepted deviation of this clause
-  not-provided  the implementation lacks the layer, keyword or capability (NotProvided)
-  skip          skipped for another reason (for example no CUDA device)
+A clause applies to layer kinds (dropout: Dropout; dropout2d: Dropout2d; batchnorm:
+BatchNorm1d/2d/3d) and is judged per kind, then as a whole. Per kind, the status is:
+  fail          a check of the clause failed on that kind (ClauseViolation)
   error         could not be tested: the implementation raised something other than a
                 clause violation, the test timed out, or its process died
-A test that failed on one clause says nothing about its other clauses: they get no
-outcome from it. A clause's status is the worst of its tests' outcomes, in the order
-of STATUSES; a clause with no outcome at all is a skip ("not reached").
+  not-reached   the kind is provided, but the clause's checks did not all run on it: no
+                test of the clause exercised it, or a test stopped before judging it
+  known-defect  a check failed inside a recorded deviation of kind known-defect (a bug)
+  deviation     a check failed inside a recorded deviation of kind convention
+  pass          the clause's tests ran on that kind and every check held
+  not-provided  the implementation lacks the kind (or the keyword or capability the test needs)
+  skip          skipped for another reason (for example no CUDA device)
+A test counts for a kind only where it called that kind in an example that ran to its end
+(record["kinds"], from dropnorm.traced). The clause's status is the worst over its kinds,
+in the order of STATUSES; it is not-provided only when every kind is.
+
+The implementation is conformant when the run completed, something was tested, and no MUST
+clause (with strict, no clause) is fail, error, not-reached or known-defect: a recorded bug
+is not conformance. Exit 3 of `dropnorm audit` tells "only known defects" apart for CI.
 """
 from __future__ import annotations
 
 import json
+import math
 import pathlib
 
+from dropnorm.kinds import KINDS, LAYER_KINDS
 from dropnorm.spec import clauses
 
 SCHEMA_VERSION = "1.0"
-STATUSES = ("fail", "error", "deviation", "pass", "not-provided", "skip")  # worst first
-FAILING = ("fail", "error")
+STATUSES = ("fail", "error", "not-reached", "known-defect", "deviation", "pass", "not-provided", "skip")  # worst first
+FAILING = ("fail", "error", "not-reached", "known-defect")   # keep an implementation from conformant
+UNRECORDED = ("fail", "error", "not-reached")                 # ... and are not a recorded known defect
+ALL_KINDS = "*"
+
+
+def finite_json(value):
+    """`value` with every non-finite float written as the string NaN, Infinity or -Infinity
+    (the schema's "real"), so that report.json is valid JSON whatever the implementation returned."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    return value
 
 
 def read_records(path: pathlib.Path, timeouts: dict[str, float] | None = None) -> tuple[list[dict], dict]:
@@ -60,69 +84,113 @@ def read_records(path: pathlib.Path, timeouts: dict[str, float] | None = None) -
     return list(tests.values()), events
 
 
-def test_outcomes(record: dict, collected: dict[str, list[str]]) -> dict[str, tuple[str, str]]:
-    """clause -> (outcome, reason) for one test record."""
+def test_outcomes(record: dict, collected: dict[str, list[str]]) -> dict[str, list[tuple[str, str, str]]]:
+    """clause -> [(layer kind or "*", outcome, reason)] for one test record."""
     cited = record.get("clauses") or collected.get(record["nodeid"], [])
+    kinds = set(record.get("kinds") or ())
     outcome = record["outcome"]
+    out: dict[str, list] = {c: [] for c in cited}
+
+    def ran(c, status, reason):  # the kinds of clause c this test exercised
+        applicable = set(LAYER_KINDS[clauses()[c].layer]) if c in clauses() else set()
+        for kind in sorted(applicable & kinds):
+            out[c].append((kind, status, reason))
+
     if outcome == "failed":
         violations = record.get("violations")
-        if violations:
-            return {v["clause"]: ("fail", f"{v['clause']}/{v['condition']}: {v['message']}") for v in violations}
-        return {c: ("error", record.get("error") or "the test failed without a clause violation") for c in cited}
+        if not violations:
+            err = record.get("error") or "the test failed without a clause violation"
+            return {c: [(ALL_KINDS, "error", err)] for c in cited}
+        failed = set()
+        for v in violations:
+            failed.add(v["clause"])
+            out.setdefault(v["clause"], []).append((v.get("layer") or ALL_KINDS, "fail",
+                                                    f"{v['clause']}/{v['condition']}: {v['message']}"))
+        stopped = ", ".join(sorted(failed))
+        for c in cited:
+            if c in failed:
+                continue
+            if record.get("unjudged"):
+                out[c].append((ALL_KINDS, "not-reached", f"its test stopped after a failure of {stopped}: "
+                                                          f"{record['unjudged']}"))
+            else:
+                ran(c, "pass", "")
+        _add_deviations(out, record)
+        return out
     if outcome == "skipped":
         reason = record.get("skip_reason", "")
-        if reason.startswith("known deviation"):
-            return _passed(record, cited)
-        status = "not-provided" if "not provided" in reason else "skip"
-        return {c: (status, reason) for c in cited}
-    return _passed(record, cited)
-
-
-def _passed(record: dict, cited: list[str]) -> dict[str, tuple[str, str]]:
-    out = {c: ("pass", "") for c in cited}
-    for d in record.get("deviations", []):
-        out[d["clause"]] = ("deviation", f"{d['clause']}/{d['condition']}: {d['reason']}")
+        if not reason.startswith(("known deviation", "known defect")):
+            status = "not-provided" if "not provided" in reason else "skip"
+            return {c: [(ALL_KINDS, status, reason)] for c in cited}
+    for c in cited:
+        ran(c, "pass", "")
+    _add_deviations(out, record)
     return out
+
+
+def _add_deviations(out: dict, record: dict) -> None:
+    for d in record.get("deviations", []):
+        status = "known-defect" if d.get("kind") == "known-defect" else "deviation"
+        out.setdefault(d["clause"], []).append((d.get("layer") or ALL_KINDS, status,
+                                                f"{d['clause']}/{d['condition']} ({d.get('kind', 'convention')}): "
+                                                f"{d['reason']}"))
 
 
 def _worst(a: str | None, b: str) -> str:
     return b if a is None or STATUSES.index(b) < STATUSES.index(a) else a
 
 
-def clause_entries(records: list[dict], collected: dict, selected: set[str] | None) -> list[dict]:
-    """One entry per clause of the spec (restricted to `selected`), in spec order."""
+def clause_entries(records: list[dict], collected: dict, selected: set[str] | None,
+                   provided: list[str] | None = None) -> list[dict]:
+    """One entry per clause of the spec (restricted to `selected`), in spec order.
+    provided: the layer kinds the implementation has (None: all of them)."""
+    provided_kinds = set(KINDS if provided is None else provided)
     entries = {cid: {"id": cid, "title": c.title, "layer": c.layer, "level": c.level, "status": None,
-                     "reason": "", "tests": [], "failure": None, "errors": [], "deviations": [],
+                     "reason": "", "by_layer": {}, "tests": [], "failure": None, "errors": [], "deviations": [],
                      "statistics": [], "tolerance": None, "trajectories": [], "output": []}
                for cid, c in clauses().items() if selected is None or cid in selected}
+    per_kind: dict[str, dict[str, list]] = {cid: {} for cid in entries}
     for rec in sorted(records, key=lambda r: r["nodeid"]):
-        for cid, (outcome, reason) in test_outcomes(rec, collected).items():
+        for cid, outcomes in test_outcomes(rec, collected).items():
             e = entries.get(cid)
             if e is None:
                 continue
-            e["tests"].append({"nodeid": rec["nodeid"], "outcome": outcome, "duration": rec.get("duration", 0.0),
-                               "examples": rec.get("examples", 0)})
-            if _worst(e["status"], outcome) != e["status"]:
-                e["status"], e["reason"] = outcome, reason
-            if outcome == "fail" and e["failure"] is None:
-                e["failure"] = _failure(rec, cid)
-            if outcome == "error":
-                e["errors"].append({"test": rec["nodeid"], "error": reason})
-            if outcome == "deviation":
-                e["deviations"] += [d for d in rec.get("deviations", []) if d["clause"] == cid]
+            test_status = None
+            for kind, outcome, reason in outcomes:
+                per_kind[cid].setdefault(kind, []).append((outcome, reason))
+                test_status = _worst(test_status, outcome)
+                if outcome == "fail" and e["failure"] is None:
+                    e["failure"] = _failure(rec, cid)
+                if outcome == "error":
+                    e["errors"].append({"test": rec["nodeid"], "error": reason})
+            e["tests"].append({"nodeid": rec["nodeid"], "outcome": test_status or "skip",
+                               "duration": rec.get("duration", 0.0), "examples": rec.get("examples", 0)})
+            e["deviations"] += [d for d in rec.get("deviations", []) if d["clause"] == cid]
             if rec.get("output"):
                 e["output"].append({"test": rec["nodeid"], "text": rec["output"]})
         for m in rec.get("measurements", []):
             e = entries.get(m.get("clause"))
             if e is not None:
                 _add_measurement(e, m)
-    for e in entries.values():
-        if e["status"] is None:
-            stopped = sorted({v["clause"] for rec in records if e["id"] in (rec.get("clauses") or [])
-                              for v in rec.get("violations", [])})
-            e["status"] = "skip"
-            e["reason"] = (f"not reached: its tests stopped at a failure of {', '.join(stopped)}" if stopped
-                           else "not reached: no test of this clause ran to a conclusion")
+    for cid, e in entries.items():
+        everywhere = per_kind[cid].get(ALL_KINDS, [])
+        for kind in LAYER_KINDS[e["layer"]]:
+            if kind not in provided_kinds:
+                e["by_layer"][kind] = {"status": "not-provided", "reason": f"the implementation has no {kind}"}
+                continue
+            status, reason = None, ""
+            for outcome, why in per_kind[cid].get(kind, []) + everywhere:
+                if _worst(status, outcome) != status:
+                    status, reason = outcome, why
+            if status is None:
+                status, reason = "not-reached", f"no test of this clause ran to a conclusion on {kind}"
+            e["by_layer"][kind] = {"status": status, "reason": reason}
+        status, reason = None, ""
+        for kind, got in e["by_layer"].items():
+            if _worst(status, got["status"]) != status:
+                status, reason = got["status"], (f"{kind}: {got['reason']}" if len(e["by_layer"]) > 1 and
+                                                 got["status"] not in ("pass",) else got["reason"])
+        e["status"], e["reason"] = status, reason
     return list(entries.values())
 
 
@@ -161,13 +229,44 @@ def summary(entries: list[dict]) -> dict:
     return counts
 
 
-def is_conformant(entries: list[dict], strict: bool = False) -> bool:
-    """No MUST clause (and with strict, no SHOULD clause either) is fail or error."""
-    return not any(e["status"] in FAILING and (strict or e["level"] == "MUST") for e in entries)
+def _counted(entries: list[dict], statuses, strict: bool) -> list[str]:
+    return [e["id"] for e in entries if e["status"] in statuses and (strict or e["level"] == "MUST")]
 
 
 def nothing_tested(entries: list[dict]) -> bool:
-    return bool(entries) and all(e["status"] in ("skip", "not-provided") for e in entries)
+    return not entries or all(e["status"] in ("skip", "not-provided") for e in entries)
+
+
+def is_conformant(entries: list[dict], strict: bool = False, complete: bool = True) -> bool:
+    """Complete, something tested, and no MUST clause (with strict, no clause) is fail, error,
+    not-reached or known-defect."""
+    return complete and not nothing_tested(entries) and not _counted(entries, FAILING, strict)
+
+
+def only_known_defects(entries: list[dict], strict: bool = False) -> bool:
+    """Not conformant only because of recorded known defects: nothing unrecorded fails (exit 3)."""
+    return not _counted(entries, UNRECORDED, strict) and bool(_counted(entries, ("known-defect",), strict))
+
+
+def verdict(entries: list[dict], strict: bool = False, complete: bool = True) -> str:
+    """The headline, e.g. 'not conformant: 1 known defect (BN-LAYOUT-01), no unrecorded failure'."""
+    if nothing_tested(entries):
+        return "nothing tested"
+    parts = []
+    for statuses, word in ((("fail",), "failing"), (("error",), "in error"), (("not-reached",), "not reached"),
+                           (("known-defect",), "known defect")):
+        ids = _counted(entries, statuses, strict)
+        if ids:
+            noun = "clause" if word != "known defect" else "known defect"
+            label = f"{len(ids)} {noun}{'s' if len(ids) != 1 else ''}" + (f" {word}" if noun == "clause" else "")
+            parts.append(f"{label} ({', '.join(ids)})")
+    if not parts:
+        text = "conformant"
+    else:
+        text = "not conformant: " + "; ".join(parts)
+        if not _counted(entries, UNRECORDED, strict):
+            text += "; no unrecorded failure"
+    return text if complete else f"incomplete ({text} so far): the audit was interrupted"
 
 
 def exercised(records: list[dict]) -> tuple[list[str], list[str]]:

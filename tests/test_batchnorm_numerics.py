@@ -1,0 +1,144 @@
+"""BatchNorm on numerically hard inputs (BN-NUM-01, BN-NUM-02, BN-NUM-03; issue 14).
+
+Hard inputs (the terms of spec/clauses.toml, BN-NUM-01):
+  offset    an exact shift x + c of a spread-1 input: |c| = 10^U(2, TOP) with TOP past the
+            dtype's range of exact integers (float32: 1e8 > 2^24; float64: 1e17 > 2^53;
+            float16: 10^3.5 > 2^11; bfloat16: 1e3 > 2^8). x is first rounded to multiples of
+            ulp(c), so that x + c is exact and BN(x + c) = BN(x) holds exactly: the
+            reference is BN(x), the unshifted input (shift invariance).
+  tiny-variance  spread sqrt(eps)/10 around 1.
+  constant  every channel constant, at +-10^U(0, TOP).
+Pinned examples (every seed runs them): the inputs of pytorch/pytorch#5410.
+"""
+import numpy as np
+import pytest
+from hypothesis import strategies as st
+
+import reference as ref
+from dropnorm import checks as ph
+from dropnorm import inputs
+from dropnorm import strategies as hh
+from dropnorm import tolerances as tol
+from dropnorm.bn_setup import draw_case, provided_dims
+from dropnorm.dtypes import round_to
+
+# log10 of the largest offset drawn per dtype: past 2^p, the dtype's range of exact integers.
+TOP = {"float64": 17.0, "float32": 8.0, "float16": 3.5, "bfloat16": 3.0}
+
+
+def _ulp(c: float, dtype: str) -> float:
+    """The spacing of dtype values at |c| (2^(e - p + 1) with |c| in [2^e, 2^(e+1)))."""
+    p = {"float64": 53, "float32": 24, "float16": 11, "bfloat16": 8}[dtype]
+    return 2.0 ** (np.floor(np.log2(abs(c))) - p + 1)
+
+
+def _bshape(shape):
+    return (1, shape[1]) + (1,) * (len(shape) - 2)
+
+
+def hard_input(kind: str, exponent: float, seed: int, shape, dtype: str, eps: float):
+    """(input, unshifted input whose BN is the same) for one hard kind (module docstring)."""
+    rng = np.random.default_rng(seed)
+    c = shape[1]
+    if kind == "offset":
+        shift = np.sign(rng.uniform(-1, 1, size=c)) * 10.0 ** (exponent + rng.uniform(-0.5, 0.0, size=c))
+        shift = round_to(shift, dtype)
+        q = np.array([_ulp(s, dtype) for s in shift]).reshape(_bshape(shape))
+        x0 = np.round(inputs.channels(seed, shape, "float64", offset=1.0) / q) * q  # multiples of ulp(c)
+        x = x0 + shift.reshape(_bshape(shape))
+        assert np.array_equal(round_to(x, dtype), x) and np.array_equal(round_to(x0, dtype), x0)
+        return x, x0
+    if kind == "tiny-variance":
+        x = inputs.channels(seed, shape, dtype, offset=1.0, spread=np.sqrt(eps) / 10)
+        return x, x
+    v = round_to(np.sign(rng.uniform(-1, 1, size=c)) * 10.0 ** (exponent * rng.uniform(0, 1, size=c)), dtype)
+    x = np.broadcast_to(v.reshape(_bshape(shape)), shape).copy()
+    return x, x
+
+
+def _hard_run(impl, data):
+    """One training call on a hard input: (x, x0, output, state, what, eps, kind)."""
+    kind = data.draw(st.sampled_from(["offset", "tiny-variance", "constant"]), label="kind")
+    case = draw_case(impl, data, track=True, affine=False, dtypes=("float32", "float64", "float16", "bfloat16"))
+    exponent = data.draw(st.floats(2.0, TOP[case.dtype]), label="log10 offset")
+    x, x0 = hard_input(kind, exponent, case.seed, case.shape, case.dtype, case.eps)
+    case.layer.train(True)
+    out = case.layer.forward(x, dtype=case.dtype, layout=case.layout)
+    what = f"{case.describe()}, {kind} input" + (f", |offset| up to 1e{exponent:.2f}" if kind != "tiny-variance" else "")
+    return x, x0, out, case.layer.state(), what, case.eps, kind, case.dtype
+
+
+# Separate tests: a MUST failure must not hide behind a SHOULD failure of the same example.
+@pytest.mark.clause("BN-NUM-01")
+@hh.given(data=st.data())
+def test_numerically_hard_inputs(impl, data):
+    """Finite output, |xhat| <= sqrt(n)(1 + tau), |xhat| <= 1 + tau on a constant channel,
+    running variance >= 0."""
+    x, _, out, state, what, _, kind, dtype = _hard_run(impl, data)
+    n = x.size // x.shape[1]
+    y = np.asarray(out.y, np.float64)
+    ph.check(bool(np.all(np.isfinite(y))), "BN-NUM-01", "finite", f"got non-finite output [{what}]")
+    tau = tol.bn_xhat_tau(n, dtype)
+    top = float(np.max(np.abs(np.where(np.isfinite(y), y, 0.0)), initial=0.0))
+    if kind == "constant":
+        ph.check(top <= 1 + tau, "BN-NUM-01", "constant-channel",
+                 f"got max |xhat| {top:.6g} on constant channels, expected 0 (at most 1 + {tau:.2g}, the "
+                 f"rounding of a consistent normalisation) [{what}]", observed=top, expected=f"<= {1 + tau:.6g}")
+    bound = np.sqrt(n) * (1 + tau)
+    ph.check(top <= bound, "BN-NUM-01", "bounded",
+             f"got max |xhat| {top:.6g}, expected <= sqrt(n) (1 + tau) = {bound:.6g}, n = {n} [{what}]",
+             observed=top, expected=f"<= {bound:.6g}")
+    rv = state["running_var"]
+    ph.check(bool(np.all(rv >= 0)), "BN-NUM-01", "running-var-nonnegative", f"got running_var {rv} [{what}]")
+
+
+@pytest.mark.clause("BN-NUM-03")
+@hh.given(data=st.data())
+def test_variance_keeps_half_the_digits(impl, data):
+    """The output error stays within the MUST tolerance: the two-pass bound, or a one-pass
+    variance only while var + eps keeps half of the working digits."""
+    x, x0, out, _, what, eps, kind, dtype = _hard_run(impl, data)
+    atol, _ = tol.bn_train_output(x, None, None, eps, dtype, probabilistic=kind != "constant")
+    ph.assert_close(out.y, ref.batchnorm_train_forward(x0, eps=eps), atol, "BN-NUM-03", "half-digits", what)
+
+
+@pytest.mark.clause("BN-NUM-02")
+@hh.given(data=st.data())
+def test_accuracy_on_hard_inputs(impl, data):
+    """The error stays within the two-pass bound, linear in the conditioning (and, on the
+    shifted inputs, BN(x + c) agrees with BN(x) within it)."""
+    x, x0, out, _, what, eps, kind, dtype = _hard_run(impl, data)
+    atol, _ = tol.bn_train_output(x, None, None, eps, dtype, one_pass=False, probabilistic=kind != "constant")
+    ph.assert_close(out.y, ref.batchnorm_train_forward(x0, eps=eps), atol, "BN-NUM-02",
+                    "shift-invariance" if kind == "offset" else "two-pass-accuracy", what)
+
+
+# pytorch/pytorch#5410 and the probe of issue 14: constant float32 channels at large offsets.
+PINNED_5410 = [
+    # (dims, shape, value): every channel constant at `value`.
+    (2, (8, 2, 4, 4), 1e7),
+    (1, (64, 3), 1.234567e8),
+]
+
+
+@pytest.mark.clause("BN-NUM-01")
+@pytest.mark.parametrize("dims, shape, value", PINNED_5410, ids=["2d-1e7", "1d-1.234567e8"])
+def test_pytorch_5410_constant_channels(impl, dims, shape, value):
+    """A constant channel at a large float32 offset: BN gives beta (|xhat| <= 1 + tau)."""
+    if dims not in provided_dims(impl):
+        pytest.skip(f"not provided: BatchNorm{dims}d")
+    layer = impl.batchnorm(dims, shape[1])
+    layer.train(True)
+    x = np.full(shape, round_to(np.array(value), "float32"))
+    out = layer.forward(x, dtype="float32")
+    y = np.asarray(out.y, np.float64)
+    n = x.size // shape[1]
+    tau = tol.bn_xhat_tau(n, "float32")
+    top = float(np.max(np.abs(y)))
+    rv = np.asarray(layer.state()["running_var"], np.float64)
+    what = (f"BatchNorm{dims}d({shape[1]}) defaults, training, float32 x of shape {shape} all {value:g} "
+            f"(pytorch/pytorch#5410); running_var after the step {rv.tolist()} (exact: 0.9)")
+    ph.check(bool(np.all(np.isfinite(y))), "BN-NUM-01", "finite", f"got non-finite output [{what}]")
+    ph.check(top <= 1 + tau, "BN-NUM-01", "constant-channel",
+             f"got max |y| {top:.6g}, expected beta = 0 (at most 1 + {tau:.2g}) [{what}]",
+             observed=top, expected=f"<= {1 + tau:.6g}")
