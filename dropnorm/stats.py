@@ -110,3 +110,165 @@ def central_window_probability(n: int, q: float, half_width_sd: float = 0.5) -> 
     sd = math.sqrt(n * q * (1 - q))
     lo, hi = math.ceil(n * q - half_width_sd * sd), math.floor(n * q + half_width_sd * sd)
     return float(st.binom.cdf(hi, n, q) - st.binom.cdf(lo - 1, n, q)), lo, hi
+
+
+# ------------------------------------------------------------------ the whole range of p
+# Keep-rate tests draw p from all of (0, 1) (p = 0 and p = 1 exactly are DO-P0-01 / DO-P1-01).
+# Near the ends an absolute error of DELTA is no target (p = 0.001 dropped as 0.011 is 11x):
+# the rarer outcome's rate r = min(p, 1-p) must be right within REL_DELTA * r, down to
+# RARE_FLOOR, below which the absolute target REL_DELTA * RARE_FLOOR = 5e-4 applies.
+P_MIN = 1e-4                             # the statistical tests draw p in [P_MIN, 1 - P_MIN]
+REL_DELTA = 0.5
+RARE_FLOOR = 1e-3
+
+
+def rate_delta(q: float) -> float:
+    """The keep-rate error that must be detected with power POWER at keep probability q:
+    min(DELTA, REL_DELTA * max(min(q, 1-q), RARE_FLOOR)) (0.01 for 0.02 <= q <= 0.98; 0.0005 at the ends)."""
+    return min(DELTA, REL_DELTA * max(min(q, 1.0 - q), RARE_FLOOR))
+
+
+def keep_rate_n(q: float) -> int:
+    """Elements for a keep-rate test at keep probability q: required_n for rate_delta(q); below
+    r = RARE_FLOOR the n of r = RARE_FLOOR (424,433), so that a rarer outcome that never happens
+    (p treated as 0 or 1) is rejected for every r >= 5.1e-5 (n r >= 21.6 = -ln(alpha))."""
+    r = min(q, 1.0 - q)
+    if r < RARE_FLOOR:
+        q = RARE_FLOOR if q < 0.5 else 1.0 - RARE_FLOOR
+    return required_n(round(q, 12), rate_delta(q))
+
+
+# ------------------------------------------------------------------ dependence between mask bits
+# Two mask bits (a_i, b_i) over n disjoint pairs make a 2x2 table. Under independence,
+# conditionally on the margins (kept counts of a and of b), the number of pairs with both
+# kept is hypergeometric, whatever q is: an exact conditional test (Fisher's, equal-tailed
+# here, so that its acceptance interval and its power are exact too). A correlation rho
+# between the bits makes it Fisher's noncentral hypergeometric with odds ratio
+# omega = P11 P00 / (P10 P01), P11 = q^2 + rho q p, P00 = p^2 + rho q p, P10 = P01 = q p (1 - rho).
+# Keep-rate errors do not move it (they are DO-TRAIN-02's), only dependence does.
+DEPENDENCE_PAIRS = 2 ** 17               # pairs per dependence check: |rho| >= 0.026 at 0.1 <= q <= 0.9
+
+
+@dataclass
+class IndependenceResult:
+    """The equal-tailed exact conditional test of independence of two mask bits (k = pairs both kept)."""
+
+    k: int
+    n: int
+    p0: float            # expected rate of both-kept pairs under independence, given the margins
+    pvalue: float
+    alpha: float
+    ci: tuple[float, float]   # acceptance interval of k/n at level alpha
+    agree: int = 0
+
+    @property
+    def rate(self) -> float:
+        return self.k / self.n if self.n else float("nan")
+
+    @property
+    def rejected(self) -> bool:
+        return self.pvalue < self.alpha
+
+    def describe(self) -> str:
+        return (f"{self.k} of {self.n} pairs both kept = {self.rate:.5f}, expected {self.p0:.5f} under independence "
+                f"({self.agree} agree); acceptance [{self.ci[0]:.5f}, {self.ci[1]:.5f}]; exact conditional "
+                f"(Fisher) p-value {self.pvalue:.3g} vs alpha {self.alpha:.3g}")
+
+
+def _hypergeom_acceptance(dist, alpha: float) -> tuple[int, int]:
+    lo, hi = int(dist.ppf(alpha / 2)), int(dist.isf(alpha / 2))
+    while lo > 0 and dist.cdf(lo - 1) > alpha / 2:
+        lo -= 1
+    while dist.sf(hi) > alpha / 2:
+        hi += 1
+    return lo, hi
+
+
+def independence(a, b, alpha: float = ALPHA) -> IndependenceResult:
+    """Exact conditional test that bits a_i and b_i (disjoint pairs) are independent."""
+    a, b = np.asarray(a, bool).ravel(), np.asarray(b, bool).ravel()
+    n, ka, kb = a.size, int(np.count_nonzero(a)), int(np.count_nonzero(b))
+    k = int(np.count_nonzero(a & b))
+    agree = int(np.count_nonzero(a == b))
+    dist = st.hypergeom(n, ka, kb)
+    pvalue = min(1.0, 2.0 * min(float(dist.cdf(k)), float(dist.sf(k - 1))))
+    lo, hi = _hypergeom_acceptance(dist, alpha)
+    return IndependenceResult(k, n, ka * kb / (n * n) if n else float("nan"), pvalue, alpha,
+                              (lo / n, hi / n) if n else (0.0, 1.0), agree)
+
+
+def lag_pairs(seq, lag: int, offset: int):
+    """Disjoint pairs (i, i + lag) of a 1-D sequence: every pair with floor((i - offset)/lag) even.
+    offset 0 and offset lag together cover every pair at distance lag (lag 1: (2j, 2j+1) and (2j+1, 2j+2))."""
+    s = np.asarray(seq).ravel()[offset:]
+    m = s.size // (2 * lag) * (2 * lag)
+    blocks = s[:m].reshape(-1, 2, lag)
+    return blocks[:, 0, :], blocks[:, 1, :]
+
+
+def odds_ratio(q: float, rho: float) -> float:
+    p = 1.0 - q
+    p11, p00, p10 = q * q + rho * q * p, p * p + rho * q * p, q * p * (1 - rho)
+    return float("inf") if p10 <= 0 else p11 * p00 / (p10 * p10)
+
+
+def independence_power(n: int, q: float, rho: float, alpha: float = ALPHA) -> float:
+    """Exact power of independence() against correlation rho, with both margins at round(n q)."""
+    m = int(round(n * q))
+    if m in (0, n):
+        return 0.0
+    lo, hi = _hypergeom_acceptance(st.hypergeom(n, m, m), alpha)
+    omega = odds_ratio(q, rho)
+    if math.isinf(omega):
+        return 1.0
+    alt = st.nchypergeom_fisher(n, m, m, omega)
+    return float(alt.cdf(lo - 1) + alt.sf(hi))
+
+
+def detectable_rho(n: int, q: float, target: float = POWER, alpha: float = ALPHA) -> float:
+    """Smallest positive correlation detected with power >= target (to 3 digits), by bisection."""
+    lo, hi = 0.0, 1.0
+    if independence_power(n, q, 0.999, alpha) < target:
+        return float("nan")
+    for _ in range(12):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if independence_power(n, q, mid, alpha) >= target else (mid, hi)
+    return hi
+
+
+# ------------------------------------------------------------------ dispersion of kept counts
+def tail_probability(m: int, q: float, z: float = 2.0) -> float:
+    """P(|K - m q| > z sd) for K ~ Binomial(m, q), exactly."""
+    sd = math.sqrt(m * q * (1 - q))
+    lo, hi = math.ceil(m * q - z * sd), math.floor(m * q + z * sd)
+    return float(st.binom.cdf(lo - 1, m, q) + st.binom.sf(hi, m, q))
+
+
+def overdispersion_power(blocks: int, m: int, q: float, inflation: float, alpha: float = ALPHA) -> float:
+    """Power of the one-sided tail-count test (blocks of m elements, |K - mq| > 2 sd) against counts whose
+    variance is `inflation` times binomial (normal approximation of the alternative's tail probability)."""
+    pi0 = tail_probability(m, q)
+    hi = int(st.binom.isf(alpha, blocks, pi0))
+    while st.binom.sf(hi, blocks, pi0) > alpha:
+        hi += 1
+    pi1 = 2 * st.norm.sf(2.0 / math.sqrt(inflation))
+    return float(st.binom.sf(hi, blocks, pi1))
+
+
+def power_table() -> str:
+    """The numbers quoted in tests/test_dropout_stats.py and spec/clauses.toml: python -m dropnorm.stats"""
+    lines = ["keep rate: n and detected error per rarer-outcome rate r"]
+    for r in (0.5, 0.1, 0.02, 0.01, 0.002, 1e-3, 1e-4):
+        lines.append(f"  r={r:g}: delta={rate_delta(r):g} n={keep_rate_n(1 - r)}")
+    lines.append(f"dependence, {DEPENDENCE_PAIRS} pairs: smallest rho with power {POWER}")
+    for q in (0.5, 0.3, 0.1, 0.05, 0.02, 0.01):
+        lines.append(f"  q={q:g} (or p={q:g}): rho >= {detectable_rho(DEPENDENCE_PAIRS, q):.4f}; "
+                     f"power at rho=1 (shared draw): {independence_power(DEPENDENCE_PAIRS, q, 1.0):.6f}")
+    for q in (1e-3, 1e-4):
+        lines.append(f"  q={q:g}: power at rho=1: {independence_power(DEPENDENCE_PAIRS, q, 1.0):.6f}, "
+                     f"at rho=0.5: {independence_power(DEPENDENCE_PAIRS, q, 0.5):.6f}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(power_table())

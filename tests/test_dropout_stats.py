@@ -1,19 +1,29 @@
-"""Dropout and Dropout2d randomness: keep rate and independence (DO-TRAIN-02..05, DO-MOMENT-01,
-D2-TRAIN-03, D2-TRAIN-04).
+"""Dropout and Dropout2d randomness: keep rate, moments and independence (DO-TRAIN-02..05,
+DO-MOMENT-01, D2-TRAIN-03, D2-TRAIN-04).
 
-Exact binomial tests (scipy.stats.binomtest) at the per-check alpha of
-dropnorm/stats.py (FAMILY_ALPHA 1e-6 per run, Bonferroni over MAX_STAT_CHECKS).
-Sample sizes come from stats.required_n: a rate (keep rate, or agreement rate
-between two mask bits) off by 0.01 absolute is detected with power >= 0.999.
-Agreement of two independent Bernoulli(q) bits has probability q^2 + p^2; a
-correlation rho between them moves it by 2 rho q p, so the same n detects
-|rho| >= 0.005 / (q p). p is drawn away from 0.5, where p and 1-p coincide.
-Mask bits are read back from outputs of a constant nonzero input.
+Exact tests at the per-check alpha of dropnorm/stats.py (FAMILY_ALPHA 1e-6 per run,
+Bonferroni over MAX_STAT_CHECKS; the `statistical` marker counts the checks per example).
+The power numbers below are computed by dropnorm/stats.py (`python -m dropnorm.stats`).
+
+Keep rates: exact two-sided binomial tests. p is drawn from all of [1e-4, 1 - 1e-4]
+(p = 0 and 1 exactly are DO-P0-01 and DO-P1-01), stratified: the ends, the neighbourhood
+of 0.5 and the whole interval; every test also runs the explicit examples below, so that a
+p near 0.5 (where p and 1-p coincide) and p near both ends are tried in the same run. n
+comes from stats.keep_rate_n: the rarer outcome's rate r = min(p, 1-p) off by
+min(0.01, r/2) (at least 5e-4) is detected with power >= 0.999.
+
+Dependence: exact conditional (Fisher, equal-tailed) tests of independence on 2x2 tables
+of disjoint pairs of mask bits (stats.independence); keep-rate errors do not move them.
+With 2^17 pairs a correlation rho between the bits of a pair is detected with power >=
+0.999 when rho >= 0.026 (0.1 <= q <= 0.9), 0.028 (q = 0.05 or 0.95), 0.033 (q = 0.02),
+0.039 (q = 0.01); a shared draw (rho = 1) with power 1.000 for every q >= 1e-3 (0.997 at
+rho = 0.5, q = 1e-4). Mask bits are read back from outputs of a constant nonzero input.
 """
 import math
 
 import numpy as np
 import pytest
+from hypothesis import example, settings
 
 from dropnorm import checks as ph
 from dropnorm import stats
@@ -21,163 +31,266 @@ from dropnorm import strategies as hh
 
 X = 1.5  # exactly representable in every dtype; nonzero, so y != 0 <=> kept
 COLS = 512
+SIDE = 512  # dependence masks are SIDE x SIDE: 2^17 disjoint pairs per check
+LAGS = (1, 2, 3, 4)  # element lags in the logical order of a contiguous input
+MEMORY_LAGS = (1, 2)  # element lags of a transposed input, in memory order and in logical order
+CALLS = 4  # successive calls: lags 1 (1-2, 2-3, 3-4) and 2 (1-3, 2-4)
+
+# Explicit examples, run in every profile before the generated ones: p exactly 0.5 and near it,
+# and near both ends (in float16 and bfloat16 where the test draws a dtype).
+EXPLICIT_P = (0.5, 0.47, 0.0015, 0.999)
+EXPLICIT_DTYPE = {0.5: "float32", 0.47: "bfloat16", 0.0015: "float16", 0.999: "bfloat16"}
 
 
-def _masks(impl, p, rows, cols, seed, dtype="float32", calls=1, channelwise=False):
-    """Keep masks of `calls` successive training calls on a constant input (one seed)."""
+def _stat_settings():
+    """hh.stat_settings with the explicit examples counted: explicit + generated <= STAT_MAX_EXAMPLES."""
+    s = hh.stat_settings()
+    return settings(s, max_examples=max(1, s.max_examples - len(EXPLICIT_P)))
+
+
+def _explicit(with_dtype=False):
+    def decorate(test):
+        for i, p in enumerate(reversed(EXPLICIT_P)):
+            kw = dict(p=p, seed=1000 + i)
+            if with_dtype:
+                kw["dtype"] = EXPLICIT_DTYPE[p]
+            test = example(**kw)(test)
+        return test
+    return decorate
+
+
+def _masks(impl, p, rows, cols, seed, dtype="float32", calls=1, channelwise=False, layout="contiguous",
+           check_scale=False):
+    """Keep masks of `calls` successive training calls on a constant input (one seed);
+    Dropout2d masks are per (sample, channel), from (rows, cols, 1, 1) inputs. With
+    check_scale, every element is also checked to be 0 or x/(1-p) (DO-TRAIN-01, D2-TRAIN-01)."""
     layer = impl.dropout2d(p=p) if channelwise else impl.dropout(p=p)
     layer.train(True)
     impl.seed(seed)
-    shape = (rows, cols, 1, 2) if channelwise else (rows, cols)
+    shape = (rows, cols, 1, 1) if channelwise else (rows, cols)
     x = np.full(shape, X)
-    clause = "D2-TRAIN-01" if channelwise else "DO-TRAIN-01"
-    return [ph.assert_inverted_dropout(x, layer.forward(x, dtype=dtype).y, p, dtype, clause,
-                                       f"{'Dropout2d' if channelwise else 'Dropout'}(p={p}) call {i + 1}",
-                                       channelwise=channelwise)
-            for i in range(calls)]
+    out = []
+    for i in range(calls):
+        y = layer.forward(x, dtype=dtype, layout=layout).y
+        if check_scale:
+            out.append(ph.assert_inverted_dropout(
+                x, y, p, dtype, "D2-TRAIN-01" if channelwise else "DO-TRAIN-01",
+                f"{'Dropout2d' if channelwise else 'Dropout'}(p={p}) call {i + 1}, {dtype}", channelwise=channelwise))
+        else:
+            out.append(ph.read_mask(np.asarray(y).reshape(rows, cols)))
+    return out
 
 
 def _rows_for(n: int, cols: int = COLS) -> int:
     return max(2, math.ceil(n / cols))
 
 
-@pytest.mark.clause("DO-TRAIN-02")
+def _independent(a, b, clause, condition, what):
+    ph.assert_binomial(stats.independence(a, b), clause, condition, what)
+
+
+def _row_pairs(mask, seed):
+    """Pairs of rows: adjacent (2i, 2i+1) and (2i+1, 2i+2), and a random perfect matching."""
+    perm = np.random.default_rng(seed).permutation(mask.shape[0])
+    r = perm[: perm.size // 2 * 2]
+    return {"adjacent rows (2i, 2i+1)": stats.lag_pairs(np.arange(mask.shape[0]), 1, 0),
+            "adjacent rows (2i+1, 2i+2)": stats.lag_pairs(np.arange(mask.shape[0]), 1, 1),
+            "random row pairs": (r[0::2], r[1::2])}
+
+
+def _call_pairs(masks):
+    return {f"calls {i + 1} and {j + 1}": (masks[i], masks[j])
+            for lag in (1, 2) for i in range(len(masks) - lag) for j in (i + lag,)}
+
+
+@pytest.mark.clause("DO-TRAIN-02", "DO-TRAIN-01")
 @pytest.mark.statistical(checks=1)
-@hh.stat_settings()
-@hh.given(p=hh.keep_probabilities(), seed=hh.seeds(), dtype=hh.dtypes(("float32", "float64", "float16")))
+@_stat_settings()
+@_explicit(with_dtype=True)
+@hh.given(p=hh.keep_probabilities(), seed=hh.seeds(), dtype=hh.dtypes())
 def test_keep_rate(impl, p, seed, dtype):
-    """The number of kept elements is Binomial(n, 1-p) (exact two-sided test)."""
+    """The number of kept elements is Binomial(n, 1-p) (exact two-sided test), in every dtype.
+
+    n = stats.keep_rate_n(1-p): 218,797 at p = 0.5, 20,539 at p = 0.02, 424,433 at p = 0.001
+    (and below); power >= 0.999 against a keep rate off by min(0.01, r/2), r = min(p, 1-p),
+    at least 5e-4. The scale of every kept element is checked too, in the same dtype (DO-TRAIN-01).
+    """
     hh.assume_expressed(impl, "Dropout", dtype=dtype)
     q = 1 - p
-    n = stats.required_n(q)
-    (mask,) = _masks(impl, p, _rows_for(n), COLS, seed, dtype)
+    n = stats.keep_rate_n(q)
+    (mask,) = _masks(impl, p, _rows_for(n), COLS, seed, dtype, check_scale=True)
     ph.assert_binomial(stats.binomial(int(mask.sum()), mask.size, q), "DO-TRAIN-02", "keep-rate",
                        f"Dropout(p={p}) keep rate, {dtype}")
 
 
 @pytest.mark.clause("DO-MOMENT-01")
-@pytest.mark.statistical(checks=1)
-@hh.stat_settings()
+@pytest.mark.statistical(checks=2)
+@_stat_settings()
+@_explicit()
 @hh.given(p=hh.keep_probabilities(), seed=hh.seeds())
-def test_expectation_preserved(impl, p, seed):
-    """mean(y)/x must be 1 within the exact binomial acceptance interval.
+def test_moments_preserved(impl, p, seed):
+    """mean(y/x) must be 1 and mean((y/x)^2) must be 1/q, each within the exact binomial interval.
 
-    mean(y)/x = (k/n) s with s the kept scale; under the clause k ~ Binomial(n, q)
-    and s = 1/q, so mean(y)/x * n * q must fall in the level-alpha acceptance
-    interval [lo, hi] of Binomial(n, q) (widened by the dtype's scale tolerance).
-    A keep rate of p with scale 1/p, or any scale error, moves it out.
+    Under the clause y/x is 0 or 1/q and the number kept k ~ Binomial(n, q), so both
+    n q mean(y/x) and n q^2 mean((y/x)^2) equal k: each must lie in the level-alpha acceptance
+    interval [lo, hi] of Binomial(n, q) (widened by 1e-9 n for float64 rounding). Then
+    Var[y]/x^2 = E[(y/x)^2] - E[y/x]^2 = 1/q - 1 = p/q. Power (n = stats.keep_rate_n(q)): a
+    second moment (1 + e)/q, i.e. Var[y] = (1 + e') x^2 p/q with e = e' p, with the mean right,
+    is detected with power >= 0.999 when e' p q >= min(0.01, r/2): e' >= 0.04 at p = 0.5,
+    0.11 at p = 0.1 or 0.9, 0.51 at p = 0.01 or 0.99. A keep rate of p with scale 1/p, or any
+    scale error, moves the mean.
     """
     q = 1 - p
-    n_target = stats.required_n(q)
+    n_target = stats.keep_rate_n(q)
     layer = impl.dropout(p=p)
     layer.train(True)
     impl.seed(seed)
     x = np.full((_rows_for(n_target), COLS), X)
-    y = layer.forward(x, dtype="float64").y
-    n = y.size
-    k_implied = float(np.mean(y) / X * n * q)
+    r = layer.forward(x, dtype="float64").y / X
+    n = r.size
     lo, hi = stats._acceptance(n, q, stats.ALPHA)
     slack = 1e-9 * n
-    pvalue = stats.binomial(int(round(k_implied)), n, q).pvalue
-    ph.measure("DO-MOMENT-01", "mean", kind="mean-ratio", n=n, rate=float(np.mean(y) / X), p0=1.0,
-               ci=[lo / (n * q), hi / (n * q)], pvalue=pvalue, alpha=stats.ALPHA)
-    ph.check(lo - slack <= k_implied <= hi + slack, "DO-MOMENT-01", "mean",
-             f"got mean(y)/x = {np.mean(y) / X:.6f}, expected 1 within [{lo / (n * q):.6f}, {hi / (n * q):.6f}] "
-             f"(exact binomial acceptance interval at alpha {stats.ALPHA:.2g}, n = {n}) [Dropout(p={p})]",
-             observed=f"mean(y)/x = {np.mean(y) / X:.6g}", expected="1")
+    for condition, value, target, k_implied in (("mean", float(np.mean(r)), 1.0, float(np.mean(r)) * n * q),
+                                                 ("second-moment", float(np.mean(r * r)), 1 / q,
+                                                  float(np.mean(r * r)) * n * q * q)):
+        scale = target / (n * q)
+        pvalue = stats.binomial(min(n, max(0, int(round(k_implied)))), n, q).pvalue
+        ph.measure("DO-MOMENT-01", condition, kind="mean-ratio", n=n, rate=value, p0=target,
+                   ci=[lo * scale, hi * scale], pvalue=pvalue, alpha=stats.ALPHA)
+        name = "mean(y/x)" if condition == "mean" else "mean((y/x)^2)"
+        ph.check(lo - slack <= k_implied <= hi + slack, "DO-MOMENT-01", condition,
+                 f"got {name} = {value:.6f}, expected {target:.6f} within [{lo * scale:.6f}, {hi * scale:.6f}] "
+                 f"(exact binomial acceptance interval at alpha {stats.ALPHA:.2g}, n = {n}) [Dropout(p={p})]",
+                 observed=f"{name} = {value:.6g}", expected=f"{target:.6g}")
 
 
 @pytest.mark.clause("DO-TRAIN-03")
-@pytest.mark.statistical(checks=2)
-@hh.stat_settings()
+@pytest.mark.statistical(checks=2 * len(LAGS) + 4 * len(MEMORY_LAGS) + 2)
+@_stat_settings()
+@_explicit()
 @hh.given(p=hh.keep_probabilities(), seed=hh.seeds())
 def test_elements_independent(impl, p, seed):
-    """Neighbouring elements agree with probability q^2 + p^2, and the count per call is not fixed.
+    """Mask elements are independent at every lag and alignment, and kept counts are Binomial.
 
-    1. Disjoint neighbour pairs (2j, 2j+1) of the flattened mask are i.i.d.;
-       their agreement count is Binomial(pairs, q^2 + p^2). Alternative: block or
-       Markov-correlated masks.
-    2. Over K = 40 calls of m = 4000 elements, the number of calls whose kept
-       count lies within half a standard deviation of m q is Binomial(K, pi0),
-       pi0 computed exactly (about 0.38). Alternative: a fixed number of drops
-       per call puts every call in the window: p-value pi0^40 < 1e-16.
+    1. neighbour-agreement: for lags l = 1..4, the disjoint pairs (i, i+l) with floor(i/l) even
+       (offset 0) and with floor((i-l)/l) even (offset l) - together every pair at distance l,
+       so lag 1 tests both (2j, 2j+1) and (2j+1, 2j+2) - in the flattened 512 x 512 mask of a
+       contiguous input; and for l = 1, 2 in a transposed input's mask, both in logical order
+       and in memory order. Exact conditional test on 2^17 pairs each (16 checks): power >=
+       0.999 against correlation rho >= 0.026 at lag l (0.1 <= p <= 0.9; 0.039 at p = 0.01 or
+       0.99); against one draw shared by an (offset) pair or any lag-l pair, power 1.000.
+    2. count-dispersion, two-sided: (under) over 32 calls of 8,192 elements, the number of calls
+       whose kept count lies within half a standard deviation of m q is Binomial(32, pi0),
+       pi0 <= 0.40 computed exactly; a fixed count per call puts every call there: p-value
+       <= 0.40^32 = 1.8e-13. (over) the 512 rows of 512 elements of those calls: the number of rows
+       whose count is more than 2 sd from 512 q is Binomial(512, pi2), pi2 ~ 0.047 exactly;
+       power against counts with variance 2x binomial 0.997, 4x: 1.000 (0.05 <= p <= 0.95),
+       1.5x: 0.19.
     """
     q = 1 - p
-    a0 = stats.agreement_probability(q)
-    pairs = stats.required_n(a0)
-    (mask,) = _masks(impl, p, _rows_for(2 * pairs), COLS, seed)
+    what = f"Dropout(p={p})"
+    (mask,) = _masks(impl, p, SIDE, SIDE, seed)
     flat = mask.ravel()
-    flat = flat[: flat.size // 2 * 2]
-    agree, total = stats.agreements(flat[0::2], flat[1::2])
-    ph.assert_binomial(stats.binomial(agree, total, a0), "DO-TRAIN-03", "neighbour-agreement",
-                       f"Dropout(p={p}) neighbour pairs")
-    calls, m = 40, 4000
-    pi0, lo, hi = stats.central_window_probability(m, q)
-    counts = [int(mk.sum()) for mk in _masks(impl, p, 8, m // 8, seed + 1, calls=calls)]
+    for lag in LAGS:
+        for offset in (0, lag):
+            a, b = stats.lag_pairs(flat, lag, offset)
+            _independent(a, b, "DO-TRAIN-03", "neighbour-agreement",
+                         f"{what}: elements (i, i+{lag}) from offset {offset}, contiguous input")
+    (tmask,) = _masks(impl, p, SIDE, SIDE, seed + 1, layout="transposed")
+    for order, seq in (("logical", tmask.ravel(order="C")), ("memory", tmask.ravel(order="F"))):
+        for lag in MEMORY_LAGS:
+            for offset in (0, lag):
+                a, b = stats.lag_pairs(seq, lag, offset)
+                _independent(a, b, "DO-TRAIN-03", "neighbour-agreement",
+                             f"{what}: elements (i, i+{lag}) from offset {offset}, transposed input, {order} order")
+    calls, rows, cols = 32, 16, 512
+    masks = _masks(impl, p, rows, cols, seed + 2, calls=calls)
+    pi0, lo, hi = stats.central_window_probability(rows * cols, q)
+    counts = [int(mk.sum()) for mk in masks]
     inside = sum(lo <= c <= hi for c in counts)
     ph.assert_binomial(stats.binomial(inside, calls, pi0, alternative="greater"), "DO-TRAIN-03",
-                       "count-dispersion", f"Dropout(p={p}) kept counts per call {counts[:5]}...")
+                       "count-dispersion", f"{what}: calls with a kept count in [{lo}, {hi}] (under-dispersion); "
+                                           f"counts per call {counts[:5]}...")
+    row_counts = np.concatenate([mk.sum(axis=1) for mk in masks])
+    sd = math.sqrt(cols * q * p)
+    outside = int(np.count_nonzero(np.abs(row_counts - cols * q) > 2 * sd))
+    ph.assert_binomial(stats.binomial(outside, row_counts.size, stats.tail_probability(cols, q),
+                                      alternative="greater"), "DO-TRAIN-03", "count-dispersion",
+                       f"{what}: rows of {cols} with a kept count more than 2 sd from {cols * q:.1f} "
+                       f"(over-dispersion)")
 
 
 @pytest.mark.clause("DO-TRAIN-04")
-@pytest.mark.statistical(checks=1)
-@hh.stat_settings()
+@pytest.mark.statistical(checks=3)
+@_stat_settings()
+@_explicit()
 @hh.given(p=hh.keep_probabilities(), seed=hh.seeds())
 def test_samples_independent(impl, p, seed):
-    """Rows 2i and 2i+1 of a batch agree element-wise with probability q^2 + p^2.
-    Alternative: one mask broadcast over (or correlated across) the batch."""
-    q = 1 - p
-    a0 = stats.agreement_probability(q)
-    rows = 2 * max(1, math.ceil(stats.required_n(a0) / COLS))
-    (mask,) = _masks(impl, p, rows, COLS, seed)
-    agree, total = stats.agreements(mask[0::2], mask[1::2])
-    ph.assert_binomial(stats.binomial(agree, total, a0), "DO-TRAIN-04", "sample-agreement",
-                       f"Dropout(p={p}) sample pairs")
+    """Rows of a batch have independent masks: every adjacent pair of rows, (2i, 2i+1) and
+    (2i+1, 2i+2), and a random matching of the rows (512 x 512 mask, 2^17 element pairs per
+    check, exact conditional test). Power >= 0.999 against correlation rho >= 0.026 between
+    the rows of a pair (0.1 <= p <= 0.9); 1.000 against a mask broadcast over (or shared by) any
+    pair of adjacent rows."""
+    (mask,) = _masks(impl, p, SIDE, SIDE, seed)
+    for name, (i, j) in _row_pairs(mask, seed).items():
+        _independent(mask[i.ravel()], mask[j.ravel()], "DO-TRAIN-04", "sample-agreement",
+                     f"Dropout(p={p}) {name}")
 
 
 @pytest.mark.clause("DO-TRAIN-05")
-@pytest.mark.statistical(checks=1)
-@hh.stat_settings()
+@pytest.mark.statistical(checks=2 * CALLS - 3)
+@_stat_settings()
+@_explicit()
 @hh.given(p=hh.keep_probabilities(), seed=hh.seeds())
 def test_calls_independent(impl, p, seed):
-    """Two successive calls agree element-wise with probability q^2 + p^2.
-    Alternative: a cached mask reused (or correlated) across calls."""
-    q = 1 - p
-    a0 = stats.agreement_probability(q)
-    first, second = _masks(impl, p, _rows_for(stats.required_n(a0)), COLS, seed, calls=2)
-    agree, total = stats.agreements(first, second)
-    ph.assert_binomial(stats.binomial(agree, total, a0), "DO-TRAIN-05", "call-agreement",
-                       f"Dropout(p={p}) two successive calls")
+    """Four successive calls draw independent masks: calls at lag 1 (1-2, 2-3, 3-4) and lag 2
+    (1-3, 2-4), 2^17 elements each, exact conditional test. Power >= 0.999 against correlation
+    rho >= 0.026 between calls (0.1 <= p <= 0.9); 1.000 against a cached mask (lag 1) and a
+    sequence repeating with period 2 (calls 3, 4 = calls 1, 2: lag 2)."""
+    masks = _masks(impl, p, SIDE // 2, SIDE, seed, calls=CALLS)
+    for name, (a, b) in _call_pairs(masks).items():
+        _independent(a, b, "DO-TRAIN-05", "call-agreement", f"Dropout(p={p}) {name}")
 
 
-@pytest.mark.clause("D2-TRAIN-03")
+@pytest.mark.clause("D2-TRAIN-03", "D2-TRAIN-01")
 @pytest.mark.statistical(checks=1)
-@hh.stat_settings()
-@hh.given(p=hh.keep_probabilities(), seed=hh.seeds())
-def test_channel_keep_rate(impl, p, seed):
-    """The number of kept (sample, channel) planes is Binomial(N*C, 1-p)."""
+@_stat_settings()
+@_explicit(with_dtype=True)
+@hh.given(p=hh.keep_probabilities(), seed=hh.seeds(), dtype=hh.dtypes())
+def test_channel_keep_rate(impl, p, seed, dtype):
+    """The number of kept (sample, channel) planes is Binomial(N*C, 1-p), in every dtype
+    (n and power as test_keep_rate)."""
+    hh.assume_expressed(impl, "Dropout2d", dtype=dtype)
     q = 1 - p
     channels = 64
-    (mask,) = _masks(impl, p, _rows_for(stats.required_n(q), channels), channels, seed, channelwise=True)
+    (mask,) = _masks(impl, p, _rows_for(stats.keep_rate_n(q), channels), channels, seed, dtype, channelwise=True,
+                      check_scale=True)
     ph.assert_binomial(stats.binomial(int(mask.sum()), mask.size, q), "D2-TRAIN-03", "channel-keep-rate",
-                       f"Dropout2d(p={p}) channel keep rate")
+                       f"Dropout2d(p={p}) channel keep rate, {dtype}")
 
 
 @pytest.mark.clause("D2-TRAIN-04")
-@pytest.mark.statistical(checks=3)
-@hh.stat_settings()
+@pytest.mark.statistical(checks=3 + 4 + 2 * CALLS - 3)
+@_stat_settings()
+@_explicit()
 @hh.given(p=hh.keep_probabilities(), seed=hh.seeds())
 def test_channel_draws_independent(impl, p, seed):
-    """Channel draws agree with probability q^2 + p^2 between paired samples (same
-    channel), paired channels (same sample) and two successive calls."""
-    q = 1 - p
-    a0 = stats.agreement_probability(q)
-    channels = 64
-    rows = 2 * max(1, math.ceil(stats.required_n(a0) / (channels // 2)))
-    first, second = _masks(impl, p, rows, channels, seed, calls=2, channelwise=True)
-    for condition, (a, b) in {"sample-agreement": (first[0::2], first[1::2]),
-                              "channel-agreement": (first[:, 0::2], first[:, 1::2]),
-                              "call-agreement": (first, second)}.items():
-        agree, total = stats.agreements(a, b)
-        ph.assert_binomial(stats.binomial(agree, total, a0), "D2-TRAIN-04", condition,
-                           f"Dropout2d(p={p}) {condition}")
+    """Channel draws z[n, c] of a 512 x 512 (N x C) Dropout2d mask are independent across samples
+    (adjacent pairs (2i, 2i+1), (2i+1, 2i+2), a random matching), across channels (lags 1 and 2,
+    both offsets) and across four successive calls (lags 1 and 2): 2^17 pairs per check, exact
+    conditional test; power as test_samples_independent (rho >= 0.026 at 0.1 <= p <= 0.9;
+    1.000 against a shared draw)."""
+    what = f"Dropout2d(p={p})"
+    masks = _masks(impl, p, SIDE, SIDE, seed, calls=CALLS, channelwise=True)
+    first = masks[0]
+    for name, (i, j) in _row_pairs(first, seed).items():
+        _independent(first[i.ravel()], first[j.ravel()], "D2-TRAIN-04", "sample-agreement",
+                     f"{what} {name.replace('rows', 'samples').replace('row', 'sample')}")
+    for lag in (1, 2):
+        for offset in (0, lag):
+            cols = np.arange(first.shape[1])
+            ca, cb = stats.lag_pairs(cols, lag, offset)
+            _independent(first[:, ca.ravel()], first[:, cb.ravel()], "D2-TRAIN-04", "channel-agreement",
+                         f"{what} channels (c, c+{lag}) from offset {offset}")
+    for name, (a, b) in _call_pairs(masks).items():
+        _independent(a, b, "D2-TRAIN-04", "call-agreement", f"{what} {name}")
