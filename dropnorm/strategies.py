@@ -77,9 +77,14 @@ def probabilities(lo: float = 0.0, hi: float = 1.0):
 
 
 def keep_probabilities():
-    """p for the statistical tests: interior values away from 0.5, where a swap
-    of p and 1-p is invisible, is kept out."""
-    return st.one_of(st.floats(0.02, 0.45), st.floats(0.55, 0.98))
+    """p for the statistical tests: all of [P_MIN, 1 - P_MIN] (dropnorm.stats.P_MIN = 1e-4; p = 0
+    and 1 exactly have clauses of their own), stratified so that every run tries the ends
+    ([1e-4, 0.02] and [0.98, 1 - 1e-4]), the neighbourhood of 0.5 ([0.45, 0.55], where a swap of
+    p and 1-p hides: the other p values of the same run catch it) and the whole interval; the
+    statistical tests also run explicit examples at 0.5, 0.47, 0.0015 and 0.999."""
+    from dropnorm.stats import P_MIN
+    return st.one_of(st.floats(P_MIN, 1 - P_MIN), st.floats(P_MIN, 0.02), st.floats(0.98, 1 - P_MIN),
+                     st.floats(0.45, 0.55), st.sampled_from([0.5, 1e-3, 0.999, 0.01, 0.99, 0.2, 0.8]))
 
 
 def dtypes(allowed=DTYPES):
