@@ -170,6 +170,7 @@ def _clause_context(request):
 def pytest_pyfunc_call(pyfuncitem):
     """Run a clause-marked test through dropnorm.judging: after a failure it is run again with the
     failed conditions masked, so that every clause the test checks is judged."""
+    __tracebackhide__ = True
     ctx = getattr(pyfuncitem, "dropnorm_context", None)
     if ctx is None or not ctx.marked:
         return None

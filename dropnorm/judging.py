@@ -51,6 +51,7 @@ def _unsatisfied(exc: BaseException) -> bool:
 
 def run(call, ctx: Context, max_runs: int = MAX_RUNS):
     """Call the test (`call()`), rerunning it with failed conditions masked; see the module docstring."""
+    __tracebackhide__ = True
     found: list[ClauseViolation] = []
     for _ in range(max_runs):
         ctx.runs += 1

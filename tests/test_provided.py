@@ -54,8 +54,9 @@ def _run_once(impl, kind, options):
 
 
 @pytest.mark.parametrize("kind,options", CASES)
-def test_expressed(impl, kind, options):
+def test_expressed(impl, kind, options, request):
     """Declared options construct and run once; undeclared ones are reported as not provided."""
+    clause = request.node.get_closest_marker("clause").args[0]
     if not impl.provides(kind):
         pytest.skip(f"not provided: {impl.name} has no {kind}")
     if not impl.expresses(kind, **options):
@@ -63,7 +64,41 @@ def test_expressed(impl, kind, options):
     try:
         out = _run_once(impl, kind, options)
     except NotProvided as e:
-        ph.check(False, "BN-TRAIN-01" if kind.startswith("BatchNorm") else "DO-TRAIN-01", "declared",
+        ph.check(False, clause, "declared",
                  f"{impl.name} declares {kind} with {options} expressible but raised NotProvided: {e}")
         return
     assert out.y.shape == out.x_after.shape
+
+
+@pytest.mark.clause("BN-TRAIN-01", "BN-TRAIN-02", "BN-TRAIN-05")
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_claims_are_honoured(impl, dims):
+    """A BatchNorm constructed with affine=True has a weight and a bias of one value per channel,
+    initialised to 1 and 0 (BN-TRAIN-01: y = gamma xhat + beta needs them); with
+    track_running_stats=True it keeps running_mean and running_var of one value per channel, initialised
+    to 0 and 1 (BN-TRAIN-02), and, under a convention with a counter, num_batches_tracked = 0
+    (BN-TRAIN-05). An implementation that accepts the keyword but does not honour it fails here,
+    with this evidence, instead of having its examples filtered out as not provided."""
+    from dropnorm import conventions
+    kind = f"BatchNorm{dims}d"
+    if not impl.provides(kind):
+        pytest.skip(f"not provided: {impl.name} has no {kind}")
+    c = 3
+    layer = impl.batchnorm(dims, c, affine=True, track_running_stats=True)
+    s = layer.state()
+    what = f"{kind}({c}, affine=True, track_running_stats=True), as constructed"
+    for key, init, clause, condition in (("weight", 1.0, "BN-TRAIN-01", "affine-parameters"),
+                                         ("bias", 0.0, "BN-TRAIN-01", "affine-parameters"),
+                                         ("running_mean", 0.0, "BN-TRAIN-02", "running-buffers"),
+                                         ("running_var", 1.0, "BN-TRAIN-02", "running-buffers")):
+        value = s[key]
+        ph.check(value is not None and np.shape(value) == (c,), clause, condition,
+                 f"got {key} {value!r}, expected {c} values initialised to {init} [{what}]",
+                 observed=value, expected=f"{c} x {init}")
+        if value is not None and np.shape(value) == (c,):
+            ph.assert_equal(value, np.full(c, init), clause, condition, f"initial {key} [{what}]")
+    if conventions.of(impl).counter:
+        ph.check(s["num_batches_tracked"] == 0, "BN-TRAIN-05", "counter-exists",
+                 f"got num_batches_tracked {s['num_batches_tracked']!r}, expected 0: the {conventions.of(impl).name} "
+                 f"convention keeps a training-call counter [{what}]",
+                 observed=s["num_batches_tracked"], expected=0)

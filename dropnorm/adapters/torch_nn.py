@@ -155,11 +155,34 @@ class TorchLayer(Layer):
 class TorchImplementation(Implementation):
     CLASS_NAMES = ("Dropout", "Dropout2d", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
 
+    # keyword values every torch.nn layer accepts: a user's class that refuses one at construction does
+    # not express it (its examples are not drawn; tests/test_provided.py reports it as not provided)
+    PROBED = {"momentum": (None,), "affine": (True, False), "track_running_stats": (True, False),
+              "inplace": (True, False)}
+
     def __init__(self, namespace, name: str, target: str, version: str, device: str = "cpu"):
         self.ns, self.name, self.target, self.version, self.device = namespace, name, target, version, device
+        self._accepts: dict = {}
 
     def provides(self, kind: str) -> bool:
         return isinstance(getattr(self.ns, kind, None), type)
+
+    def expresses(self, kind: str, **options) -> bool:
+        """Whether the class constructs with the probed keyword values in `options` (other options,
+        dtypes included, are left to the calls themselves)."""
+        probed = {k: v for k, v in options.items() if k in self.PROBED and v in self.PROBED[k]}
+        if not probed or not self.provides(kind):
+            return self.provides(kind)
+        key = (kind, tuple(sorted(probed.items())))
+        if key not in self._accepts:
+            cls = getattr(self.ns, kind)
+            args = dict(num_features=2) if kind.startswith("BatchNorm") else {}
+            try:
+                cls(**args, **probed)
+                self._accepts[key] = True
+            except Exception:  # noqa: BLE001 - the user's class may raise anything for a keyword it refuses
+                self._accepts[key] = False
+        return self._accepts[key]
 
     def seed(self, seed: int) -> None:
         torch.manual_seed(seed)

@@ -1,0 +1,63 @@
+"""Pinned cases (BN-LAYOUT-01, BN-GRAD-01, BN-GRAD-03): the triggering inputs of recorded findings,
+run for every implementation in every profile and for every seed, so that a verdict on them never
+depends on what hypothesis happens to draw. Each case is also a valid case for any implementation:
+a correct one passes it.
+
+- torch CPU batch-norm backward for transposed (1, C, 1, W) inputs
+  (docs/findings/torch-batchnorm-backward-transposed.md): eval (float64) and training (float32,
+  eps = 1, track_running_stats=False), each on its own fresh layer, contiguous first (so that a
+  failure of the plain case is blamed on BN-GRAD-01/03, not on the layout).
+"""
+import numpy as np
+import pytest
+
+import reference as ref
+from dropnorm import checks as ph
+from dropnorm import inputs
+from dropnorm import tolerances as tol
+from dropnorm.bn_setup import provided_dims
+
+SHAPES = [(1, 2, 1, 2), (1, 3, 1, 4)]
+
+
+def _blame(layout, clause, condition):
+    return (clause, condition) if layout == "contiguous" else ("BN-LAYOUT-01", f"{condition}-{layout}")
+
+
+@pytest.mark.clause("BN-LAYOUT-01", "BN-GRAD-01", "BN-GRAD-03")
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+def test_transposed_backward_with_size_one_dims(impl, shape, training):
+    """dx, dgamma, dbeta for a (1, C, 1, W) input stored transposed equal the analytic backward,
+    as for the contiguous input (torch's recorded CPU backward bug)."""
+    if 2 not in provided_dims(impl):
+        pytest.skip("not provided: BatchNorm2d")
+    dtype = "float32" if training else "float64"
+    c = shape[1]
+    x = inputs.channels(11, shape, dtype)
+    dy = inputs.channels(12, shape, dtype)
+    eps = 1.0 if training else 1e-5
+    rm, rv = inputs.vector(13, c, "float32"), inputs.vector(14, c, "float32", loc=1.0, scale=0.5, positive=True)
+    for layout in ("contiguous", "transposed"):
+        layer = impl.batchnorm(2, c, eps=eps, track_running_stats=not training)  # a fresh layer per run
+        if dtype == "float64":
+            layer.to("float64")
+        state = layer.state()
+        weight, bias = state["weight"], state["bias"]
+        what = f"BatchNorm2d({c}, eps={eps}), {'training' if training else 'eval'}, {dtype} {shape} {layout}"
+        if training:
+            layer.train(True)
+            dx, dg, db = ref.batchnorm_train_backward(x, dy, weight, eps)
+            t_dx, t_dg, t_db = tol.bn_train_grads(x, dy, weight, eps, dtype, state["param_dtype"])
+            clause = "BN-GRAD-01"
+        else:
+            layer.load(running_mean=rm, running_var=rv)
+            layer.train(False)
+            dx, dg, db = ref.batchnorm_eval_backward(x, dy, rm, rv, weight, eps)
+            t_dx, t_dg, t_db = tol.bn_eval_grads(x, dy, rm, rv, weight, eps, dtype, state["param_dtype"])
+            clause = "BN-GRAD-03"
+        out = layer.forward_backward(x, dy, dtype=dtype, layout=layout)
+        ph.assert_close(out.dx, dx, t_dx, *_blame(layout, clause, "dx"), what)
+        ph.assert_close(out.dweight, dg, t_dg, *_blame(layout, clause, "dgamma"), what)
+        ph.assert_close(out.dbias, db, t_db, *_blame(layout, clause, "dbias"), what)
+        np.testing.assert_equal(out.y.shape, shape)
