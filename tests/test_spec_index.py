@@ -77,6 +77,6 @@ def test_deviation_files_are_valid(path):
 
 def test_bad_deviation_file_is_a_clear_error(tmp_path):
     bad = tmp_path / "bad.toml"
-    bad.write_text('[[deviation]]\nclause = "XX-01"\ncondition = "c"\nreason = "r"\nevidence = "e"\n')
+    bad.write_text('[[deviation]]\nclause = "XX-01"\ncondition = "c"\nkind = "known-defect"\nreason = "r"\nevidence = "e"\n')
     with pytest.raises(spec.SpecError, match="unknown clause 'XX-01'"):
         spec.load_deviations(bad)
