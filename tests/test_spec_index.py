@@ -52,18 +52,38 @@ def test_statistical_budget():
 
 
 def test_ledger_is_valid():
+    """The verdict rule at the top of spec/ledger.toml, in the form a test can check."""
     ledger = tomllib.loads((ROOT / "spec" / "ledger.toml").read_text(encoding="utf-8"))["claim"]
     verdicts = {"holds", "wrong", "convention", "not-testable"}
     ids = [c["id"] for c in ledger]
     assert len(ids) == len(set(ids))
     for claim in ledger:
-        assert claim["verdict"] in verdicts, claim["id"]
-        assert claim["correct"], claim["id"]
-        assert set(claim["clauses"]) <= set(spec.clauses()), claim["id"]
+        cid = claim["id"]
+        assert claim["verdict"] in verdicts, cid
+        assert claim["correct"], cid
+        assert set(claim["clauses"]) <= set(spec.clauses()), cid
+        assert cid.startswith(f"L-{claim['doc'][:3]}-"), f"{cid}: id does not name its document {claim['doc']}"
+        if claim["verdict"] == "not-testable":
+            # history, attribution or opinion: no clause can decide it
+            assert not claim["clauses"] and "no_clause" not in claim and "demonstrated_by" not in claim, cid
+        else:
+            # holds, wrong, convention: the deciding clauses, or why none can decide it (exactly one)
+            assert bool(claim["clauses"]) != bool(claim.get("no_clause")), (
+                f"{cid}: a {claim['verdict']} claim names the clauses that decide it or, with clauses = [], "
+                "says in no_clause why none can")
         if claim["verdict"] == "convention":
-            assert claim.get("convention"), claim["id"]
+            assert claim.get("convention"), cid
+        else:
+            assert "convention" not in claim, cid
         if "demonstrated_by" in claim:
+            assert claim["verdict"] == "wrong", cid
             assert (ROOT / claim["demonstrated_by"]).is_file(), claim["demonstrated_by"]
+    # ids in reading order: L-<doc>-01, -02, ... without gaps, per document
+    by_doc = {}
+    for claim in ledger:
+        by_doc.setdefault(claim["doc"], []).append(int(claim["id"].rsplit("-", 1)[1]))
+    for doc, seqs in by_doc.items():
+        assert seqs == list(range(1, len(seqs) + 1)), f"{doc}: ids not numbered in order: {seqs}"
     assert sum(c["verdict"] == "wrong" for c in ledger) >= 4
 
 
