@@ -32,7 +32,7 @@ from dropnorm.report import environment, files, model
 from dropnorm.spec import ROOT, SpecError, clauses, load_deviations
 
 TESTS = ROOT / "tests"
-PROPERTY_TEST_GLOBS = ("test_dropout*.py", "test_batchnorm*.py")  # the suite's meta-tests are not audits
+PROPERTY_TEST_GLOBS = ("test_dropout*.py", "test_batchnorm*.py", "test_provided.py", "test_pinned_findings.py")  # the suite's meta-tests are not audits
 EXIT_CONFORMANT, EXIT_NONCONFORMANT, EXIT_USAGE, EXIT_KNOWN_DEFECTS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 # Per-test time limits (s): about 10x the slowest test of a correct implementation in each profile.
 TIMEOUTS = {"quick": 120.0, "ci": 300.0, "thorough": 1800.0}

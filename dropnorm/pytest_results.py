@@ -86,7 +86,9 @@ def pytest_runtest_makereport(item, call):
     rep = outcome.get_result()
     if _path(item.config) is None:
         return
-    record = {"clauses": _clauses(item), "when": rep.when}
+    callspec = getattr(item, "callspec", None)
+    record = {"clauses": _clauses(item), "when": rep.when,
+              "impl": callspec.params.get("impl") if callspec is not None else None}
     ctx = getattr(item, "dropnorm_context", None)
     if ctx is not None and rep.when == "call":
         from dropnorm.traced import TRACE

@@ -1,10 +1,12 @@
 """`dropnorm selfcheck`: the suite's power, measured on its own defect catalogue.
 
-Audits every defect (dropnorm/zoo/defects/) on the clause it names and every correct
-variant (dropnorm/zoo/variants/) on all clauses of its layers, with dropnorm.zoo.meta,
-and prints the kill rate, the clause that caught each defect and the time the failing
-tests took, and every survivor or false alarm. Exit 1 on a survivor (a defect no test
-rejects on its clause) or a false alarm (a correct variant rejected).
+Audits every defect (dropnorm/zoo/defects/) on the clause it names, every correct
+variant (dropnorm/zoo/variants/) on all clauses of its layers, and pairs of defects
+combined in one implementation (dropnorm/zoo/pairs.py) on both their clauses, with
+dropnorm.zoo.meta, and prints the kill rate, the clause and conditions that caught each
+defect and the time the failing tests took, every survivor or false alarm, and for each
+pair whether both clauses were named. Exit 1 on a survivor (a defect no test rejects on
+its clause), a false alarm (a correct variant rejected) or a pair with a clause unnamed.
 """
 from __future__ import annotations
 
@@ -13,26 +15,29 @@ import tempfile
 import time
 from pathlib import Path
 
-from dropnorm.zoo import meta
+from dropnorm.zoo import meta, pairs
 
 
 def selfcheck(profile: str = meta.PROFILE, jobs: int | None = None, seed: int | None = None,
-              out=sys.stdout) -> int:
+              out=sys.stdout, n_pairs: int = 24) -> int:
     entries = meta.catalogue()
     extra = [f"--hypothesis-seed={seed}"] if seed is not None else []
     t0 = time.time()
     with tempfile.TemporaryDirectory() as d:
-        audits = meta.run_groups(entries, Path(d), jobs=jobs, extra=extra, profile=profile, timeout=3600)
+        pair_entries = pairs.entries(pairs.pairs(n_pairs), Path(d))
+        audits = meta.run_groups(entries + pair_entries, Path(d), jobs=jobs, extra=extra, profile=profile,
+                                 timeout=3600)
     elapsed = time.time() - t0
     defects = [e for e in entries if e.kind == "defect"]
     variants = [e for e in entries if e.kind == "variant"]
     survivors, misattributed, alarms = [], [], []
-    print(f"{'defect':32} {'named clause':14} {'caught on':28} {'seconds':>7}", file=out)
+    print(f"{'defect':32} {'named clause':14} {'caught on (conditions)':48} {'seconds':>7}", file=out)
     for e in defects:
         (clause,) = e.clauses
         a = audits[e.spec]
-        caught = ", ".join(sorted(a.violated)) or ("error: " + a.errors[0][:40] if a.errors else "-")
-        print(f"{e.name:32} {clause:14} {caught:28} {a.fail_seconds:7.2f}", file=out)
+        caught = ", ".join(f"{c} ({'/'.join(conds)})" for c, conds in sorted(a.violated.items())) or \
+            ("error: " + a.errors[0][:40] if a.errors else "-")
+        print(f"{e.name:32} {clause:14} {caught:48} {a.fail_seconds:7.2f}", file=out)
         if not a.failed:
             survivors.append(e.name)
         elif clause not in a.violated:
@@ -43,13 +48,24 @@ def selfcheck(profile: str = meta.PROFILE, jobs: int | None = None, seed: int | 
         print(f"variant {e.name:24} {verdict}", file=out)
         if a.failed:
             alarms.append(e.name)
+    unnamed = []
+    print(f"\n{'defect pair':64} both clauses named?", file=out)
+    for e in pair_entries:
+        a = audits[e.spec]
+        missing = sorted(set(e.clauses) - set(a.violated))
+        print(f"{e.name:64} " + ("yes: " + ", ".join(sorted(e.clauses)) if not missing else
+                                 f"NO: {', '.join(missing)} unnamed (named: {', '.join(sorted(a.violated)) or '-'})"),
+              file=out)
+        if missing:
+            unnamed.append(e.name)
     killed = len(defects) - len(survivors)
     print(f"\nkill rate: {killed}/{len(defects)} defects rejected ({100 * killed / len(defects):.1f}%), "
           f"{len(defects) - len(survivors) - len(misattributed)} on their named clause; "
-          f"{len(variants) - len(alarms)}/{len(variants)} correct variants pass; profile {profile}"
+          f"{len(variants) - len(alarms)}/{len(variants)} correct variants pass; "
+          f"{len(pair_entries) - len(unnamed)}/{len(pair_entries)} defect pairs name both clauses; profile {profile}"
           f"{', seed ' + str(seed) if seed is not None else ''}; {elapsed:.0f} s", file=out)
     for name, items in (("survivors", survivors), ("rejected on another clause", misattributed),
-                        ("false alarms", alarms)):
+                        ("false alarms", alarms), ("pairs with a clause unnamed", unnamed)):
         if items:
             print(f"{name}: {', '.join(items)}", file=out)
-    return 1 if survivors or misattributed or alarms else 0
+    return 1 if survivors or misattributed or alarms or unnamed else 0

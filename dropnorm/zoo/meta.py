@@ -5,8 +5,9 @@
   group_of(entry)      the clause family it runs with (dropout, batchnorm); one pytest process per group
   run_groups(...)      one `pytest <property tests> --impl ... --impl ...` per group, several at a time,
                        each implementation restricted to the tests citing its clauses
-                       (dropnorm.zoo.selection), the derandomized ci profile, junit XML out
-  parse_junit(path)    what each implementation failed, on which clauses, and what it passed
+                       (dropnorm.zoo.selection), the derandomized ci profile
+  parse_results(path)  what each implementation failed, on which clauses and conditions, and what it
+                       passed: read from the same structured results (JSON lines) as `dropnorm audit`
 
 A defect names the one clause it violates (its DEFECT dict) and is audited on that
 clause; a variant names the layers it reimplements (its VARIANT dict) and is audited
@@ -21,10 +22,8 @@ import json
 import os
 import pathlib
 import pkgutil
-import re
 import subprocess
 import sys
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 from dropnorm.audit import PROPERTY_TEST_GLOBS
@@ -39,10 +38,6 @@ GROUPS = {
     "dropout": ("DO-", "D2-"),
     "batchnorm": ("BN-",),
 }
-
-# "<CLAUSE>/<condition>: ..." as ClauseViolation messages begin (dropnorm/checks.py)
-VIOLATION = re.compile(r"(?:ClauseViolation: |^)([A-Z][A-Z0-9]*-[A-Z0-9]+-\d+)/(\S+?): ", re.MULTILINE)
-
 
 @dataclass(frozen=True)
 class Entry:
@@ -117,39 +112,39 @@ class Audit:
         return cls(**{**data, "passed_clauses": set(data["passed_clauses"])})
 
 
-def parse_junit(path: pathlib.Path) -> dict[str, Audit]:
+def parse_results(path: pathlib.Path) -> dict[str, Audit]:
+    """Per implementation: its failed tests, violated clauses with their conditions, errors and the
+    clauses its passing tests cite (the structured records of dropnorm/pytest_results.py)."""
+    from dropnorm.report.model import read_records
+    records, _events = read_records(path)
     audits: dict[str, Audit] = {}
-    for case in ET.parse(path).getroot().iter("testcase"):
-        props = [(p.get("name"), p.get("value")) for p in case.iter("property")]
-        spec = next((v for k, v in props if k == "impl"), None)
+    for rec in records:
+        spec = rec.get("impl")
         if spec is None:
             continue
         audit = audits.setdefault(spec, Audit(spec))
         audit.tests += 1
-        cited = {v for k, v in props if k == "clause"}
-        bad = [e for e in case if e.tag in ("failure", "error")]
-        if case.find("skipped") is not None and not bad:
+        if rec["outcome"] == "skipped":
             continue
-        if not bad:
-            audit.passed_clauses |= cited
+        if rec["outcome"] == "passed":
+            audit.passed_clauses |= set(rec.get("clauses") or ())
             continue
-        audit.failed.append(case.get("name"))
-        audit.fail_seconds += float(case.get("time") or 0.0)
-        text = "\n".join(f"{e.get('message', '')}\n{e.text or ''}" for e in bad)
-        found = [(c, cond) for c, cond in VIOLATION.findall(text) if c in clauses()]
-        for c, cond in found:
-            audit.violated[c] = sorted(set(audit.violated.get(c, [])) | {cond})
-        if not found:
-            audit.errors.append(f"{case.get('name')}: {bad[0].get('message', '').splitlines()[0][:300]}")
+        name = rec["nodeid"].split("::")[-1]
+        audit.failed.append(name)
+        audit.fail_seconds += float(rec.get("duration") or 0.0)
+        for v in rec.get("violations") or ():
+            audit.violated[v["clause"]] = sorted(set(audit.violated.get(v["clause"], [])) | {v["condition"]})
+        if not rec.get("violations"):
+            audit.errors.append(f"{name}: {(rec.get('error') or '').splitlines()[0][:300] if rec.get('error') else ''}")
     return audits
 
 
-def _command(entries: list[Entry], junit: pathlib.Path, extra: list[str], profile: str = PROFILE) -> list[str]:
+def _command(entries: list[Entry], results: pathlib.Path, extra: list[str], profile: str = PROFILE) -> list[str]:
     ids = sorted(set().union(*(e.clauses for e in entries)))
     files = sorted({str(p) for glob in PROPERTY_TEST_GLOBS for p in (ROOT / "tests").glob(glob)})  # as dropnorm audit
     return ([sys.executable, "-m", "pytest", *files, "-p", "dropnorm.zoo.selection",
              "-p", "no:xdist", "-p", "no:cacheprovider", f"--hypothesis-profile={profile}",
-             f"--junitxml={junit}", "-o", "junit_family=xunit1", "-q", "--no-header", "-rN"]
+             f"--dropnorm-results={results}", "-q", "--no-header", "-rN"]
             + [f"--clause={c}" for c in ids]
             + [f"--impl={e.spec}" for e in entries] + list(extra))
 
@@ -167,12 +162,12 @@ def run_group(name: str, entries: list[Entry], workdir: pathlib.Path, *, extra: 
     """One pytest process auditing `entries`, each on its own clauses."""
     selection = workdir / f"{name}.select.json"
     selection.write_text(json.dumps({e.spec: sorted(e.clauses) for e in entries}), encoding="utf-8")
-    junit = workdir / f"{name}.junit.xml"
-    run = subprocess.run(_command(entries, junit, list(extra), profile), cwd=ROOT, env=_environment(selection),
+    results = workdir / f"{name}.results.jsonl"
+    run = subprocess.run(_command(entries, results, list(extra), profile), cwd=ROOT, env=_environment(selection),
                          capture_output=True, text=True, timeout=timeout)
-    if run.returncode not in (0, 1) or not junit.is_file():
+    if run.returncode not in (0, 1) or not results.is_file():
         raise RuntimeError(f"zoo group {name}: pytest exited {run.returncode}\n{(run.stdout + run.stderr)[-4000:]}")
-    audits = parse_junit(junit)
+    audits = parse_results(results)
     for e in entries:
         audits.setdefault(e.spec, Audit(e.spec))
     return audits
