@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import sys
 
@@ -58,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="re-render report.md and report.html from DIR/report.json")
     r.add_argument("dir")
 
-    m = sub.add_parser("compare", help="what changed between two reports; exit 1 when a clause regressed")
+    m = sub.add_parser("compare", help="what changed between two reports; exit 1 when a clause regressed or is no longer checked")
     m.add_argument("a", help="report directory or report.json (before)")
     m.add_argument("b", help="report directory or report.json (after)")
     m.add_argument("--json", action="store_true")
@@ -133,7 +134,7 @@ def cmd_compare(args, argv) -> int:
     a, b = files.load_report(args.a), files.load_report(args.b)
     diff = compare.compare(a, b)
     print(json.dumps(diff, indent=1) if args.json else compare.render(a, b, diff))
-    return 1 if diff["regressed"] else 0
+    return 1 if diff["regressed"] or diff["unchecked"] else 0
 
 
 COMMANDS = {"audit": cmd_audit, "clauses": cmd_clauses, "report": cmd_report, "compare": cmd_compare,
@@ -150,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ReportError) as e:
         print(f"dropnorm {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `dropnorm clauses | head`: the reader left; end quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

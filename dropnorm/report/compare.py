@@ -1,27 +1,57 @@
 """`dropnorm compare A B`: what changed between two reports, clause by clause.
 
-A regression is a clause that was pass, deviation, skip or not-provided in A and
-is fail or error in B; a fix is the reverse. Other changes (pass -> deviation,
-skip -> pass, ...) are listed as changed.
+A regression is a clause that was not failing in A (pass, deviation, not-provided, skip)
+and fails in B (fail, error, not-reached, known-defect). A fix is a failing clause in A
+that is pass, deviation or not-provided in B: a clause that went from fail to skip or
+not-reached was not judged in B, so it is "unchecked", never "fixed". Other changes are
+listed as changed. Differences in what the two runs did (profile, seed, selection, spec
+version, device, completeness) are listed as warnings: a diff across them compares
+different checks.
 """
 from __future__ import annotations
 
 from dropnorm.report.model import FAILING
 
+JUDGED_OK = ("pass", "deviation", "not-provided")
+
 
 def compare(a: dict, b: dict) -> dict:
     before = {e["id"]: e for e in a["clauses"]}
     after = {e["id"]: e for e in b["clauses"]}
-    out = {"regressed": [], "fixed": [], "changed": [], "added": sorted(after.keys() - before.keys()),
-           "removed": sorted(before.keys() - after.keys())}
+    out = {"regressed": [], "fixed": [], "unchecked": [], "changed": [],
+           "added": sorted(after.keys() - before.keys()), "removed": sorted(before.keys() - after.keys()),
+           "warnings": warnings(a, b)}
     for cid in sorted(before.keys() & after.keys()):
         x, y = before[cid]["status"], after[cid]["status"]
         if x == y:
             continue
         row = {"id": cid, "level": after[cid]["level"], "before": x, "after": y, "reason": after[cid]["reason"]}
-        key = "regressed" if y in FAILING and x not in FAILING else \
-            "fixed" if x in FAILING and y not in FAILING else "changed"
+        if y in FAILING and x not in FAILING:
+            key = "regressed"
+        elif x in FAILING and y in JUDGED_OK:
+            key = "fixed"
+        elif x in FAILING and y not in FAILING:
+            key = "unchecked"
+        else:
+            key = "changed"
         out[key].append(row)
+    return out
+
+
+def warnings(a: dict, b: dict) -> list[str]:
+    """What differs between the two runs, beyond the implementation."""
+    out = []
+    ea, eb = a["environment"], b["environment"]
+    for label, x, y in (("profile", ea.get("profile"), eb.get("profile")), ("seed", ea.get("seed"), eb.get("seed")),
+                        ("device", ea.get("device"), eb.get("device")),
+                        ("clause selection", a["selection"].get("clauses"), b["selection"].get("clauses")),
+                        ("layer selection", a["selection"].get("layers"), b["selection"].get("layers")),
+                        ("spec version", a["provenance"]["spec_version"], b["provenance"]["spec_version"])):
+        if x != y:
+            out.append(f"{label} differs: {x} vs {y}")
+    for name, r in (("A", a), ("B", b)):
+        if not r.get("complete", True):
+            out.append(f"{name} is incomplete (the audit was interrupted)")
     return out
 
 
@@ -30,12 +60,10 @@ def render(a: dict, b: dict, diff: dict) -> str:
         i = r["implementation"]
         return f"{i['name']} {i['version']} ({r['environment']['device']}, {r['run']['finished']})"
 
-    lines = [f"A: {name(a)}: {'conformant' if a['conformant'] else 'not conformant'}",
-             f"B: {name(b)}: {'conformant' if b['conformant'] else 'not conformant'}"]
-    if a["provenance"]["spec_version"] != b["provenance"]["spec_version"]:
-        lines.append(f"note: spec versions differ ({a['provenance']['spec_version']} vs "
-                     f"{b['provenance']['spec_version']})")
-    for key in ("regressed", "fixed", "changed"):
+    lines = [f"A: {name(a)}: {a.get('verdict') or ('conformant' if a['conformant'] else 'not conformant')}",
+             f"B: {name(b)}: {b.get('verdict') or ('conformant' if b['conformant'] else 'not conformant')}"]
+    lines += [f"warning: {w}" for w in diff["warnings"]]
+    for key in ("regressed", "fixed", "unchecked", "changed"):
         lines.append(f"{key}: {len(diff[key])}")
         lines += [f"  {r['id']} ({r['level']}): {r['before']} -> {r['after']}"
                   + (f": {r['reason'][:200]}" if r["after"] != "pass" and r["reason"] else "") for r in diff[key]]
