@@ -32,7 +32,7 @@ class ClauseViolations(AssertionError):
             lines.append(f"(the test's other checks could not all be judged: {unjudged})")
         lines.append("")
         for v in violations:
-            lines += [f"Reproduce {v.clause}/{v.condition} (exits 1 while it fails):", v.script, ""]
+            lines += [f"Reproduce {v.clause}/{v.condition} (exits 1 while it fails):", v.shown_script(), ""]
         super().__init__("\n".join(lines))
 
 

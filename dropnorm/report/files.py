@@ -58,13 +58,23 @@ def write_scripts(directory: pathlib.Path, report: dict) -> None:
 
 
 def write_report(directory: pathlib.Path, report: dict, *, renders: bool = True) -> None:
-    """report.json, and with renders also report.md, report.html and the reproduction scripts."""
+    """report.json, and with renders also report.md, report.html and the reproduction scripts.
+    report.json is written whatever happens to the scripts and pages (their errors are raised after)."""
     directory.mkdir(parents=True, exist_ok=True)
+    problems = []
     if renders:
-        write_scripts(directory, report)
+        try:
+            write_scripts(directory, report)
+        except Exception as e:  # noqa: BLE001 - keep the report whatever the scripts hold
+            problems.append(f"reproduction scripts: {type(e).__name__}: {e}")
     write_atomic(directory / "report.json", json.dumps(report, indent=1, allow_nan=False, default=str) + "\n")
     if renders:
-        render(directory, report)
+        try:
+            render(directory, report)
+        except Exception as e:  # noqa: BLE001
+            problems.append(f"report.md/html: {type(e).__name__}: {e}")
+    if problems:
+        raise ReportError(f"report.json written to {directory}, but " + "; ".join(problems))
 
 
 def render(directory: pathlib.Path, report: dict) -> None:

@@ -83,10 +83,19 @@ def render(report: dict) -> str:
             out += ["", "<details><summary>message, counterexample and reproduction (exits 1 while it fails)</summary>",
                     "",
                     fence(f["message"] + ("\n\n" + f["counterexample"] if f["counterexample"] else "")), "",
-                    fence(f["script"] or ""), "", "</details>", ""]
+                    fence(short_script(f)), "", "</details>", ""]
         for err in e["errors"][:3]:
             out += [f"- error in `{cell(err['test'])}`:", "", fence(err["error"]), ""]
     return "\n".join(out) + "\n"
+
+
+def short_script(f: dict, limit: int = 8000) -> str:
+    """The reproduction for a page: whole when short, else its head and the file it is written to."""
+    script = f.get("script") or ""
+    if len(script) <= limit:
+        return script
+    return script[:limit].rsplit("\n", 1)[0] + (f"\n# ... {len(script)} characters in all: see "
+                                                 f"{f.get('script_file') or 'the repro script'}")
 
 
 def pass_detail(e: dict) -> str:
