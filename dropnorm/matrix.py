@@ -16,16 +16,15 @@ import sys
 import jinja2
 
 from dropnorm import conventions
+from dropnorm.adapters import ALIASES, REGISTRY
 from dropnorm.report import files
 from dropnorm.report.markdown import cell
 from dropnorm.spec import clauses
 
-# --impl -> the modules it needs; an implementation is audited when they all import
-CANDIDATES = {
-    "torch": ("torch",), "reference": ("numpy",), "keras-torch": ("keras", "torch"), "keras-jax": ("keras", "jax"),
-    "flax": ("flax", "jax"), "tensorflow": ("keras", "tensorflow"), "onnxruntime": ("onnx", "onnxruntime"),
-}
-MARK = {"pass": "pass", "fail": "FAIL", "error": "ERROR", "deviation": "dev", "not-provided": "n/p", "skip": "skip"}
+# --impl -> the modules it needs (dropnorm.adapters.REGISTRY); audited when they all import
+CANDIDATES = {name: mods for name, (_m, _extra, mods) in REGISTRY.items() if name not in ALIASES}
+MARK = {"pass": "pass", "fail": "FAIL", "error": "ERROR", "not-reached": "N/R", "known-defect": "BUG",
+        "deviation": "dev", "not-provided": "n/p", "skip": "skip"}
 CONVENTION_ROWS = (
     ("momentum weighs", lambda c: "new batch" if c.momentum_of == "new" else "old value"),
     ("momentum default", lambda c: repr(c.momentum_default)),

@@ -19,14 +19,20 @@ import os
 
 from dropnorm.adapters.base import Implementation, Layer, NotProvided, Output
 
-FRAMEWORKS = {  # --impl name -> (adapter module, extra)
-    "keras-torch": ("keras_impl", "keras"),
-    "keras-jax": ("keras_impl", "keras-jax"),
-    "keras-tensorflow": ("keras_impl", "tensorflow"),
-    "flax": ("flax_impl", "flax"),
-    "tensorflow": ("keras_impl", "tensorflow"),   # tf.keras is Keras 3 on the TensorFlow backend
-    "onnxruntime": ("onnxruntime_impl", "onnx"),
+# The one registry of named implementations (the CLI, `dropnorm matrix` and the docs read it):
+# --impl name -> (adapter module, extra to install, modules it needs)
+REGISTRY = {
+    "torch": ("torch_nn", None, ("torch",)),
+    "reference": ("reference_impl", None, ("numpy",)),
+    "keras-torch": ("keras_impl", "keras", ("keras", "torch")),
+    "keras-jax": ("keras_impl", "keras-jax", ("keras", "jax")),
+    "keras-tensorflow": ("keras_impl", "tensorflow", ("keras", "tensorflow")),
+    "flax": ("flax_impl", "flax", ("flax", "jax")),
+    "tensorflow": ("keras_impl", "tensorflow", ("keras", "tensorflow")),  # tf.keras: Keras 3 on TensorFlow
+    "onnxruntime": ("onnxruntime_impl", "onnx", ("onnx", "onnxruntime")),
 }
+ALIASES = {"keras-tensorflow": "tensorflow"}  # the same implementation under a second name
+FRAMEWORKS = {k: (m, extra) for k, (m, extra, _mods) in REGISTRY.items() if k not in ("torch", "reference")}
 IMPL_HELP = "torch (default), reference, torch-module:MODULE_OR_FILE.py, or one of " + ", ".join(FRAMEWORKS)
 
 
