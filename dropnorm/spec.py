@@ -15,7 +15,8 @@ from dropnorm.dtypes import DTYPES
 from dropnorm.kinds import KINDS
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-SPEC_DIR = ROOT / "spec"
+# spec/ in a source checkout; the same files shipped in the package (pyproject: dropnorm.spec_data) otherwise
+SPEC_DIR = ROOT / "spec" if (ROOT / "spec" / "clauses.toml").is_file() else pathlib.Path(__file__).resolve().parent / "spec_data"
 LEVELS = ("MUST", "SHOULD")
 LAYERS = ("dropout", "dropout2d", "batchnorm")
 

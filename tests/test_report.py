@@ -1,4 +1,4 @@
-"""The conformance report as its readers see it: report.json against reports/schema.json,
+"""The conformance report as its readers see it: report.json against dropnorm/report/schema.json,
 report.md and report.html from real audits (a defective implementation and torch),
 the standalone reproduction scripts, junit.xml, `dropnorm report` and `dropnorm compare`,
 and the HTML page opened in headless Chromium.
@@ -67,7 +67,7 @@ def test_defective_audit_exits_1_and_reports_the_failing_clause(defect_run):
     directory, run = defect_run
     assert run.returncode == 1, run.stderr
     assert "failing: DO-TRAIN-01" in run.stderr
-    report = files.load_report(directory)  # validates against reports/schema.json
+    report = files.load_report(directory)  # validates against dropnorm/report/schema.json
     assert report["complete"] and not report["conformant"]
     assert report["selection"]["clauses"] == sorted(CLAUSES)
     assert [e["id"] for e in report["clauses"]] == [c for c in model.clauses() if c in CLAUSES]

@@ -11,40 +11,65 @@ import json
 from dropnorm.report import model
 
 
-def rec(nodeid, outcome, clauses, **extra):
+def rec(nodeid, outcome, clauses, kinds=("Dropout",), **extra):
     return {"event": "test", "nodeid": nodeid, "when": "call", "outcome": outcome, "duration": 0.1,
-            "clauses": clauses, **extra}
+            "clauses": clauses, "kinds": list(kinds), **extra}
 
 
-def violation(cid, condition="c"):
+def violation(cid, condition="c", layer=None):
     return {"clause": cid, "condition": condition, "message": "got 1, expected 2", "observed": "1",
-            "expected": "2", "reproduction": "impl = ...", "script": None}
+            "expected": "2", "reproduction": "impl = ...", "script": None, "layer": layer}
 
 
-def statuses(records, selected=None, collected=None):
-    return {e["id"]: e["status"] for e in model.clause_entries(records, collected or {}, selected)
+def statuses(records, selected=None, collected=None, provided=None):
+    return {e["id"]: e["status"] for e in model.clause_entries(records, collected or {}, selected, provided)
             if selected is None or e["id"] in selected}
 
 
-def test_failure_blames_only_the_violated_clause():
+def test_failure_blames_the_violated_clause_and_a_completed_rerun_judges_the_others():
     records = [rec("t1", "failed", ["DO-TRAIN-01", "DO-DTYPE-01"], violations=[violation("DO-TRAIN-01")])]
+    assert statuses(records, {"DO-TRAIN-01", "DO-DTYPE-01"}) == {"DO-TRAIN-01": "fail", "DO-DTYPE-01": "pass"}
+
+
+def test_a_test_stopped_before_judging_leaves_its_other_clauses_not_reached():
+    records = [rec("t1", "failed", ["DO-TRAIN-01", "DO-DTYPE-01"], violations=[violation("DO-TRAIN-01")],
+                   unjudged="a rerun ended in TypeError: boom")]
     got = statuses(records, {"DO-TRAIN-01", "DO-DTYPE-01"})
-    assert got == {"DO-TRAIN-01": "fail", "DO-DTYPE-01": "skip"}
+    assert got == {"DO-TRAIN-01": "fail", "DO-DTYPE-01": "not-reached"}
     entry = next(e for e in model.clause_entries(records, {}, {"DO-DTYPE-01"}))
-    assert "stopped at a failure of DO-TRAIN-01" in entry["reason"]
+    assert "stopped after a failure of DO-TRAIN-01" in entry["reason"]
+    assert not model.is_conformant(model.clause_entries(records, {}, {"DO-DTYPE-01"}))
+
+
+def test_a_clause_is_judged_per_layer_kind():
+    """A test that ran only Dropout says nothing about Dropout2d; a missing kind is not-provided."""
+    records = [rec("t1", "passed", ["D2-EVAL-01", "DO-EVAL-01"], kinds=("Dropout",))]
+    assert statuses(records, {"D2-EVAL-01", "DO-EVAL-01"}) == {"D2-EVAL-01": "not-reached", "DO-EVAL-01": "pass"}
+    assert statuses(records, {"D2-EVAL-01"}, provided=["Dropout"]) == {"D2-EVAL-01": "not-provided"}
+    bn = [rec("t2", "passed", ["BN-TRAIN-01"], kinds=("BatchNorm1d", "BatchNorm2d"))]
+    entry = model.clause_entries(bn, {}, {"BN-TRAIN-01"})[0]
+    assert entry["status"] == "not-reached" and entry["by_layer"]["BatchNorm3d"]["status"] == "not-reached"
+    assert model.clause_entries(bn, {}, {"BN-TRAIN-01"}, ["BatchNorm1d", "BatchNorm2d"])[0]["status"] == "pass"
 
 
 def test_worst_outcome_wins_and_errors_are_not_failures():
-    records = [rec("t1", "passed", ["BN-TRAIN-01"]), rec("t2", "failed", ["BN-TRAIN-01"], error="TypeError: x"),
+    records = [rec("t1", "passed", ["BN-TRAIN-01"], kinds=("BatchNorm1d", "BatchNorm2d", "BatchNorm3d")),
+               rec("t2", "failed", ["BN-TRAIN-01"], error="TypeError: x"),
                rec("t3", "skipped", ["BN-EVAL-01"], skip_reason="not provided: affine=False")]
     got = statuses(records, {"BN-TRAIN-01", "BN-EVAL-01"})
     assert got == {"BN-TRAIN-01": "error", "BN-EVAL-01": "not-provided"}
 
 
-def test_deviation_is_charged_to_its_clause_only():
-    records = [rec("t1", "skipped", ["BN-API-01", "BN-API-02"], skip_reason="known deviation: ...",
-                   deviations=[{"clause": "BN-API-01", "condition": "nan", "reason": "r", "message": "m"}])]
-    assert statuses(records, {"BN-API-01", "BN-API-02"}) == {"BN-API-01": "deviation", "BN-API-02": "pass"}
+def test_deviation_is_charged_to_its_clause_only_and_a_known_defect_is_not_conformance():
+    dev = {"clause": "DO-API-01", "condition": "nan", "reason": "r", "message": "m", "kind": "convention"}
+    records = [rec("t1", "skipped", ["DO-API-01", "DO-P0-01"], skip_reason="known deviation: ...", deviations=[dev])]
+    assert statuses(records, {"DO-API-01", "DO-P0-01"}) == {"DO-API-01": "deviation", "DO-P0-01": "pass"}
+    assert model.is_conformant(model.clause_entries(records, {}, {"DO-API-01", "DO-P0-01"}))
+    records[0]["deviations"] = [dict(dev, kind="known-defect")]
+    entries = model.clause_entries(records, {}, {"DO-API-01", "DO-P0-01"})
+    assert {e["id"]: e["status"] for e in entries} == {"DO-API-01": "known-defect", "DO-P0-01": "pass"}
+    assert not model.is_conformant(entries) and model.only_known_defects(entries)
+    assert model.verdict(entries) == "not conformant: 1 known defect (DO-API-01); no unrecorded failure"
 
 
 def test_crashed_worker_is_an_error_on_the_collected_clauses():
@@ -59,6 +84,20 @@ def test_conformance_counts_must_clauses_and_strict_counts_should():
                                         violations=[violation("DO-NONFINITE-01")])], {}, {"DO-NONFINITE-01"})
     assert model.is_conformant(entries) and not model.is_conformant(entries, strict=True)
     assert model.summary(entries)["should_failures"] == 1
+
+
+def test_interrupted_or_empty_runs_are_never_conformant():
+    entries = model.clause_entries([rec("t1", "passed", ["DO-P0-01"])], {}, {"DO-P0-01"})
+    assert model.is_conformant(entries) and not model.is_conformant(entries, complete=False)
+    assert model.verdict(entries, complete=False).startswith("incomplete")
+    nothing = model.clause_entries([], {}, {"DO-P0-01"})
+    assert not model.is_conformant(nothing) and "1 clause not reached (DO-P0-01)" in model.verdict(nothing)
+
+
+def test_nonfinite_values_become_the_schemas_strings():
+    got = model.finite_json({"a": [float("nan"), float("inf"), -float("inf"), 1.5], "b": {"c": float("nan")}})
+    assert got == {"a": ["NaN", "Infinity", "-Infinity", 1.5], "b": {"c": "NaN"}}
+    json.dumps(got, allow_nan=False)
 
 
 def test_read_records_keeps_the_first_failure_and_survives_a_cut_line(tmp_path):

@@ -91,8 +91,10 @@ def test_ledger_is_valid():
 def test_deviation_files_are_valid(path):
     deviations = spec.load_deviations(path)
     assert deviations
-    for dev in deviations.values():
-        assert dev.reason and dev.evidence
+    for dev in deviations:
+        assert dev.reason and dev.evidence and dev.kind in spec.DEVIATION_KINDS
+        if dev.kind == "known-defect":
+            assert (ROOT / dev.finding).is_file(), f"{dev.key}: its finding {dev.finding} does not exist"
 
 
 def test_bad_deviation_file_is_a_clear_error(tmp_path):

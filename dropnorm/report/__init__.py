@@ -1,4 +1,4 @@
-"""Conformance reports: report.json (reports/schema.json), report.md, report.html, reproduction scripts.
+"""Conformance reports: report.json (dropnorm/report/schema.json), report.md, report.html, reproduction scripts.
 
   model        test records (dropnorm/pytest_results.py) -> per-clause statuses and the report dict
   environment  versions, platform and provenance of an audit

@@ -14,9 +14,8 @@ import re
 
 from dropnorm.report import html, markdown
 from dropnorm.report.model import SCHEMA_VERSION
-from dropnorm.spec import ROOT
 
-SCHEMA_FILE = ROOT / "reports" / "schema.json"
+SCHEMA_FILE = pathlib.Path(__file__).resolve().parent / "schema.json"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -87,7 +86,7 @@ def schema() -> dict:
 
 
 def validate(report: dict) -> None:
-    """Validate against reports/schema.json (jsonschema when installed, else the version only)."""
+    """Validate against dropnorm/report/schema.json (jsonschema when installed, else the version only)."""
     if report.get("schema_version") != SCHEMA_VERSION:
         raise ReportError(f"schema_version {report.get('schema_version')!r}, this dropnorm reads {SCHEMA_VERSION}")
     try:

@@ -1,4 +1,4 @@
-"""From test records to clause statuses and the report dictionary (schema: reports/schema.json).
+"""From test records to clause statuses and the report dictionary (schema: dropnorm/report/schema.json).
 
 A clause applies to layer kinds (dropout: Dropout; dropout2d: Dropout2d; batchnorm:
 BatchNorm1d/2d/3d) and is judged per kind, then as a whole. Per kind, the status is:

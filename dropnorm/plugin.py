@@ -1,4 +1,13 @@
-"""pytest configuration: the implementation under test, hypothesis profiles, clause bookkeeping.
+"""The dropnorm pytest plugin: the implementation under test, hypothesis profiles, clause bookkeeping.
+
+Registered as a pytest11 entry point (pyproject.toml), so that the property suite runs from any
+directory once dropnorm is installed, e.g. in a framework's own CI:
+
+    pytest --pyargs dropnorm.properties --impl torch-module:mypkg.layers
+
+It stays inert in other projects' test runs: it loads dropnorm's hypothesis profile and
+parametrizes tests only when it is active (--impl or DROPNORM_IMPL given, the run collects
+dropnorm's own tests, or the run is in dropnorm's checkout).
 
   --impl SPEC          torch, reference or torch-module:TARGET (repeatable;
                        env DROPNORM_IMPL, comma-separated). Default: torch,
@@ -27,12 +36,37 @@ from dropnorm.traced import TRACE, Traced
 
 pytest_plugins = ["dropnorm.pytest_results"]
 
-ROOT = pathlib.Path(__file__).resolve().parent
+ROOT = pathlib.Path(__file__).resolve().parent.parent
 SCRATCH_IMPL = "torch-module:dropnorm.zoo.scratch"
 DEFAULT_IMPLS = ("torch", "reference", SCRATCH_IMPL)
 
 profiles.register()
-settings.load_profile(os.environ.get("DROPNORM_PROFILE", profiles.DEFAULT))
+
+
+def active(config) -> bool:
+    """Whether this run is a dropnorm run (see the module docstring)."""
+    if config.getoption("impl", None) or os.environ.get("DROPNORM_IMPL"):
+        return True
+    if any("dropnorm" in str(a) for a in config.invocation_params.args):
+        return True
+    return pathlib.Path(config.rootpath).resolve() == ROOT
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """Before hypothesis's own plugin reads --hypothesis-profile: dropnorm's default profile."""
+    config.dropnorm_active = active(config)
+    if config.dropnorm_active:
+        settings.load_profile(os.environ.get("DROPNORM_PROFILE", profiles.DEFAULT))
+    config.pluginmanager.register(_AfterHypothesis(), "dropnorm-after-hypothesis")
+
+
+class _AfterHypothesis:
+    """pytest_configure after hypothesis's plugin has loaded --hypothesis-profile."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_configure(self, config):
+        configure(config)
 
 def pytest_addoption(parser):
     group = parser.getgroup("dropnorm")
@@ -45,14 +79,13 @@ def pytest_addoption(parser):
                     help="run only the tests of this layer's clauses (repeatable)")
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_configure(config):
+def configure(config):
     config.addinivalue_line("markers", "clause(*ids): the spec clauses a test checks")
     config.addinivalue_line("markers", "statistical(checks): a test making `checks` exact tests per example "
                                        "(counted against the budget of dropnorm/stats.py)")
     # hypothesis ignores --hypothesis-seed when derandomize is on: honour an explicit seed.
     seed = config.getoption("hypothesis_seed", None)
-    if seed is not None and settings.default.derandomize:
+    if seed is not None and config.dropnorm_active and settings.default.derandomize:
         settings.register_profile("dropnorm-seeded", parent=settings.default, derandomize=False, database=None)
         settings.load_profile("dropnorm-seeded")
     specs = config.getoption("impl") or [s for s in os.environ.get("DROPNORM_IMPL", "").split(",") if s]
