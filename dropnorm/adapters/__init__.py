@@ -30,6 +30,13 @@ REGISTRY = {
     "flax": ("flax_impl", "flax", ("flax", "jax")),
     "tensorflow": ("keras_impl", "tensorflow", ("keras", "tensorflow")),  # tf.keras: Keras 3 on TensorFlow
     "onnxruntime": ("onnxruntime_impl", "onnx", ("onnx", "onnxruntime")),
+    # execution paths of torch's layers (dropnorm/adapters/torch_paths.py, docs/execution-paths.md)
+    "torch-functional": ("torch_functional", None, ("torch",)),
+    "torch-compile": ("torch_compile", None, ("torch",)),
+    "torch-compile-fullgraph": ("torch_compile_fullgraph", None, ("torch",)),
+    "torch-compile-dynamic": ("torch_compile_dynamic", None, ("torch",)),
+    "torch-autocast": ("torch_autocast", None, ("torch",)),
+    "torch-inference-mode": ("torch_inference_mode", None, ("torch",)),
 }
 ALIASES = {"keras-tensorflow": "tensorflow"}  # the same implementation under a second name
 FRAMEWORKS = {k: (m, extra) for k, (m, extra, _mods) in REGISTRY.items() if k not in ("torch", "reference")}
