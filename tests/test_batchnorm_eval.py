@@ -98,36 +98,38 @@ def test_without_running_statistics(impl, data):
                         f"{case.describe()}, training={mode}")
 
 
-def _rejects(impl, clause, condition, **kwargs):
+def _rejects(impl, dims, clause, condition, **kwargs):
     name = next(iter(kwargs))
     try:
-        impl.batchnorm(2, 3, **kwargs)
+        impl.batchnorm(dims, 3, **kwargs)
     except ValueError as e:
         ph.check(name in str(e), clause, "message", f"got ValueError({str(e)!r}), expected it to name {name}")
         return
     except Exception as e:  # noqa: BLE001
         ph.check(False, clause, condition, f"got {type(e).__name__}: {e}, expected ValueError [{kwargs}]")
         return
-    ph.check(False, clause, condition, f"got a constructed layer, expected ValueError [BatchNorm2d(3, {kwargs})]")
+    ph.check(False, clause, condition, f"got a constructed layer, expected ValueError [BatchNorm{dims}d(3, {kwargs})]")
 
 
 @pytest.mark.clause("BN-API-01")
+@pytest.mark.parametrize("dims", [1, 2, 3])
 @pytest.mark.parametrize("condition,momentum", [("out-of-range", -0.5), ("out-of-range", 1.5), ("nan", math.nan)])
-def test_rejects_bad_momentum(impl, condition, momentum):
-    """momentum outside [0, 1] or NaN raises ValueError naming momentum."""
-    if 2 not in provided_dims(impl):
-        pytest.skip("not provided: BatchNorm2d")
-    _rejects(impl, "BN-API-01", condition, momentum=momentum)
+def test_rejects_bad_momentum(impl, dims, condition, momentum):
+    """momentum outside [0, 1] or NaN raises ValueError naming momentum, for every BatchNormNd."""
+    if dims not in provided_dims(impl):
+        pytest.skip(f"not provided: BatchNorm{dims}d")
+    _rejects(impl, dims, "BN-API-01", condition, momentum=momentum)
 
 
 @pytest.mark.clause("BN-API-02")
+@pytest.mark.parametrize("dims", [1, 2, 3])
 @pytest.mark.parametrize("condition,eps", [("non-positive", 0.0), ("non-positive", -1e-5), ("non-finite", math.nan),
                                            ("non-finite", math.inf)])
-def test_rejects_bad_eps(impl, condition, eps):
-    """eps <= 0 or non-finite raises ValueError naming eps."""
-    if 2 not in provided_dims(impl):
-        pytest.skip("not provided: BatchNorm2d")
-    _rejects(impl, "BN-API-02", condition, eps=eps)
+def test_rejects_bad_eps(impl, dims, condition, eps):
+    """eps <= 0 or non-finite raises ValueError naming eps, for every BatchNormNd."""
+    if dims not in provided_dims(impl):
+        pytest.skip(f"not provided: BatchNorm{dims}d")
+    _rejects(impl, dims, "BN-API-02", condition, eps=eps)
 
 
 @pytest.mark.clause("BN-API-03")
