@@ -120,6 +120,8 @@ def main() -> int:
             commit, tree, tree_kind = worktree_commit(), ROOT, "working tree"
         for _ in range(args.runs):
             for impl in impls:
+                if args.tree == "worktree":
+                    commit = worktree_commit()
                 record = one_run(tree, commit, tree_kind, impl, args.profile, args.jobs, vers)
                 append(record, RUNS_FILE)
                 print(json.dumps({k: record.get(k) for k in ("impl", "seed", "seconds", "n_pvalues",

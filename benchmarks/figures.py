@@ -47,17 +47,19 @@ def code_of(commit: str | None) -> str:
     """An id of the audited code of `commit`: its audited paths' git objects ('legacy' when unknown)."""
     if not commit:
         return "legacy"
-    base = commit.removesuffix("+dirty")
+    base, plus, dirty = commit.partition("+dirty")
+    if plus:  # an uncommitted working-tree state: only runs on that same state share its code
+        return commit[:12] + "+dirty" + dirty
     try:
         ids = [subprocess.run(["git", "-C", str(ROOT), "rev-parse", f"{base}:{p}"], capture_output=True,
                               text=True).stdout.strip() for p in AUDITED_PATHS]
     except OSError:
         return base[:12]
-    return ("dirty:" if commit.endswith("+dirty") else "") + "/".join(i[:7] for i in ids)
+    return "/".join(i[:7] for i in ids)
 
 
 def commit_time(commit: str) -> int:
-    out = subprocess.run(["git", "-C", str(ROOT), "show", "-s", "--format=%ct", commit.removesuffix("+dirty")],
+    out = subprocess.run(["git", "-C", str(ROOT), "show", "-s", "--format=%ct", commit.partition("+dirty")[0]],
                          capture_output=True, text=True).stdout.strip()
     return int(out) if out.isdigit() else 0
 
@@ -95,8 +97,8 @@ def select(runs: list[dict], code: str) -> tuple[list[dict], str]:
     committed = [r for r in runs if r.get("commit")]
     if not committed:
         return [], "no run with a recorded commit"
-    if code == "latest":
-        newest = max({r["commit"] for r in committed}, key=commit_time)
+    if code == "latest":  # the code of the most recent run (a working-tree state has no commit time)
+        newest = max(committed, key=lambda r: (r.get("time") or "", commit_time(r["commit"])))["commit"]
     else:
         newest = next((r["commit"] for r in committed if r["commit"].startswith(code)), code)
     want = code_of(newest)
