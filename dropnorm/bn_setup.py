@@ -14,7 +14,30 @@ from hypothesis import strategies as st
 
 from dropnorm import conventions, inputs
 from dropnorm import strategies as hh
-from dropnorm.adapters.base import NotProvided
+from dropnorm.adapters.base import BATCHNORM_RANKS, NotProvided
+
+# Occasionally large cases (issue 14): batch up to 64, channels up to 16, spatial sides up to 32,
+# drawn in one example out of LARGE_ONE_IN; the total is kept to LARGE_MAX_VALUES values and a
+# channel to LARGE_MAX_N (so that a ci run stays within seconds on two cores).
+LARGE_ONE_IN = 10
+LARGE_MAX_VALUES = 1 << 17
+LARGE_MAX_N = 1 << 16
+
+
+def large_shape(dims: int, data, *, min_n: int = 2) -> tuple:
+    """(N, C, *spatial) with N <= 64, C <= 16, sides <= 32, at most LARGE_MAX_VALUES values and
+    LARGE_MAX_N values per channel: the largest side is halved until it fits."""
+    ndim = data.draw(st.sampled_from(BATCHNORM_RANKS[dims]), label="large rank")
+    n_batch = data.draw(st.integers(1, 64), label="large N")
+    c = data.draw(st.integers(1, 16), label="large C")
+    sides = [data.draw(st.integers(1, 32), label="large side") for _ in range(ndim - 2)]
+    rest = [n_batch] + sides
+    while int(np.prod(rest)) * c > LARGE_MAX_VALUES or int(np.prod(rest)) > LARGE_MAX_N:
+        i = int(np.argmax(rest))
+        rest[i] = max(1, rest[i] // 2)
+    if int(np.prod(rest)) < min_n:
+        rest[0] = max(rest[0], min_n)
+    return (rest[0], c) + tuple(rest[1:])
 
 
 @dataclass
@@ -47,13 +70,17 @@ def provided_dims(impl) -> list[int]:
 
 
 def draw_case(impl, data, *, min_n: int = 2, affine=None, track=None, momentum="draw", dtypes=None,
-              layouts=True, offset: float = 3.0) -> BNCase:
+              layouts=True, offset: float = 3.0, large: bool = True) -> BNCase:
     """Draw a case among what `impl` expresses (Implementation.expresses); a forced
     option it cannot express raises NotProvided when the layer is constructed.
-    track="unused": False where the implementation expresses it, else True."""
+    track="unused": False where the implementation expresses it, else True.
+    large=True: one example in LARGE_ONE_IN has a large shape (large_shape); shrinking
+    goes to the small shapes."""
     dims = data.draw(st.sampled_from(provided_dims(impl)), label="dims")
     kind = f"BatchNorm{dims}d"
-    shape = data.draw(hh.bn_shapes(dims, min_n=min_n), label="shape")
+    is_large = large and data.draw(st.sampled_from((False,) * (LARGE_ONE_IN - 1) + (True,)), label="large")
+    shape = (large_shape(dims, data, min_n=min_n) if is_large
+             else data.draw(hh.bn_shapes(dims, min_n=min_n), label="shape"))
     eps = data.draw(hh.eps_values(), label="eps")
     if momentum == "draw":
         momentum = data.draw(hh.momenta(allow_none=impl.expresses(kind, momentum=None)), label="momentum")

@@ -4,10 +4,10 @@ Hard inputs (the terms of spec/clauses.toml, BN-NUM-01):
   offset    an exact shift x + c of a spread-1 input: |c| = 10^U(2, TOP) with TOP past the
             dtype's range of exact integers (float32: 1e8 > 2^24; float64: 1e17 > 2^53;
             float16: 10^3.5 > 2^11; bfloat16: 1e3 > 2^8). x is first rounded to multiples of
-            ulp(c), so that x + c is exact and BN(x + c) = BN(x) holds exactly: the
+            ulp(2c), so that x + c is exact and BN(x + c) = BN(x) holds exactly: the
             reference is BN(x), the unshifted input (shift invariance).
   tiny-variance  spread sqrt(eps)/10 around 1.
-  constant  every channel constant, at +-10^U(0, TOP).
+  constant  every channel constant, at +-10^(e + U(-2, 0)), e drawn in [2, TOP].
 Pinned examples (every seed runs them): the inputs of pytorch/pytorch#5410.
 """
 import numpy as np
@@ -42,16 +42,18 @@ def hard_input(kind: str, exponent: float, seed: int, shape, dtype: str, eps: fl
     c = shape[1]
     if kind == "offset":
         shift = np.sign(rng.uniform(-1, 1, size=c)) * 10.0 ** (exponent + rng.uniform(-0.5, 0.0, size=c))
-        shift = round_to(shift, dtype)
-        q = np.array([_ulp(s, dtype) for s in shift]).reshape(_bshape(shape))
-        x0 = np.round(inputs.channels(seed, shape, "float64", offset=1.0) / q) * q  # multiples of ulp(c)
+        # c and x0 multiples of ulp(2c), |x0| <= |c|/2: x0 + c is exact, even across a binade
+        q = np.array([_ulp(2 * s, dtype) for s in shift])
+        shift = np.round(shift / q) * q
+        q, lim = q.reshape(_bshape(shape)), np.abs(shift).reshape(_bshape(shape)) / 2
+        x0 = np.clip(np.round(inputs.channels(seed, shape, "float64", offset=1.0) / q) * q, -lim, lim)
         x = x0 + shift.reshape(_bshape(shape))
         assert np.array_equal(round_to(x, dtype), x) and np.array_equal(round_to(x0, dtype), x0)
         return x, x0
     if kind == "tiny-variance":
         x = inputs.channels(seed, shape, dtype, offset=1.0, spread=np.sqrt(eps) / 10)
         return x, x
-    v = round_to(np.sign(rng.uniform(-1, 1, size=c)) * 10.0 ** (exponent * rng.uniform(0, 1, size=c)), dtype)
+    v = round_to(np.sign(rng.uniform(-1, 1, size=c)) * 10.0 ** (exponent + rng.uniform(-2.0, 0.0, size=c)), dtype)
     x = np.broadcast_to(v.reshape(_bshape(shape)), shape).copy()
     return x, x
 
