@@ -92,7 +92,7 @@ class PathImplementation(TorchImplementation):
     path_name = "torch-path"
     path_target = ""
 
-    def __init__(self, namespace=torch.nn, device: str = "cpu"):
+    def __init__(self, device: str = "cpu", namespace=torch.nn):
         super().__init__(namespace, self.path_name, self.path_target, torch.__version__, device)
 
     def run(self, layer: PathLayer, t: torch.Tensor) -> torch.Tensor:
@@ -191,7 +191,7 @@ class FunctionalImplementation(PathImplementation):
     convention = "torch-functional"
 
     def __init__(self, device: str = "cpu"):
-        super().__init__(FUNCTIONAL, device)
+        super().__init__(device, FUNCTIONAL)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -220,7 +220,7 @@ class CompileImplementation(PathImplementation):
 
     def __init__(self, device: str = "cpu"):
         configure_dynamo()
-        super().__init__(torch.nn, device)
+        super().__init__(device)
 
     def _compiled(self, layer: PathLayer):
         c = getattr(layer, "_compiled_module", None)
@@ -293,4 +293,4 @@ PATHS = {
 
 
 def load_path(name: str, device: str = "cpu") -> PathImplementation:
-    return PATHS[name](device)
+    return PATHS[name](device=device)
