@@ -16,10 +16,10 @@ the path. The adapters only make framework calls; the tests see them through dro
 What a path cannot express raises NotProvided with the reason:
   torch-compile*            second-order gradients (AOTAutograd has no double backward)
   torch-inference-mode      every gradient (inference_mode switches autograd off)
-  torch-compile-fullgraph   BatchNorm momentum=None (pytorch/pytorch#194504: dynamo cannot trace
-                            1.0 / float(num_batches_tracked) without a graph break) - not provided
-                            here would hide the bug, so it is expressed and fails; see
-                            spec/deviations/torch-compile-fullgraph.toml
+Not hidden: torch-compile-fullgraph cannot compile BatchNorm momentum=None (pytorch/pytorch#194504:
+dynamo cannot trace 1.0 / float(num_batches_tracked) without a graph break). Declaring it not
+provided would hide a bug, so it is expressed and its tests end in error
+(docs/findings/torch-compile-fullgraph-batchnorm-momentum-none.md).
 """
 from __future__ import annotations
 
