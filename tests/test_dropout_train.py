@@ -18,7 +18,7 @@ from dropnorm import strategies as hh
 def test_training_output_is_zero_or_scaled_input(impl, data):
     """Each element is 0 or x * 1/(1-p), in every dtype and layout; dtype and shape are kept."""
     shape = data.draw(hh.dropout_shapes(), label="shape")
-    p = data.draw(hh.probabilities(0.0, 0.99), label="p")
+    p = data.draw(hh.probabilities(0.0, 0.999), label="p")  # p = 1 exactly is DO-P1-01
     dtype = data.draw(hh.expressed(impl, "Dropout", "dtype", hh.DTYPES), label="dtype")
     layout = data.draw(hh.layouts(len(shape)), label="layout")
     seed = data.draw(hh.seeds(), label="seed")
