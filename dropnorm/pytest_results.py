@@ -113,7 +113,7 @@ def pytest_runtest_makereport(item, call):
             record["violations"] = [{"clause": v.clause, "condition": v.condition, "message": v.message,
                                      "observed": v.observed, "expected": v.expected,
                                      "layer": circumstances(v.calls)["layer"],
-                                     "reproduction": v.script, "script": v.script} for v in found]
+                                     "reproduction": v.shown_script(), "script": v.script} for v in found]
             if getattr(exc, "unjudged", ""):
                 record["unjudged"] = exc.unjudged
         else:

@@ -11,7 +11,7 @@ while the failure reproduces, 0 when it does not. Per implementation kind:
 
 Exact values: every array is written either as a list of Python floats (repr
 round-trips, nan and inf defined at the top) or, above EMBED_AS_LIST elements,
-as base64 of its float64 bytes, so nothing is approximated or left out.
+as base64 of its zlib-compressed float64 bytes, so nothing is approximated or left out.
 
 When the compared quantity is not one of the recorded results (a check of a
 derived value, or a predicate such as "the constructor raised"), the script
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import inspect
+import zlib
 
 import numpy as np
 
@@ -37,7 +38,7 @@ def array_code(a) -> str:
     a = np.asarray(a, dtype=np.float64)
     if a.size <= EMBED_AS_LIST:
         return f"np.array({a.tolist()!r}, dtype=np.float64).reshape({a.shape!r})"
-    data = base64.b64encode(np.ascontiguousarray(a).tobytes()).decode()
+    data = base64.b64encode(zlib.compress(np.ascontiguousarray(a).tobytes(), 9)).decode()
     return f"arr({data!r}, {a.shape!r})"
 
 
@@ -264,6 +265,7 @@ def script(violation) -> str:
              'Exits 1 while the failure reproduces, 0 when it does not."""',
              "import base64",
              "import sys",
+             "import zlib",
              "",
              "import numpy as np",
              "",
@@ -271,7 +273,7 @@ def script(violation) -> str:
              "",
              "",
              "def arr(data, shape):",
-             "    return np.frombuffer(base64.b64decode(data), dtype=np.float64).reshape(shape).copy()",
+             "    return np.frombuffer(zlib.decompress(base64.b64decode(data)), dtype=np.float64).reshape(shape).copy()",
              "",
              ""]
     lines.append(_torch_runtime(spec) if torch_kind else _ADAPTER_RUNTIME.format(spec=spec))

@@ -122,6 +122,9 @@ def test_printing_and_warnings_are_kept_in_the_report_not_the_progress(audited):
     (lambda: warnings.simplefilter("ignore"), None),
 ], ids=["default-dtype", "grad-mode", "deterministic", "threads", "anomaly", "numpy-rng", "warnings"])
 def test_each_kind_of_global_state_is_restored_and_reported(change, restore_check):
+    # the first use_deterministic_algorithms call imports sympy, which adds a warnings filter of its
+    # own (a library import, which isolation tolerates): make that happen before the snapshot
+    torch.use_deterministic_algorithms(torch.are_deterministic_algorithms_enabled())
     snapshot = isolation.Snapshot.take()
     before = (torch.get_num_threads(), np.random.get_state()[1].copy(), list(warnings.filters))
     change()

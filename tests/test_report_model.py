@@ -89,7 +89,7 @@ def test_conformance_counts_must_clauses_and_strict_counts_should():
 def test_interrupted_or_empty_runs_are_never_conformant():
     entries = model.clause_entries([rec("t1", "passed", ["DO-P0-01"])], {}, {"DO-P0-01"})
     assert model.is_conformant(entries) and not model.is_conformant(entries, complete=False)
-    assert model.verdict(entries, complete=False).startswith("incomplete")
+    assert model.verdict(entries, complete=False).startswith("INCOMPLETE")
     nothing = model.clause_entries([], {}, {"DO-P0-01"})
     assert not model.is_conformant(nothing) and "1 clause not reached (DO-P0-01)" in model.verdict(nothing)
 

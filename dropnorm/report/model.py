@@ -266,7 +266,7 @@ def verdict(entries: list[dict], strict: bool = False, complete: bool = True) ->
         text = "not conformant: " + "; ".join(parts)
         if not _counted(entries, UNRECORDED, strict):
             text += "; no unrecorded failure"
-    return text if complete else f"incomplete ({text} so far): the audit was interrupted"
+    return text if complete else f"INCOMPLETE ({text} so far): the audit was interrupted"
 
 
 def exercised(records: list[dict]) -> tuple[list[str], list[str]]:
