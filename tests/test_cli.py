@@ -161,6 +161,8 @@ def test_selfcheck_exits_1_on_a_survivor_or_false_alarm(monkeypatch, capsys):
                     a.failed, a.violated, a.fail_seconds = ["t"], {next(iter(e.clauses)): ["c"]}, 0.1
                 if e.kind == "variant" and alarm and e.spec == variant.spec:
                     a.failed, a.violated = ["t"], {"BN-TRAIN-01": ["output"]}
+                if e.kind == "pair":
+                    a.failed, a.violated = ["t"], {c: ["c"] for c in e.clauses}
                 out[e.spec] = a
             return out
         return run_groups
