@@ -34,11 +34,15 @@ from dropnorm.spec import ROOT, SpecError, clauses, load_deviations
 TESTS = ROOT / "tests"
 PROPERTY_TEST_GLOBS = ("test_dropout*.py", "test_batchnorm*.py", "test_provided.py", "test_pinned_findings.py")  # the suite's meta-tests are not audits
 EXIT_CONFORMANT, EXIT_NONCONFORMANT, EXIT_USAGE, EXIT_KNOWN_DEFECTS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-# Per-test time limits (s): about 10x the slowest test of a correct implementation in each profile.
+# Per-test time limits (s). A test's limit is COST_FACTOR times what it cost on torch
+# (dropnorm/test_costs.json, measured by benchmarks/test_costs.py under the ci profile and scaled by the
+# profile's examples), at least MIN_LIMIT_S, at most the profile's flat limit below (which also
+# applies to tests without a measurement). 20x covers a slower machine and a loaded one.
 TIMEOUTS = {"quick": 120.0, "ci": 300.0, "thorough": 1800.0}
-# After a test has hung, every later test gets this much (s): a hanging layer then costs one full
-# limit and a short one per later test, not a full limit per test. 15 s is above the slowest ci-profile
-# test of torch on a loaded 2-core machine (test_running_statistics, about 6 s).
+COST_FACTOR, MIN_LIMIT_S = 20.0, 30.0
+COSTS_FILE = pathlib.Path(__file__).resolve().parent / "test_costs.json"
+# After a test has hung, every later test gets a quarter of its limit, at least this much (s): a
+# hanging layer then costs one full limit and short ones after it, not a full limit per test.
 AFTER_HANG_LIMIT = 15.0
 MAX_WORKER_RESTARTS = 10_000  # a crashing implementation may take down a worker in every test
 
@@ -66,6 +70,23 @@ class Options:
     @property
     def time_limit(self) -> float:
         return self.timeout if self.timeout is not None else TIMEOUTS[self.profile]
+
+    def limit_for(self, nodeid: str) -> float:
+        """This test's limit: --timeout when given, else derived from its measured cost on torch."""
+        if self.timeout is not None:
+            return self.timeout
+        cost = _costs().get(nodeid.split("::")[-1].split("[")[0])
+        if cost is None:
+            return TIMEOUTS[self.profile]
+        scale = profiles.PROFILES[self.profile]["max_examples"] / profiles.PROFILES["ci"]["max_examples"]
+        return min(TIMEOUTS[self.profile], max(MIN_LIMIT_S, COST_FACTOR * cost * scale))
+
+
+def _costs() -> dict:
+    try:
+        return json.loads(COSTS_FILE.read_text(encoding="utf-8"))["seconds"]
+    except (OSError, ValueError, KeyError):
+        return {}
 
 
 @dataclass
@@ -249,16 +270,17 @@ class Progress:
 class Watchdog:
     """Kills a worker whose test has run longer than the limit; remembers which tests timed out."""
 
-    def __init__(self, directory: pathlib.Path, limit: float):
+    def __init__(self, directory: pathlib.Path, limit):
         self.running = directory / ".results.jsonl.running"
         self.record = directory / ".timeouts.json"
-        self.limit = limit
+        self.limit = limit if callable(limit) else (lambda nodeid, flat=limit: flat)  # nodeid -> seconds
         self.timed_out: dict[str, float] = {}
 
-    @property
-    def current_limit(self) -> float:
-        """The full limit until a test has hung; then AFTER_HANG_LIMIT for every later test."""
-        return min(self.limit, AFTER_HANG_LIMIT) if self.timed_out else self.limit
+    def current_limit(self, nodeid: str) -> float:
+        """The test's own limit until a test has hung; then a quarter of it (at least AFTER_HANG_LIMIT) for
+        every later test: still 5x its measured cost on torch, but a second hang costs little."""
+        own = self.limit(nodeid)
+        return min(own, max(AFTER_HANG_LIMIT, own / 4)) if self.timed_out else own
 
     def check(self) -> None:
         now = time.time()
@@ -267,7 +289,7 @@ class Watchdog:
                 info = json.loads(marker.read_text())
             except (OSError, ValueError):  # just replaced or removed by its worker
                 continue
-            limit = self.current_limit
+            limit = self.current_limit(info["nodeid"])
             if now - info["started"] <= limit or info["nodeid"] in self.timed_out:
                 continue
             if not _alive(info["pid"]):  # the worker died on its own (a crash): xdist reports that
@@ -409,7 +431,7 @@ def audit(opts: Options) -> int:
     started = time.time()
     try:
         exit_status, interrupted = run_pytest(cmd, directory, Progress(opts.quiet),
-                                              Watchdog(directory, opts.time_limit))
+                                              Watchdog(directory, opts.limit_for))
     finally:
         signal.signal(signal.SIGTERM, previous)
     report = build_report(opts, target, directory, started, time.time(), exit_status, interrupted)
