@@ -27,17 +27,27 @@ def selfcheck(profile: str = meta.PROFILE, jobs: int | None = None, seed: int | 
         pair_entries = pairs.entries(pairs.pairs(n_pairs), Path(d))
         audits = meta.run_groups(entries + pair_entries, Path(d), jobs=jobs, extra=extra, profile=profile,
                                  timeout=3600)
-    elapsed = time.time() - t0
+        elapsed = time.time() - t0
+        # each defect's reproduction, run standalone: it must exit 1 (the failure reproduces)
+        repro = {}
+        for e in entries:
+            script = audits[e.spec].scripts.get(next(iter(e.clauses))) if e.kind == "defect" else None
+            if script:
+                repro[e.spec] = meta.run_script(script, Path(d), e.name).returncode
     defects = [e for e in entries if e.kind == "defect"]
     variants = [e for e in entries if e.kind == "variant"]
-    survivors, misattributed, alarms = [], [], []
-    print(f"{'defect':32} {'named clause':14} {'caught on (conditions)':48} {'seconds':>7}", file=out)
+    survivors, misattributed, alarms, unreproduced = [], [], [], []
+    print(f"{'defect':32} {'named clause':14} {'caught on (conditions)':48} {'seconds':>7} repro", file=out)
     for e in defects:
         (clause,) = e.clauses
         a = audits[e.spec]
         caught = ", ".join(f"{c} ({'/'.join(conds)})" for c, conds in sorted(a.violated.items())) or \
             ("error: " + a.errors[0][:40] if a.errors else "-")
-        print(f"{e.name:32} {clause:14} {caught:48} {a.fail_seconds:7.2f}", file=out)
+        code = repro.get(e.spec)
+        print(f"{e.name:32} {clause:14} {caught:48} {a.fail_seconds:7.2f} "
+              f"{'-' if code is None else 'exit ' + str(code)}", file=out)
+        if a.failed and code != 1:
+            unreproduced.append(e.name)
         if not a.failed:
             survivors.append(e.name)
         elif clause not in a.violated:
@@ -62,10 +72,12 @@ def selfcheck(profile: str = meta.PROFILE, jobs: int | None = None, seed: int | 
     print(f"\nkill rate: {killed}/{len(defects)} defects rejected ({100 * killed / len(defects):.1f}%), "
           f"{len(defects) - len(survivors) - len(misattributed)} on their named clause; "
           f"{len(variants) - len(alarms)}/{len(variants)} correct variants pass; "
-          f"{len(pair_entries) - len(unnamed)}/{len(pair_entries)} defect pairs name both clauses; profile {profile}"
+          f"{len(pair_entries) - len(unnamed)}/{len(pair_entries)} defect pairs name both clauses; "
+          f"{len(repro) - len(unreproduced)}/{len(defects)} reproductions exit 1; profile {profile}"
           f"{', seed ' + str(seed) if seed is not None else ''}; {elapsed:.0f} s", file=out)
     for name, items in (("survivors", survivors), ("rejected on another clause", misattributed),
-                        ("false alarms", alarms), ("pairs with a clause unnamed", unnamed)):
+                        ("false alarms", alarms), ("pairs with a clause unnamed", unnamed),
+                        ("reproductions that do not exit 1", unreproduced)):
         if items:
             print(f"{name}: {', '.join(items)}", file=out)
-    return 1 if survivors or misattributed or alarms or unnamed else 0
+    return 1 if survivors or misattributed or alarms or unnamed or unreproduced else 0

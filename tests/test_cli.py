@@ -159,6 +159,7 @@ def test_selfcheck_exits_1_on_a_survivor_or_false_alarm(monkeypatch, capsys):
                 a = meta.Audit(e.spec, tests=1)
                 if e.kind == "defect" and not (survivor and e.spec == defect.spec):
                     a.failed, a.violated, a.fail_seconds = ["t"], {next(iter(e.clauses)): ["c"]}, 0.1
+                    a.scripts = {next(iter(e.clauses)): "reproduces"}
                 if e.kind == "variant" and alarm and e.spec == variant.spec:
                     a.failed, a.violated = ["t"], {"BN-TRAIN-01": ["output"]}
                 if e.kind == "pair":
@@ -167,6 +168,8 @@ def test_selfcheck_exits_1_on_a_survivor_or_false_alarm(monkeypatch, capsys):
             return out
         return run_groups
 
+    import types
+    monkeypatch.setattr(meta, "run_script", lambda script, *a, **k: types.SimpleNamespace(returncode=1))
     for survivor, alarm, status in ((False, False, 0), (True, False, 1), (False, True, 1)):
         monkeypatch.setattr(meta, "run_groups", fake(survivor, alarm))
         buf = io.StringIO()

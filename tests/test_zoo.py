@@ -65,6 +65,23 @@ def test_defect_is_rejected_on_its_clause(entry, zoo):
                                       f"not on {clause}; failures without a clause: {audit.errors}")
 
 
+# A sample across families and kinds of check (the full set: dropnorm selfcheck)
+REPRO_SAMPLE = ["no_inverted_scaling", "d2_unscaled", "biased_running_var", "eval_updates_running",
+                "p_nan_accepted", "grad_unscaled", "mask_reused_across_calls", "eps_outside_sqrt"]
+
+
+@pytest.mark.parametrize("entry", [e for e in DEFECTS if e.name in REPRO_SAMPLE],
+                         ids=[e.name for e in DEFECTS if e.name in REPRO_SAMPLE])
+def test_defect_reproduction_reproduces(entry, zoo, tmp_path):
+    """The reproduction script of the defect's failure rebuilds the case standalone (python -I, an
+    empty directory) and exits 1: the failure reproduces."""
+    (clause,) = entry.clauses
+    script = zoo[entry.spec].scripts.get(clause)
+    assert script, f"{entry.name}: no reproduction script for its {clause} failure"
+    run = meta.run_script(script, tmp_path, entry.name)
+    assert run.returncode == 1 and "REPRODUCED" in run.stdout, run.stdout[-2000:] + run.stderr[-2000:]
+
+
 @pytest.mark.parametrize("entry", VARIANTS, ids=[e.name for e in VARIANTS])
 def test_variant_passes_every_clause(entry, zoo):
     audit = zoo[entry.spec]

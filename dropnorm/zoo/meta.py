@@ -103,6 +103,7 @@ class Audit:
     errors: list = field(default_factory=list)       # failures that are not ClauseViolations
     passed_clauses: set = field(default_factory=set)  # clauses cited by passing tests
     fail_seconds: float = 0.0                         # time spent in the tests that failed it
+    scripts: dict = field(default_factory=dict)       # clause -> the first failure's reproduction script
 
     def to_json(self) -> dict:
         return {**self.__dict__, "passed_clauses": sorted(self.passed_clauses)}
@@ -134,9 +135,21 @@ def parse_results(path: pathlib.Path) -> dict[str, Audit]:
         audit.fail_seconds += float(rec.get("duration") or 0.0)
         for v in rec.get("violations") or ():
             audit.violated[v["clause"]] = sorted(set(audit.violated.get(v["clause"], [])) | {v["condition"]})
+            if v.get("script"):
+                audit.scripts.setdefault(v["clause"], v["script"])
         if not rec.get("violations"):
             audit.errors.append(f"{name}: {(rec.get('error') or '').splitlines()[0][:300] if rec.get('error') else ''}")
     return audits
+
+
+def run_script(script: str, workdir: pathlib.Path, name: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run a reproduction script in isolation (`python -I`, from an empty directory)."""
+    directory = workdir / f"repro-{name}"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "repro.py"
+    path.write_text(script, encoding="utf-8")
+    return subprocess.run([sys.executable, "-I", str(path)], cwd=directory, capture_output=True, text=True,
+                          timeout=timeout, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
 
 
 def _command(entries: list[Entry], results: pathlib.Path, extra: list[str], profile: str = PROFILE) -> list[str]:
