@@ -76,7 +76,8 @@ class Context:
     deviations: list = field(default_factory=list)   # Deviation, in the order read
     marked: frozenset = frozenset()                  # the clauses the running test is marked with
     masked: set = field(default_factory=set)         # (clause, condition) that failed earlier in this test
-    observed: dict = field(default_factory=dict)     # (clause, condition, deviation key) -> (Deviation, message, kind)
+    observed: dict = field(default_factory=dict)     # (clause, condition, deviation key) -> (Deviation, message,
+    #                                                  layer kind, ClauseViolation kept as evidence)
     measurements: list = field(default_factory=list)
     examples: int = 0                                # hypothesis examples run to their end
     not_provided: dict = field(default_factory=dict)  # reason -> examples filtered out as not provided
@@ -154,7 +155,10 @@ def check(ok: bool, clause: str, condition: str, message: str, *, observed=None,
         return
     dev, layer = _deviation(clause, condition, (comparison or {}).get("max_error"))
     if dev is not None:
-        ctx.observed.setdefault((clause, condition, dev.key), (dev, message, layer))
+        # kept, not raised: its reproduction is the evidence that a recorded bug is still there
+        evidence = ClauseViolation(clause, condition, message, None if observed is None else str(observed),
+                                   None if expected is None else str(expected), comparison)
+        ctx.observed.setdefault((clause, condition, dev.key), (dev, message, layer, evidence))
         return
     if (clause, condition) in ctx.masked:
         return

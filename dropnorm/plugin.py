@@ -223,8 +223,8 @@ def pytest_runtest_makereport(item, call):
     if rep.when == "call" and rep.passed and ctx is not None and ctx.observed:
         # a recorded deviation was met (and nothing else failed): xfail, "known deviation" or "known defect"
         rep.outcome = "skipped"
-        known = any(dev.kind == "known-defect" for dev, _msg, _layer in ctx.observed.values())
+        known = any(dev.kind == "known-defect" for dev, *_rest in ctx.observed.values())
         rep.wasxfail = ("known defect: " if known else "known deviation: ") + "; ".join(
-            f"{c}/{cond} ({dev.kind}: {dev.reason})" for (c, cond, _k), (dev, _msg, _l) in ctx.observed.items())
-        for (c, cond, _k), (dev, msg, _layer) in ctx.observed.items():
+            f"{c}/{cond} ({dev.kind}: {dev.reason})" for (c, cond, _k), (dev, *_rest) in ctx.observed.items())
+        for (c, cond, _k), (dev, msg, *_rest) in ctx.observed.items():
             item.user_properties.append(("deviation", f"{c}/{cond} [{dev.kind}]: {msg.splitlines()[0]}"))

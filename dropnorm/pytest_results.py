@@ -102,8 +102,10 @@ def pytest_runtest_makereport(item, call):
         if ctx.not_provided:
             record["not_provided"] = dict(ctx.not_provided)
         record["deviations"] = [{"clause": c, "condition": cond, "kind": dev.kind, "key": dev.key, "layer": layer,
-                                 "reason": dev.reason, "finding": dev.finding, "message": msg}
-                                for (c, cond, _key), (dev, msg, layer) in ctx.observed.items()]
+                                 "reason": dev.reason, "finding": dev.finding, "message": msg,
+                                 # a known defect's reproduction: evidence that the recorded bug is still there
+                                 "script": evidence.script if dev.kind == "known-defect" else None}
+                                for (c, cond, _key), (dev, msg, layer, evidence) in ctx.observed.items()]
     exc = call.excinfo.value if call.excinfo is not None else None
     if exc is not None and rep.outcome == "failed":
         record["counterexample"] = _counterexample(exc)

@@ -54,6 +54,18 @@ def write_scripts(directory: pathlib.Path, report: dict) -> None:
         first, _, rest = failure["script"].partition("\n")
         write_atomic(inside(directory, name), first + "\n" + header + rest)
         failure["script_file"] = name
+    for entry in report["clauses"]:  # a known defect's evidence: repro-<clause>-<condition>.py, exits 1
+        written = set()
+        for dev in entry["deviations"]:
+            if dev.get("kind") != "known-defect" or not dev.get("script") or dev["condition"] in written:
+                continue
+            written.add(dev["condition"])
+            name = f"repro-{entry['id']}-{dev['condition']}.py"
+            first, _, rest = dev["script"].partition("\n")
+            header = (f"# Known defect of {report['implementation']['description']}: {entry['id']}/{dev['condition']}\n"
+                      f"# Finding: {dev.get('finding') or '-'}\n# Run: python {name}\n")
+            write_atomic(inside(directory, name), first + "\n" + header + rest)
+            dev["script_file"] = name
 
 
 def write_report(directory: pathlib.Path, report: dict, *, renders: bool = True) -> None:

@@ -1,0 +1,91 @@
+"""The verdicts a user would expect, on probe layers written outside the defect catalogue
+(tests/probes/) and on torch's recorded finding: each `dropnorm audit` below is restricted to the
+clauses at stake (quick profile), and its report.json is read back and validated."""
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from dropnorm.report import files
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PROBES = ROOT / "tests" / "probes"
+
+
+def audit(tmp_path, impl, *args):
+    """Run `dropnorm audit` on `impl`; returns (exit status, report.json)."""
+    run = subprocess.run([sys.executable, "-m", "dropnorm.cli", "audit", f"--impl={impl}", "--profile=quick",
+                          "--jobs=1", f"--report-dir={tmp_path}", *args], cwd=ROOT, capture_output=True,
+                         text=True, stdin=subprocess.DEVNULL, timeout=900)
+    report = json.loads((tmp_path / "report.json").read_text())
+    files.validate(report)
+    return run.returncode, report, run.stderr
+
+
+def status(report, cid):
+    return next(e for e in report["clauses"] if e["id"] == cid)
+
+
+def test_affine_claimed_but_ignored_is_not_conformant(tmp_path):
+    """affine=True accepted and reported, no weight/bias, no affine map: BN-TRAIN-01 fails on the
+    missing parameters (every kind), and the affine=False examples still ran."""
+    rc, report, err = audit(tmp_path, f"torch-module:{PROBES / 'affine_ignored.py'}", "--clause=BN-TRAIN-01")
+    e = status(report, "BN-TRAIN-01")
+    assert rc == 1 and not report["conformant"], err
+    assert e["status"] == "fail" and e["failure"]["condition"] == "affine-parameters", e
+    assert {v["status"] for v in e["by_layer"].values()} == {"fail"}
+    assert sum(t["examples"] for t in e["tests"]) > 0
+
+
+def test_missing_layers_are_listed_and_never_pass(tmp_path):
+    """Only Dropout and BatchNorm2d: no Dropout2d clause reads pass, the missing layers are listed."""
+    rc, report, err = audit(tmp_path, f"torch-module:{PROBES / 'partial_layers.py'}", "--clause=D2-EVAL-01",
+                            "--clause=D2-GRAD-01", "--clause=D2-DTYPE-01", "--clause=DO-EVAL-01")
+    assert report["layers"] == {"provided": ["Dropout", "BatchNorm2d"],
+                                "missing": ["Dropout2d", "BatchNorm1d", "BatchNorm3d"]}
+    assert "missing: Dropout2d, BatchNorm1d, BatchNorm3d" in err
+    for cid in ("D2-EVAL-01", "D2-GRAD-01", "D2-DTYPE-01"):
+        assert status(report, cid)["status"] == "not-provided", status(report, cid)
+    assert status(report, "DO-EVAL-01")["status"] == "pass"
+    assert rc == 0
+
+
+@pytest.mark.parametrize("probe,clauses", [
+    ("biased_half_statistics.py", ("BN-TRAIN-03",)),
+    ("textbook_batchnorm.py", ("BN-TRAIN-03", "BN-TRAIN-05")),
+])
+def test_one_defect_does_not_hide_another(tmp_path, probe, clauses):
+    """Two defects in one BatchNorm: each is named on its own clause (the biased running variance
+    on BN-TRAIN-03 even when the running mean fails first, or the counter is missing)."""
+    rc, report, err = audit(tmp_path, f"torch-module:{PROBES / probe}", "--clause=BN-TRAIN-02",
+                            "--clause=BN-TRAIN-03", "--clause=BN-TRAIN-05")
+    assert rc == 1
+    for cid in clauses:
+        assert status(report, cid)["status"] == "fail", (cid, status(report, cid)["reason"])
+
+
+def test_nonfinite_values_still_give_a_valid_report(tmp_path):
+    """inf, -inf and NaN in outputs, gradients and running statistics: report.json is valid JSON
+    against the schema (non-finite values as strings) and the layer is not conformant."""
+    rc, report, err = audit(tmp_path, f"torch-module:{PROBES / 'nonfinite_everywhere.py'}",
+                            "--clause=BN-TRAIN-01", "--clause=BN-GRAD-01", "--clause=BN-TRAIN-02")
+    assert rc == 1 and not report["conformant"], err
+    json.loads((tmp_path / "report.json").read_text(), parse_constant=lambda c: pytest.fail(f"literal {c}"))
+
+
+def test_torch_recorded_bug_is_a_known_defect_for_any_seed(tmp_path):
+    """torch's CPU backward bug for transposed (1, C, 1, W) inputs: BN-LAYOUT-01 is a known defect
+    (pinned case, so every seed sees it), torch is not conformant, and exit 3 says nothing else fails."""
+    rc, report, err = audit(tmp_path, "torch", "--clause=BN-LAYOUT-01", "--seed=1520527174")
+    assert status(report, "BN-LAYOUT-01")["status"] == "known-defect", status(report, "BN-LAYOUT-01")
+    assert not report["conformant"] and "no unrecorded failure" in report["verdict"]
+    assert rc == 3, err
+    assert not [d for d in report["deviations"] if d["stale"] and d["clause"] == "BN-LAYOUT-01"
+                and d["condition"] in ("dx-transposed", "dgamma-transposed", "dbias-transposed")]
+    # the recorded bug's evidence: a standalone script that still reproduces it (exit 1)
+    script = tmp_path / "repro-BN-LAYOUT-01-dx-transposed.py"
+    run = subprocess.run([sys.executable, "-I", str(script)], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 1 and "REPRODUCED" in run.stdout, run.stdout[-2000:] + run.stderr[-2000:]
