@@ -247,6 +247,11 @@ def bn_train_grads(x: np.ndarray, dy: np.ndarray, weight, eps: float, dtype: str
     with G = summation_gamma(n-1) + u_w (probabilistic, header) and M the per-channel mean.
     dgamma = sum dy xhat: <= G sum|dy xhat| + sum |dy| d xhat + u_p |dgamma|;
     dbeta = sum dy: <= G sum|dy| + u_p |dbeta|.
+    Half-precision inputs (u_o > u_w): the backward may evaluate dx's three terms
+    gamma/s dy, gamma/s mean(dy) and gamma/s xhat mean(dy xhat) in the input dtype,
+    each rounded once and summed in it (as the forward's folded form, bn_train_output):
+      + 2 u_o |gamma|/s (|dy| + |mean(dy)| + |xhat| |mean(dy xhat)|);
+    dgamma and dbeta stay in the parameters' dtype (u_p), reductions in float32.
     """
     c, nd = x.shape[1], x.ndim
     axes = _axes(nd)
@@ -268,6 +273,9 @@ def bn_train_grads(x: np.ndarray, dy: np.ndarray, weight, eps: float, dtype: str
                              + G * (m_ady + np.abs(xhat) * m_adyx)
                              + d_xhat * (np.abs(m_dyx) + m_ady))
             + np.abs(dx) * rel_s + uo * np.abs(dx))
+    if uo > u:  # folded evaluation in the half dtype (docstring)
+        d_dx = d_dx + 2 * uo * np.abs(g) / s * (np.abs(dy) + np.abs(dy.mean(axis=axes, keepdims=True))
+                                               + np.abs(xhat) * np.abs(m_dyx))
     dgamma = (dy * xhat).sum(axis=axes)
     dbeta = dy.sum(axis=axes)
     d_dgamma = G * np.abs(dy * xhat).sum(axis=axes) + (np.abs(dy) * d_xhat).sum(axis=axes) + up * np.abs(dgamma)
