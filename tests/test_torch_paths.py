@@ -138,3 +138,12 @@ def test_compiled_dropout_seeds_its_own_stream():
     b = layer.forward(x).y
     np.testing.assert_array_equal(a, b)
     assert set(np.unique(a)) <= {0.0, 2.0} and 800 < np.count_nonzero(a) < 1200
+
+
+@pytest.mark.parametrize("name", ["torch-compile", "torch-compile-fullgraph", "torch-compile-dynamic"])
+def test_compiled_paths_declare_no_double_backward(name):
+    """gradgradcheck through a compiled function raises 'torch.compile with aot_autograd does not currently
+    support double backward' (torch 2.13): the compile paths report it as not provided, before compiling."""
+    layer = load(name).batchnorm(2, 2)
+    with pytest.raises(NotProvided, match="double backward"):
+        layer.gradcheck(np.ones((2, 2, 2, 2)), second_order=True)
