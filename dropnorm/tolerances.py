@@ -106,7 +106,7 @@ def _axes(ndim):
 
 
 def bn_stat_errors(x: np.ndarray, dtype: str, *, one_pass: bool = True, eps: float = 0.0,
-                   probabilistic: bool = True):
+                   probabilistic: bool = True, cap: bool = True):
     """Bounds on the computed per-channel mean and biased variance.
 
     G = summation_gamma(n - 1) (probabilistic unless probabilistic=False, header).
@@ -120,7 +120,8 @@ def bn_stat_errors(x: np.ndarray, dtype: str, *, one_pass: bool = True, eps: flo
       in magnitude), so |d var| <= (G + 3 u_w) (2 mean(x^2)) + 2 |mu| |d mu| + d mu^2,
       but only up to HALF_DIGITS: sqrt(u_w) (var + eps) (BN-NUM-03; header).
       Beyond that a one-pass variance has lost more than half the digits and the
-      bound falls back to the two-pass one.
+      bound falls back to the two-pass one. cap=False: the former, uncapped allowance
+      (benchmarks/err_tolerance.py compares the two).
     Returns (mean, var, n, d_mean, d_var) per channel.
     """
     axes = _axes(x.ndim)
@@ -134,7 +135,7 @@ def bn_stat_errors(x: np.ndarray, dtype: str, *, one_pass: bool = True, eps: flo
     if one_pass:
         ex2 = (x ** 2).mean(axis=axes)
         one = (G + 3 * u) * 2 * ex2 + 2 * np.abs(mean) * d_mean + d_mean ** 2
-        d_var = np.maximum(two_pass, np.minimum(one, half_digits(u) * (var + eps)))
+        d_var = np.maximum(two_pass, np.minimum(one, half_digits(u) * (var + eps)) if cap else one)
     else:
         d_var = two_pass
     return mean, var, n, d_mean, d_var
@@ -158,7 +159,7 @@ def bn_xhat_tau(n: int, dtype: str) -> float:
 
 
 def bn_train_output(x: np.ndarray, weight, bias, eps: float, dtype: str, *, one_pass: bool = True,
-                    probabilistic: bool = True):
+                    probabilistic: bool = True, cap: bool = True):
     """Per-element |y - y_ref| bound for training BN (BN-TRAIN-01, BN-DTYPE-01, BN-NUM-02).
 
     With s = sqrt(var + eps) and xhat = (x - mu)/s, to first order
@@ -176,7 +177,8 @@ def bn_train_output(x: np.ndarray, weight, bias, eps: float, dtype: str, *, one_
     w = np.ones(x.shape[1]) if weight is None else np.asarray(weight, np.float64)
     b = np.zeros(x.shape[1]) if bias is None else np.asarray(bias, np.float64)
     u, uo = working_roundoff(dtype), UNIT_ROUNDOFF[dtype]
-    mean, var, n, d_mean, d_var = bn_stat_errors(x, dtype, one_pass=one_pass, eps=eps, probabilistic=probabilistic)
+    mean, var, n, d_mean, d_var = bn_stat_errors(x, dtype, one_pass=one_pass, eps=eps, probabilistic=probabilistic,
+                                                  cap=cap)
     s2 = _per_channel(var + eps, x.ndim)
     xhat = (x - _per_channel(mean, x.ndim)) / np.sqrt(s2)
     d_xhat = (_per_channel(d_mean, x.ndim) / np.sqrt(s2) + np.abs(xhat) * _per_channel(d_var, x.ndim) / (2 * s2)
