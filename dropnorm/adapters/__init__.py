@@ -37,6 +37,10 @@ REGISTRY = {
     "torch-compile-dynamic": ("torch_compile_dynamic", None, ("torch",)),
     "torch-autocast": ("torch_autocast", None, ("torch",)),
     "torch-inference-mode": ("torch_inference_mode", None, ("torch",)),
+    # more frameworks (issue 16; docs/matrix-more.md)
+    "mlx": ("mlx_impl", "mlx", ("mlx",)),
+    "tinygrad": ("tinygrad_impl", "tinygrad", ("tinygrad",)),
+    "flax-nnx": ("flax_nnx_impl", "flax", ("flax", "jax")),
 }
 ALIASES = {"keras-tensorflow": "tensorflow"}  # the same implementation under a second name
 FRAMEWORKS = {k: (m, extra) for k, (m, extra, _mods) in REGISTRY.items() if k not in ("torch", "reference")}
