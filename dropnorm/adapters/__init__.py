@@ -41,6 +41,7 @@ REGISTRY = {
     "mlx": ("mlx_impl", "mlx", ("mlx",)),
     "tinygrad": ("tinygrad_impl", "tinygrad", ("tinygrad",)),
     "flax-nnx": ("flax_nnx_impl", "flax", ("flax", "jax")),
+    "equinox": ("equinox_impl", "equinox", ("equinox", "jax")),
 }
 ALIASES = {"keras-tensorflow": "tensorflow"}  # the same implementation under a second name
 FRAMEWORKS = {k: (m, extra) for k, (m, extra, _mods) in REGISTRY.items() if k not in ("torch", "reference")}
