@@ -54,12 +54,8 @@ NO_DEFECT = {
     "BN-EVAL-02": "a batch-dependent eval (eval_batch_stats.py) fails BN-EVAL-01 first; wanted: an eval "
                   "whose output depends on the batch below BN-EVAL-01's tolerance, or a nondeterministic one",
     # not yet written
-    "BN-DEFAULT-01": "not yet written: a layer whose default eps or momentum differs from its convention's "
-                     "(eps 1e-3 under torch's convention)",
     "BN-DTYPE-02": "not yet written: half parameters whose running statistics are updated without "
                    "float32 accumulation",
-    "BN-NUM-01": "BN-NUM-* belong to another helper: an unclamped one-pass variance (negative under "
-                 "cancellation, NaN output) is the wanted defect; one_pass_variance.py cites BN-NUM-02",
 }
 
 

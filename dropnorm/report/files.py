@@ -13,7 +13,7 @@ import pathlib
 import re
 
 from dropnorm.report import html, markdown
-from dropnorm.report.model import SCHEMA_VERSION
+from dropnorm.report.model import SCHEMA_VERSION, with_reals
 
 SCHEMA_FILE = pathlib.Path(__file__).resolve().parent / "schema.json"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -89,6 +89,7 @@ def write_report(directory: pathlib.Path, report: dict, *, renders: bool = True)
 
 
 def render(directory: pathlib.Path, report: dict) -> None:
+    report = with_reals(report)
     write_atomic(directory / "report.md", markdown.render(report))
     write_atomic(directory / "report.html", html.render(report))
 

@@ -48,6 +48,26 @@ def finite_json(value):
     return value
 
 
+_REALS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def with_reals(report: dict) -> dict:
+    """The report with the schema's NaN/Infinity strings turned back into floats in its numeric
+    sections (tolerance, statistics, trajectories), for rendering and figures."""
+    def real(v):
+        if isinstance(v, str) and v in _REALS:
+            return _REALS[v]
+        if isinstance(v, list):
+            return [real(x) for x in v]
+        if isinstance(v, dict):
+            return {k: real(x) for k, x in v.items()}
+        return v
+    out = dict(report)
+    out["clauses"] = [dict(e, tolerance=real(e["tolerance"]), statistics=real(e["statistics"]),
+                           trajectories=real(e["trajectories"])) for e in report["clauses"]]
+    return out
+
+
 def read_records(path: pathlib.Path, timeouts: dict[str, float] | None = None) -> tuple[list[dict], dict]:
     """The test records of a results file, one per test; and the run's events.
 
