@@ -63,10 +63,23 @@ class BNCase:
         return (f"BatchNorm{self.dims}d(eps={self.eps:.3g}, momentum={self.momentum}, affine={self.affine}, "
                 f"track_running_stats={self.track}), x {self.shape} {self.dtype} {self.layout}")
 
+    def fresh(self, impl, **overrides):
+        """A new layer with the case's constructor arguments, dtype and state, never called: a run on it
+        sees no state left by another run (so a failure is blamed on the first check that sees it)."""
+        kwargs = dict(eps=self.eps, momentum=self.momentum, affine=self.affine, track_running_stats=self.track)
+        kwargs.update(overrides)
+        layer = impl.batchnorm(self.dims, self.shape[1], **kwargs)
+        if self.param_dtype == "float64":
+            layer.to("float64")
+        if self.affine:
+            layer.load(weight=self.weight, bias=self.bias)
+        if self.track and kwargs["track_running_stats"]:
+            layer.load(running_mean=self.running_mean, running_var=self.running_var)
+        return layer
+
 
 def provided_dims(impl) -> list[int]:
-    provides = getattr(impl, "provides", lambda kind: True)
-    return [d for d in (1, 2, 3) if provides(f"BatchNorm{d}d")]
+    return [d for d in (1, 2, 3) if impl.provides(f"BatchNorm{d}d")]
 
 
 def draw_case(impl, data, *, min_n: int = 2, affine=None, track=None, momentum="draw", dtypes=None,

@@ -22,18 +22,6 @@ def _same(a, b) -> bool:
     return a.shape == b.shape and bool(np.all((a == b) | (np.isnan(a) & np.isnan(b))))
 
 
-def _fresh(impl, case):
-    """A new layer with the case's constructor arguments, dtype and state, never called."""
-    layer = impl.batchnorm(case.dims, case.shape[1], eps=case.eps, momentum=case.momentum, affine=case.affine,
-                           track_running_stats=case.track)
-    if case.param_dtype == "float64":
-        layer.to("float64")
-    if case.affine:
-        layer.load(weight=case.weight, bias=case.bias)
-    if case.track:
-        layer.load(running_mean=case.running_mean, running_var=case.running_var)
-    return layer
-
 
 @pytest.mark.clause("BN-EVAL-01", "BN-EVAL-02", "BN-EVAL-03", "BN-INPUT-01")
 @hh.given(data=st.data())
@@ -73,7 +61,7 @@ def test_eval_samples_are_independent(impl, data):
     case.layer.train(False)
     whole = case.layer.forward(case.x, dtype=case.dtype).y
     for i in range(case.shape[0]):
-        layer = _fresh(impl, case)
+        layer = case.fresh(impl)
         layer.train(False)
         alone = layer.forward(case.x[i:i + 1], dtype=case.dtype).y
         atol = tol.bn_eval_output(case.x[i:i + 1], case.running_mean, case.running_var, case.weight, case.bias,

@@ -14,20 +14,6 @@ from dropnorm.adapters import NotProvided
 from dropnorm.bn_setup import draw_case, provided_dims
 
 
-def _fresh(impl, case, **overrides):
-    """A new layer with the case's constructor arguments, dtype and state, never called: a run on it
-    sees no state left by another run (so a failure is blamed on the first check that sees it)."""
-    kwargs = dict(eps=case.eps, momentum=case.momentum, affine=case.affine, track_running_stats=case.track)
-    kwargs.update(overrides)
-    layer = impl.batchnorm(case.dims, case.shape[1], **kwargs)
-    if case.param_dtype == "float64":
-        layer.to("float64")
-    if case.affine:
-        layer.load(weight=case.weight, bias=case.bias)
-    if case.track and kwargs["track_running_stats"]:
-        layer.load(running_mean=case.running_mean, running_var=case.running_var)
-    return layer
-
 
 @pytest.mark.clause("BN-TRAIN-01", "BN-AFFINE-01", "BN-INPUT-01", "BN-DTYPE-01", "BN-LAYOUT-01")
 @hh.given(data=st.data())
@@ -43,7 +29,7 @@ def test_training_output(impl, data):
     # the layout).
     plain = "float32" if case.dtype in hh.LOW_PRECISION else case.dtype
     if (case.layout, case.dtype) != ("contiguous", plain):
-        twin = _fresh(impl, case)
+        twin = case.fresh(impl)
         twin.train(True)
         base = twin.forward(case.x.copy(), dtype=plain)
         base_tol, _ = tol.bn_train_output(case.x, case.weight, case.bias, case.eps, plain)
@@ -80,7 +66,7 @@ def test_running_statistics(impl, data):
     t0 = data.draw(st.integers(0, 5), label="num_batches_tracked") if counter else None
     runs = [("contiguous", case.layer)]
     if case.layout != "contiguous":
-        runs = [("contiguous", _fresh(impl, case)), (case.layout, case.layer)]
+        runs = [("contiguous", case.fresh(impl)), (case.layout, case.layer)]
     for _, layer in runs:
         if counter:
             layer.load(num_batches_tracked=t0)
@@ -244,7 +230,7 @@ def test_affine_invariance(impl, data):
     x2 = round_to(exact, case.dtype)  # the input as the layer receives it
     case.layer.train(True)
     y1 = case.layer.forward(case.x, dtype=case.dtype).y
-    layer2 = _fresh(impl, case, eps=case.eps * a * a)
+    layer2 = case.fresh(impl, eps=case.eps * a * a)
     w2 = None if case.weight is None else signs * np.asarray(case.weight, np.float64)
     if case.affine:
         layer2.load(weight=w2)
