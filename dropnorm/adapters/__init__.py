@@ -42,6 +42,7 @@ REGISTRY = {
     "tinygrad": ("tinygrad_impl", "tinygrad", ("tinygrad",)),
     "flax-nnx": ("flax_nnx_impl", "flax", ("flax", "jax")),
     "equinox": ("equinox_impl", "equinox", ("equinox", "jax")),
+    "paddle": ("paddle_impl", "paddle", ("paddle",)),
 }
 ALIASES = {"keras-tensorflow": "tensorflow"}  # the same implementation under a second name
 FRAMEWORKS = {k: (m, extra) for k, (m, extra, _mods) in REGISTRY.items() if k not in ("torch", "reference")}
