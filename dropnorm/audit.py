@@ -31,8 +31,8 @@ from dropnorm import profiles
 from dropnorm.report import environment, files, model
 from dropnorm.spec import ROOT, SpecError, clauses, load_deviations
 
-TESTS = ROOT / "tests"
-PROPERTY_TEST_GLOBS = ("test_dropout*.py", "test_batchnorm*.py", "test_provided.py", "test_pinned_findings.py")  # the suite's meta-tests are not audits
+PROPERTIES = pathlib.Path(__file__).resolve().parent / "properties"   # the property suite (in the package)
+PROPERTY_TEST_GLOBS = ("test_*.py",)
 EXIT_CONFORMANT, EXIT_NONCONFORMANT, EXIT_USAGE, EXIT_KNOWN_DEFECTS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 # Per-test time limits (s). A test's limit is COST_FACTOR times what it cost on torch
 # (dropnorm/test_costs.json, measured by benchmarks/test_costs.py under the ci profile and scaled by the
@@ -208,11 +208,20 @@ def prepare_dir(path: pathlib.Path) -> pathlib.Path:
     return path
 
 
+def property_test_files() -> list[str]:
+    return sorted({str(p) for g in PROPERTY_TEST_GLOBS for p in PROPERTIES.glob(g)})
+
+
+def run_directory() -> pathlib.Path:
+    """Where the suite's pytest runs: the source checkout (its pyproject.toml settings), else the package."""
+    return ROOT if (ROOT / "pyproject.toml").is_file() else PROPERTIES
+
+
 def pytest_command(opts: Options, directory: pathlib.Path, spec: str) -> list[str]:
-    test_files = sorted({str(p) for g in PROPERTY_TEST_GLOBS for p in TESTS.glob(g)})
+    test_files = property_test_files()
     if not test_files:
-        raise UsageError(f"no property tests under {TESTS}: dropnorm audit runs from a source checkout "
-                         "(git clone, then pip install -e .)")
+        raise UsageError(f"no property tests under {PROPERTIES}: the installed dropnorm is incomplete; "
+                         "reinstall it (pip install --force-reinstall dropnorm)")
     cmd = [sys.executable, "-m", "pytest", *test_files, f"--impl={spec}", f"--device={opts.device}",
            f"--hypothesis-profile={opts.profile}", "-n", opts.jobs, f"--max-worker-restart={MAX_WORKER_RESTARTS}", "-p", "no:cacheprovider", "-q", "-rN",
            "--tb=short", f"--junitxml={directory / 'junit.xml'}", "-o", "junit_logging=no",
@@ -328,7 +337,7 @@ def run_pytest(cmd: list[str], directory: pathlib.Path, progress: Progress,
     with open(directory / "pytest.log", "w", encoding="utf-8") as log:
         log.write("$ " + " ".join(cmd) + "\n")
         log.flush()
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(cmd, cwd=run_directory(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=env, start_new_session=True)
         interrupted = False
         try:

@@ -43,7 +43,7 @@ def given(*args, **kwargs):
 
 def expressed(impl, kind: str, name: str, values):
     """The values of option `name` that `impl` can express for layer `kind` (Implementation.expresses),
-    as a sampled_from strategy; NotProvided when there is none. tests/test_provided.py reports the rest."""
+    as a sampled_from strategy; NotProvided when there is none. dropnorm/properties/test_provided.py reports the rest."""
     ok = [v for v in values if impl.expresses(kind, **{name: v})]
     if not ok:
         raise NotProvided(f"{impl.name} expresses {kind} with none of {name} in {list(values)}")

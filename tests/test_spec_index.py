@@ -14,7 +14,7 @@ ROOT = TESTS.parent
 
 
 def _test_functions():
-    for path in sorted(TESTS.glob("test_*.py")):
+    for path in sorted((ROOT / "dropnorm" / "properties").glob("test_*.py")):
         module = importlib.import_module(f"tests.{path.stem}")
         for name in dir(module):
             fn = getattr(module, name)

@@ -3,7 +3,7 @@
 (a) Every condition label a test can raise is listed under its clause in
     spec/clauses.toml (`conditions = [...]`), and every listed condition is
     raised by some test. The labels are found statically (AST), from every
-    test function of tests/test_*.py down to the one place a clause can fail,
+    test function of dropnorm/properties/test_*.py down to the one place a clause can fail,
     dropnorm.checks.check: through the helpers of dropnorm/checks.py
     (assert_close, assert_shape -> "shape", assert_dtype -> "dtype",
     assert_inverted_dropout -> "scale", "whole-channel", ...) and the tests'
@@ -34,6 +34,7 @@ from dropnorm import spec
 
 TESTS = pathlib.Path(__file__).parent
 ROOT = TESTS.parent
+PROPERTIES = ROOT / "dropnorm" / "properties"   # the property suite
 WILD = "*"
 SINK = ("dropnorm.checks", "check")   # check(ok, clause, condition, message, ...)
 MAX_VARIANTS = 64                      # call-site bindings expanded per call
@@ -427,7 +428,7 @@ def _clause_marks(nodes):
 def used_conditions():
     """{(clause, condition, 'file::test')} for every check every test can reach."""
     found = set()
-    for path in sorted(TESTS.glob("test_*.py")):
+    for path in sorted(PROPERTIES.glob("test_*.py")):
         mod = _module_name(path)
         tree, functions, _ = _parse(mod)
         module_marks = _clause_marks([n for n in tree.body if not isinstance(n, (ast.FunctionDef,

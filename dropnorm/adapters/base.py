@@ -17,7 +17,7 @@ framework's parameters through its documented convention
 (Implementation.convention, spec/conventions.toml) and raises NotProvided for
 what cannot be expressed. `expresses()` tells the tests in advance, so that a
 hypothesis test draws only what the implementation can express and the rest
-is reported by tests/test_provided.py.
+is reported by dropnorm/properties/test_provided.py.
 """
 from __future__ import annotations
 

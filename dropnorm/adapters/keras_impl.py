@@ -120,7 +120,7 @@ class KerasImplementation(Implementation):
         """The global generators only: torch's (torch backend) and Keras's global SeedGenerator if one
         exists. Each layer's own SeedGenerator is layer state, and the set of live layers changes as
         they are garbage-collected, so it cannot be part of a global snapshot; whether eval draws from
-        a layer's generator is checked by replay (tests/test_dropout_modes.py)."""
+        a layer's generator is checked by replay (dropnorm/properties/test_dropout_modes.py)."""
         parts = []
         if self.backend == "torch":
             import torch

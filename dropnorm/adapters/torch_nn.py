@@ -156,7 +156,7 @@ class TorchImplementation(Implementation):
     CLASS_NAMES = ("Dropout", "Dropout2d", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
 
     # keyword values every torch.nn layer accepts: a user's class that refuses one at construction does
-    # not express it (its examples are not drawn; tests/test_provided.py reports it as not provided)
+    # not express it (its examples are not drawn; dropnorm/properties/test_provided.py reports it as not provided)
     PROBED = {"momentum": (None,), "affine": (True, False), "track_running_stats": (True, False),
               "inplace": (True, False)}
 

@@ -26,7 +26,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 
-from dropnorm.audit import PROPERTY_TEST_GLOBS
+from dropnorm.audit import property_test_files
 from dropnorm.spec import LAYERS, ROOT, clauses
 
 PROFILE = "ci"  # derandomized: the audits are deterministic
@@ -154,7 +154,7 @@ def run_script(script: str, workdir: pathlib.Path, name: str, timeout: float = 3
 
 def _command(entries: list[Entry], results: pathlib.Path, extra: list[str], profile: str = PROFILE) -> list[str]:
     ids = sorted(set().union(*(e.clauses for e in entries)))
-    files = sorted({str(p) for glob in PROPERTY_TEST_GLOBS for p in (ROOT / "tests").glob(glob)})  # as dropnorm audit
+    files = property_test_files()  # as dropnorm audit
     return ([sys.executable, "-m", "pytest", *files, "-p", "dropnorm.zoo.selection",
              "-p", "no:xdist", "-p", "no:cacheprovider", f"--hypothesis-profile={profile}",
              f"--dropnorm-results={results}", "-q", "--no-header", "-rN"]

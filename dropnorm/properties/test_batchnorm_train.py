@@ -61,7 +61,7 @@ def test_running_statistics(impl, data):
     conv = conventions.of(impl)
     case = draw_case(impl, data, track=True)
     # a layer without the counter its convention keeps fails BN-TRAIN-05/counter-exists
-    # (tests/test_provided.py); its running statistics are still judged here
+    # (dropnorm/properties/test_provided.py); its running statistics are still judged here
     counter = conv.counter and case.layer.state()["num_batches_tracked"] is not None
     t0 = data.draw(st.integers(0, 5), label="num_batches_tracked") if counter else None
     runs = [("contiguous", case.layer)]
