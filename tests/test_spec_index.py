@@ -15,7 +15,7 @@ ROOT = TESTS.parent
 
 def _test_functions():
     for path in sorted((ROOT / "dropnorm" / "properties").glob("test_*.py")):
-        module = importlib.import_module(f"tests.{path.stem}")
+        module = importlib.import_module(f"dropnorm.properties.{path.stem}")
         for name in dir(module):
             fn = getattr(module, name)
             if name.startswith("test_") and callable(fn):
