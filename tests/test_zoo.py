@@ -23,6 +23,8 @@ from dropnorm.zoo import meta
 
 DEFECTS = meta.defects()
 VARIANTS = meta.variants()
+# the condition(s) of its named clause that each defect is written to trip
+EXPECTED_CONDITIONS = tomllib.loads((meta.ROOT / "dropnorm" / "zoo" / "expected_conditions.toml").read_text())
 
 
 def _needed(session) -> list[meta.Entry]:
@@ -63,6 +65,10 @@ def test_defect_is_rejected_on_its_clause(entry, zoo):
                           f"({audit.tests} run) - a gap in the suite")
     assert clause in audit.violated, (f"{where} was rejected, but on {sorted(audit.violated) or 'no clause'}, "
                                       f"not on {clause}; failures without a clause: {audit.errors}")
+    expected = EXPECTED_CONDITIONS.get(entry.name)
+    assert expected, f"{entry.name}: list the conditions it trips in dropnorm/zoo/expected_conditions.toml"
+    assert set(audit.violated[clause]) & set(expected), (
+        f"{where} was caught on {clause}, but on {audit.violated[clause]}, none of the expected {expected}")
 
 
 # A sample across families and kinds of check (the full set: dropnorm selfcheck)
