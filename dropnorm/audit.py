@@ -395,7 +395,8 @@ def build_report(opts: Options, target: Target, directory: pathlib.Path, started
     return model.finite_json({
             "schema_version": model.SCHEMA_VERSION, "complete": complete,
             "conformant": model.is_conformant(entries, opts.strict, complete), "strict": opts.strict,
-            "verdict": model.verdict(entries, opts.strict, complete), "layers": layers,
+            "verdict": model.verdict(entries, opts.strict, complete) + (REFERENCE_NOTE if target.name == "reference"
+                                                                       else ""), "layers": layers,
             "deviations": deviation_hits(opts, target, records, entries),
             "implementation": target.as_dict(), "provenance": environment.provenance(opts.argv),
             "environment": env,
@@ -403,6 +404,12 @@ def build_report(opts: Options, target: Target, directory: pathlib.Path, started
                     "tests": len(records), "pytest_exit_status": exit_status},
             "selection": {"clauses": sorted(opts.clauses) or None, "layers": sorted(opts.layers) or None},
             "summary": model.summary(entries), "clauses": entries})
+
+
+# The reference computes the expected values itself: its audit shows that the suite's machinery runs,
+# not that the reference is right (tests/test_reference_exact.py checks it against exact arithmetic).
+REFERENCE_NOTE = (" (the oracle audited against itself: a self-consistency check of the suite, not evidence; "
+                  "tests/test_reference_exact.py verifies the reference against exact rational arithmetic)")
 
 
 def deviation_hits(opts: Options, target: Target, records: list[dict], entries: list[dict]) -> list[dict]:
