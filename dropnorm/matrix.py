@@ -16,13 +16,13 @@ import sys
 import jinja2
 
 from dropnorm import conventions
-from dropnorm.adapters import ALIASES, REGISTRY
+from dropnorm.adapters import ALIASES, PATHS, REGISTRY
 from dropnorm.report import files
 from dropnorm.report.markdown import cell
 from dropnorm.spec import clauses
 
 # --impl -> the modules it needs (dropnorm.adapters.REGISTRY); audited when they all import
-CANDIDATES = {name: mods for name, (_m, _extra, mods) in REGISTRY.items() if name not in ALIASES}
+CANDIDATES = {name: mods for name, (_m, _extra, mods) in REGISTRY.items() if name not in ALIASES and name not in PATHS}
 MARK = {"pass": "pass", "fail": "FAIL", "error": "ERROR", "not-reached": "N/R", "known-defect": "BUG",
         "deviation": "dev", "not-provided": "n/p", "skip": "skip"}
 CONVENTION_ROWS = (

@@ -45,8 +45,13 @@ REGISTRY = {
     "paddle": ("paddle_impl", "paddle", ("paddle",)),
 }
 ALIASES = {"keras-tensorflow": "tensorflow"}  # the same implementation under a second name
-FRAMEWORKS = {k: (m, extra) for k, (m, extra, _mods) in REGISTRY.items() if k not in ("torch", "reference")}
-IMPL_HELP = "torch (default), reference, torch-module:MODULE_OR_FILE.py, or one of " + ", ".join(FRAMEWORKS)
+# torch's own layers along other execution paths: audited on request (docs/execution-paths.md), not in
+# the framework matrix or the default test run (a compile path's audit takes an hour on two cores)
+PATHS = {k for k, (m, _extra, _mods) in REGISTRY.items() if m.startswith("torch_") and m != "torch_nn"}
+FRAMEWORKS = {k: (m, extra) for k, (m, extra, _mods) in REGISTRY.items()
+              if k not in ("torch", "reference") and k not in PATHS}
+IMPL_HELP = ("torch (default), reference, torch-module:MODULE_OR_FILE.py, one of " + ", ".join(FRAMEWORKS)
+             + ", or an execution path: " + ", ".join(sorted(PATHS)))
 
 
 class ImplSpecError(ValueError):
@@ -62,7 +67,7 @@ def normalize(spec: str) -> str:
         if target.endswith(".py") or os.sep in target:
             target = os.path.abspath(target)
         return "torch-module:" + target
-    if spec in ("torch", "reference") or spec in FRAMEWORKS:
+    if spec in REGISTRY:
         return spec
     raise ImplSpecError(f"unknown implementation {spec!r}: use {IMPL_HELP}")
 
@@ -72,10 +77,12 @@ def load(spec: str, device: str = "cpu") -> Implementation:
     if spec == "reference":
         from dropnorm.adapters.reference_impl import ReferenceImplementation
         return ReferenceImplementation()
-    if spec in FRAMEWORKS:
+    if spec in FRAMEWORKS or spec in PATHS:
         import importlib
-        module = importlib.import_module(f"dropnorm.adapters.{FRAMEWORKS[spec][0]}")
-        return module.load(spec) if FRAMEWORKS[spec][0] in ("keras_impl", "flax_impl") else module.load()
+        import inspect
+        module = importlib.import_module(f"dropnorm.adapters.{REGISTRY[spec][0]}")
+        # an adapter serving several names (keras backends, flax) takes the name it was loaded by
+        return module.load(spec) if inspect.signature(module.load).parameters else module.load()
     from dropnorm.adapters import torch_nn
     if spec == "torch":
         return torch_nn.torch_nn(device)
