@@ -71,15 +71,17 @@ class Options:
     def time_limit(self) -> float:
         return self.timeout if self.timeout is not None else TIMEOUTS[self.profile]
 
-    def limit_for(self, nodeid: str) -> float:
-        """This test's limit: --timeout when given, else derived from its measured cost on torch."""
+    def limit_for(self, nodeid: str, cost_factor: float = 1.0) -> float:
+        """This test's limit: --timeout when given, else derived from its measured cost on torch (times
+        the implementation's cost_factor: a compiling path is far slower than eager torch)."""
         if self.timeout is not None:
             return self.timeout
+        flat = TIMEOUTS[self.profile] * max(1.0, cost_factor / 10)
         cost = _costs().get(nodeid.split("::")[-1].split("[")[0])
         if cost is None:
-            return TIMEOUTS[self.profile]
+            return flat
         scale = profiles.PROFILES[self.profile]["max_examples"] / profiles.PROFILES["ci"]["max_examples"]
-        return min(TIMEOUTS[self.profile], max(MIN_LIMIT_S, COST_FACTOR * cost * scale))
+        return min(flat, max(MIN_LIMIT_S, COST_FACTOR * cost * scale * cost_factor))
 
 
 def _costs() -> dict:
@@ -101,6 +103,7 @@ class Target:
     description: str
     convention: str = "torch"  # the documented convention it is checked against (spec/conventions.toml)
     provided: list = field(default_factory=list)   # the layer kinds it has
+    cost_factor: float = 1.0                        # how much slower than eager torch its tests run
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -172,7 +175,7 @@ def load_target(opts: Options) -> Target:
     sha = environment.file_sha256(target) if target.endswith(".py") and os.path.isfile(target) else None
     from dropnorm import conventions
     return Target(spec, impl.name, str(impl.version), target, sha, impl.describe(), conventions.of(impl).name,
-                  provided)
+                  provided, float(getattr(impl, "cost_factor", 1.0)))
 
 
 def slug(text: str) -> str:
@@ -447,7 +450,8 @@ def audit(opts: Options) -> int:
     started = time.time()
     try:
         exit_status, interrupted = run_pytest(cmd, directory, Progress(opts.quiet),
-                                              Watchdog(directory, opts.limit_for))
+                                              Watchdog(directory, lambda nodeid: opts.limit_for(
+                                                  nodeid, target.cost_factor)))
     finally:
         signal.signal(signal.SIGTERM, previous)
     report = build_report(opts, target, directory, started, time.time(), exit_status, interrupted)

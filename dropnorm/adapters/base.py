@@ -118,6 +118,7 @@ class Implementation(abc.ABC):
     version: str
     target: str
     convention: str = "torch"   # a name in spec/conventions.toml: what the framework documents
+    cost_factor: float = 1.0    # how much slower than eager torch a test runs (the audit's time limits)
 
     def provides(self, kind: str) -> bool:
         """Whether this implementation has the layer kind at all (one of KINDS). A kind it lacks makes

@@ -211,6 +211,9 @@ def configure_dynamo() -> None:
 
 class CompileImplementation(PathImplementation):
     path_name = "torch-compile"
+    # every new p, eps or shape is a (re)compile of seconds: measured up to 227 s for a test that takes
+    # about 2 s eagerly (docs/execution-paths.md)
+    cost_factor = 120.0
     options: dict = {}
 
     @property
