@@ -40,7 +40,8 @@ def main(argv=None) -> int:
             report = json.loads((pathlib.Path(d) / "report.json").read_text())
         line = {"impl": args.impl, "seed": seed, "profile": args.profile, "commit": commit + ("+dirty" if dirty else ""),
                 "exit": run.returncode, "verdict": report["verdict"], "duration_s": round(time.time() - t0, 1),
-                "not_pass": {e["id"]: e["status"] for e in report["clauses"] if e["status"] != "pass"}}
+                "not_pass": {e["id"]: e["status"] for e in report["clauses"] if e["status"] != "pass"},
+                "reasons": {e["id"]: e["reason"][:300] for e in report["clauses"] if e["status"] in ("fail", "error", "not-reached")}}
         with open(OUT, "a", encoding="utf-8") as f:
             f.write(json.dumps(line) + "\n")
         seen.setdefault(f"exit {run.returncode}: {report['verdict']}", []).append(seed)
