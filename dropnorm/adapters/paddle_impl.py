@@ -17,7 +17,7 @@ Mapping of the torch-style interface:
   state                weight, bias, _mean, _variance; no counter
   roundtrip            paddle.save(state_dict) -> paddle.load -> a fresh layer's set_state_dict
   gradients            paddle autograd (stop_gradient=False, backward of sum(y * dy))
-Not provided: float16/bfloat16 BatchNorm (no CPU kernel), momentum=None, track_running_stats=False (use_global_stats=False still keeps and
+Not provided: float16/bfloat16 BatchNorm and float16 Dropout (no CPU kernels), momentum=None, track_running_stats=False (use_global_stats=False still keeps and
 updates the running buffers), Dropout2D inplace, gradcheck.
 """
 from __future__ import annotations
@@ -87,6 +87,9 @@ class PaddleDropout(_PaddleLayer):
             self.module = paddle.nn.Dropout2D(p=p, data_format="NCHW")
 
     def _run(self, x, dtype, layout, dy=None):
+        if dtype == "float16":
+            raise NotProvided("paddle's CPU multiply kernel (used by in-place dropout and by backward) is not "
+                              "registered for float16")
         t = tensor(x, dtype, layout, grad=dy is not None)
         src = t if dy is None else t * 1   # an in-place op on a leaf that needs its gradient is refused
         ptr = src.data_ptr() if hasattr(src, "data_ptr") else None
@@ -203,6 +206,8 @@ class PaddleImplementation(Implementation):
         if kind == "Dropout2d" and o.get("inplace"):
             return False
         if kind.startswith("BatchNorm") and (o.get("dtype") in HALF or o.get("param_dtype") in HALF):
+            return False
+        if kind.startswith("Dropout") and o.get("dtype") == "float16":
             return False
         return True
 
