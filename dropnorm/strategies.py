@@ -19,10 +19,42 @@ from dropnorm.dtypes import DTYPES
 LOW_PRECISION = ("float16", "bfloat16")
 
 
+_FOCUS: list = [None]  # the layer kind the current hypothesis run draws, or None for any
+
+
+def focus() -> str | None:
+    """The layer kind this run of the test is about (see given), or None."""
+    return _FOCUS[0]
+
+
+def focused(kinds) -> list:
+    """`kinds` narrowed to the run's focus, when the focus is among them."""
+    f = _FOCUS[0]
+    return [f] if f is not None and f in kinds else list(kinds)
+
+
+def _kinds_to_cover(impl) -> list:
+    """The provided layer kinds of the clauses the running test is marked with."""
+    from dropnorm.kinds import LAYER_KINDS
+    from dropnorm.spec import clauses
+    if impl is None:
+        return []
+    kinds = []
+    for cid in sorted(checks.context().marked):
+        for kind in LAYER_KINDS[clauses()[cid].layer]:
+            if kind not in kinds and impl.provides(kind):
+                kinds.append(kind)
+    return kinds
+
+
 def given(*args, **kwargs):
     """hypothesis.given that starts a fresh trace per example, counts the examples that ran to their
     end, and filters out an example that needs what the implementation does not provide (NotProvided
-    raised inside it): the other examples still run, and the reasons are reported with the test."""
+    raised inside it): the other examples still run, and the reasons are reported with the test.
+
+    Every layer kind the test's clauses apply to is covered for certain, not by chance: the test runs
+    once per provided kind with that kind as its focus (draw_case, provided_kinds and focused() draw
+    only it), each run with 1/k of the test's examples (at least one), so the total stays the same."""
     def decorate(test):
         @functools.wraps(test)
         def run_example(*a, **kw):
@@ -37,7 +69,23 @@ def given(*args, **kwargs):
             ctx.examples += 1
             TRACE.end_example()
             return result
-        return hypothesis.given(*args, **kwargs)(run_example)
+        inner = hypothesis.given(*args, **kwargs)(run_example)
+
+        @functools.wraps(inner)
+        def per_kind(*a, **kw):
+            __tracebackhide__ = True
+            kinds = _kinds_to_cover(kw.get("impl"))
+            own = getattr(per_kind, "_hypothesis_internal_use_settings", None) or settings.default
+            if len(kinds) <= 1:
+                return settings(own)(hypothesis.given(*args, **kwargs)(run_example))(*a, **kw)
+            n = max(1, -(-own.max_examples // len(kinds)))
+            for kind in kinds:
+                _FOCUS[0] = kind
+                try:
+                    settings(own, max_examples=n)(hypothesis.given(*args, **kwargs)(run_example))(*a, **kw)
+                finally:
+                    _FOCUS[0] = None
+        return per_kind
     return decorate
 
 
@@ -53,9 +101,10 @@ def expressed(impl, kind: str, name: str, values):
 
 
 def provided_kinds(impl, kinds):
-    """The layer kinds among `kinds` that `impl` provides (a sampled_from strategy)."""
+    """The layer kinds among `kinds` that `impl` provides, narrowed to the run's focus (a sampled_from
+    strategy)."""
     provides = impl.provides
-    ok = [k for k in kinds if provides(k)]
+    ok = [k for k in focused(kinds) if provides(k)]
     if not ok:
         raise NotProvided(f"{impl.name} provides none of {list(kinds)}")
     return st.sampled_from(ok)

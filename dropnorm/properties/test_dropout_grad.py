@@ -16,7 +16,7 @@ def test_gradient_is_mask_times_scale(impl, data):
     """dx = dy * z/(1-p) with z read from the same call's output; dx = dy in eval. Every example
     runs each provided layer in both modes (a drawn choice can leave one out of all examples)."""
     provides = impl.provides
-    kinds = [k for k in ("Dropout", "Dropout2d") if provides(k)]
+    kinds = [k for k in hh.focused(("Dropout", "Dropout2d")) if provides(k)]
     if not kinds:
         raise NotProvided(f"{impl.name} provides neither Dropout nor Dropout2d")
     shapes = {"Dropout": data.draw(hh.dropout_shapes(1, 4), label="Dropout shape"),

@@ -42,7 +42,7 @@ def _fit(layout, ndim):
 def _kinds(impl, **options):
     """The provided layer kinds that can express `options`; the example is rejected if none can."""
     provides = impl.provides
-    kinds = [k for k in ("Dropout", "Dropout2d") if provides(k)]
+    kinds = [k for k in hh.focused(("Dropout", "Dropout2d")) if provides(k)]
     if not kinds:
         raise NotProvided(f"{impl.name} provides neither Dropout nor Dropout2d")
     kinds = [k for k in kinds if impl.expresses(k, **options)]
