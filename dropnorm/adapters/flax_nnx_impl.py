@@ -177,7 +177,8 @@ class NnxBatchNorm(FlagModeLayer):
         fresh = NnxBatchNorm(self.impl, self.dims, self.kwargs, self.config)
         fresh.to(self.param_dtype)
         state = nnx.state(fresh.module)
-        nnx.replace_by_pure_dict(state, flax.serialization.msgpack_restore(blob))
+        restored = jax.tree_util.tree_map(jnp.asarray, flax.serialization.msgpack_restore(blob))  # numpy -> jax
+        nnx.replace_by_pure_dict(state, restored)
         nnx.update(fresh.module, state)
         fresh._training = self._training
         return fresh
