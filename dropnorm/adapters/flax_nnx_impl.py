@@ -187,6 +187,7 @@ class NnxBatchNorm(FlagModeLayer):
 class NnxImplementation(Implementation):
     name = "flax-nnx"
     convention = "flax"
+    cost_factor = 20.0   # measured: a quick audit ~20x torch's on this machine (per-call jax dispatch)
 
     def __init__(self):
         self.version = f"flax {flax.__version__} (nnx), jax {jax.__version__}"

@@ -180,6 +180,8 @@ class TinygradBatchNorm(FlagModeLayer):
 class TinygradImplementation(Implementation):
     name = "tinygrad"
     convention = "tinygrad"
+    # DEV=PYTHON interprets every kernel in Python: statistics tests ran past 120 s limits
+    cost_factor = 50.0 if os.environ.get("DEV") == "PYTHON" else 5.0
 
     def __init__(self):
         from importlib.metadata import version
