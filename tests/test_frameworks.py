@@ -34,7 +34,9 @@ def test_framework_audit_has_no_unrecorded_failure(framework, tmp_path):
                           "--jobs=1", "--quiet", f"--report-dir={tmp_path}"],
                          cwd=ROOT, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
     report = files.load_report(tmp_path)
-    failing = {e["id"]: e["reason"][:300] for e in report["clauses"] if e["status"] in ("fail", "error")}
-    assert run.returncode == 0 and not failing, f"{impl}: exit {run.returncode}, failing {failing}"
+    failing = {e["id"]: e["reason"][:300] for e in report["clauses"]
+               if e["status"] in ("fail", "error", "not-reached")}
+    # exit 0 (conformant) or 3 (only recorded known defects): nothing unrecorded fails
+    assert run.returncode in (0, 3) and not failing, f"{impl}: exit {run.returncode}, failing {failing}"
     assert report["complete"] and report["summary"]["pass"] > 0
     assert report["implementation"]["convention"] != "" and report["environment"]["device"] == "cpu"
