@@ -13,7 +13,7 @@ import pytest
 
 import reference as ref
 from dropnorm import checks as ph
-from dropnorm import inputs
+from dropnorm import conventions, inputs
 from dropnorm import tolerances as tol
 from dropnorm.bn_setup import provided_dims
 
@@ -36,10 +36,11 @@ def test_transposed_backward_with_size_one_dims(impl, shape, training):
     c = shape[1]
     x = inputs.channels(11, shape, dtype)
     dy = inputs.channels(12, shape, dtype)
-    eps = 1.0 if training else 1e-5
+    # eps as the layer stores it (a framework may keep it in float32: spec/conventions.toml)
+    eps = conventions.of(impl).attribute(1.0 if training else 1e-5)
     rm, rv = inputs.vector(13, c, "float32"), inputs.vector(14, c, "float32", loc=1.0, scale=0.5, positive=True)
     for layout in ("contiguous", "transposed"):
-        layer = impl.batchnorm(2, c, eps=eps, track_running_stats=not training)  # a fresh layer per run
+        layer = impl.batchnorm(2, c, eps=1.0 if training else 1e-5, track_running_stats=not training)  # fresh per run
         if dtype == "float64":
             layer.to("float64")
         state = layer.state()
