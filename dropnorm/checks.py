@@ -59,11 +59,9 @@ class ClauseViolation(AssertionError):
         return self.script
 
     def shown_script(self, limit: int = 6000) -> str:
-        """The script, or for a long one (large inputs embedded) its head and where to get it whole."""
-        if len(self.script) <= limit:
-            return self.script
-        return (self.script[:limit].rsplit("\n", 1)[0] + f"\n# ... ({len(self.script)} characters in all: "
-                "`dropnorm audit` writes it whole as repro-<clause>.py)")
+        """The script with large embedded arrays shortened (dropnorm.reproduce.abbreviated)."""
+        from dropnorm import reproduce
+        return reproduce.abbreviated(self.script, limit)
 
     def __str__(self) -> str:
         return (f"{self.clause}/{self.condition}: {self.message}\n\nReproduce (exits 1 while it fails):\n"

@@ -50,6 +50,17 @@ def value_code(v) -> str:
     return repr(v)
 
 
+def abbreviated(script: str, limit: int = 8000) -> str:
+    """The script for a page or a console: embedded arrays shortened to their shape, then cut at
+    `limit` characters; the file holds it whole."""
+    import re
+    short = re.sub(r"arr\('([A-Za-z0-9+/=]{80,})', (\([0-9, ]*\))\)",
+                   lambda m: f"arr('<{len(m.group(1))} characters of base64>', {m.group(2)})", script)
+    if len(short) <= limit:
+        return short
+    return short[:limit].rsplit("\n", 1)[0] + f"\n# ... ({len(script)} characters in all: the repro file holds it whole)"
+
+
 def _locate(calls, got) -> tuple[int, str] | None:
     """The latest call whose recorded result holds `got` (by value), and the field."""
     got = np.asarray(got, dtype=np.float64)

@@ -44,7 +44,7 @@ def test_transposed_backward_with_size_one_dims(impl, shape, training):
         if dtype == "float64":
             layer.to("float64")
         state = layer.state()
-        weight, bias = state["weight"], state["bias"]
+        weight = state["weight"]
         what = f"BatchNorm2d({c}, eps={eps}), {'training' if training else 'eval'}, {dtype} {shape} {layout}"
         if training:
             layer.train(True)

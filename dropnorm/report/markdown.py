@@ -90,12 +90,9 @@ def render(report: dict) -> str:
 
 
 def short_script(f: dict, limit: int = 8000) -> str:
-    """The reproduction for a page: whole when short, else its head and the file it is written to."""
-    script = f.get("script") or ""
-    if len(script) <= limit:
-        return script
-    return script[:limit].rsplit("\n", 1)[0] + (f"\n# ... {len(script)} characters in all: see "
-                                                 f"{f.get('script_file') or 'the repro script'}")
+    """The reproduction for a page: large arrays shortened, cut at `limit` (the repro file is whole)."""
+    from dropnorm.reproduce import abbreviated
+    return abbreviated(f.get("script") or "", limit)
 
 
 def pass_detail(e: dict) -> str:
