@@ -45,6 +45,12 @@ import numpy as np
 
 from dropnorm.dtypes import UNIT_ROUNDOFF
 
+# Rounding a result into a dtype errs by at most u_o |result| for a normal result, and by at most
+# half the smallest subnormal for one below the normal range (gradual underflow): every bound of a
+# value rounded to the output dtype adds ETA_O per rounding there. Only float16 makes it matter
+# (2^-25 = 3.0e-8; the eval gradient of a tiny dy is easily 1e-6 there).
+UNDERFLOW = {"float64": 2.0 ** -1075, "float32": 2.0 ** -150, "float16": 2.0 ** -25, "bfloat16": 2.0 ** -134}
+
 SAFETY = 2.0
 
 
@@ -185,9 +191,9 @@ def bn_train_output(x: np.ndarray, weight, bias, eps: float, dtype: str, *, one_
               + 4 * u * np.abs(xhat))
     g, bb = _per_channel(w, x.ndim), _per_channel(b, x.ndim)
     y = g * xhat + bb
-    d_y = np.abs(g) * d_xhat + 2 * u * (np.abs(g * xhat) + np.abs(bb)) + uo * np.abs(y)
+    d_y = np.abs(g) * d_xhat + 2 * u * (np.abs(g * xhat) + np.abs(bb)) + uo * np.abs(y) + UNDERFLOW[dtype]
     a = np.abs(g) / np.sqrt(s2)
-    d_y = d_y + 2 * uo * (np.abs(x) * a + np.abs(_per_channel(mean, x.ndim)) * a + np.abs(bb))
+    d_y = d_y + 2 * UNDERFLOW[dtype] + 2 * uo * (np.abs(x) * a + np.abs(_per_channel(mean, x.ndim)) * a + np.abs(bb))
     return SAFETY * d_y, SAFETY * d_xhat
 
 
@@ -206,7 +212,8 @@ def bn_eval_output(x: np.ndarray, running_mean, running_var, weight, bias, eps: 
     a = _per_channel(w / np.sqrt(np.asarray(running_var, np.float64) + eps), x.ndim)
     rm, bb = _per_channel(running_mean, x.ndim), _per_channel(b, x.ndim)
     y = a * (x - rm) + bb
-    return SAFETY * (5 * u * (np.abs(x * a) + np.abs(rm * a)) + 2 * u * np.abs(bb) + uo * np.abs(y))
+    return SAFETY * (5 * u * (np.abs(x * a) + np.abs(rm * a)) + 2 * u * np.abs(bb) + uo * np.abs(y)
+                     + UNDERFLOW[dtype])
 
 
 def bn_running(x: np.ndarray, running_mean, running_var, momentum: float, dtype: str, param_dtype: str,
@@ -274,10 +281,10 @@ def bn_train_grads(x: np.ndarray, dy: np.ndarray, weight, eps: float, dtype: str
     d_dx = (np.abs(g) / s * (3 * u * (np.abs(dy) + m_ady + np.abs(xhat) * m_adyx)
                              + G * (m_ady + np.abs(xhat) * m_adyx)
                              + d_xhat * (np.abs(m_dyx) + m_ady))
-            + np.abs(dx) * rel_s + uo * np.abs(dx))
-    if uo > u:  # folded evaluation in the half dtype (docstring)
-        d_dx = d_dx + 2 * uo * np.abs(g) / s * (np.abs(dy) + np.abs(dy.mean(axis=axes, keepdims=True))
-                                               + np.abs(xhat) * np.abs(m_dyx))
+            + np.abs(dx) * rel_s + uo * np.abs(dx) + UNDERFLOW[dtype])
+    if uo > u:  # folded evaluation in the half dtype (docstring); each of its 3 roundings may underflow
+        d_dx = d_dx + 3 * UNDERFLOW[dtype] + 2 * uo * np.abs(g) / s * (
+            np.abs(dy) + np.abs(dy.mean(axis=axes, keepdims=True)) + np.abs(xhat) * np.abs(m_dyx))
     dgamma = (dy * xhat).sum(axis=axes)
     dbeta = dy.sum(axis=axes)
     d_dgamma = G * np.abs(dy * xhat).sum(axis=axes) + (np.abs(dy) * d_xhat).sum(axis=axes) + up * np.abs(dgamma)
@@ -289,7 +296,7 @@ def bn_eval_grads(x, dy, running_mean, running_var, weight, eps: float, dtype: s
     """Bounds for eval BN gradients (BN-GRAD-03).
 
     dx = dy * a with a = gamma/sqrt(rv + eps) (3 roundings) and one product:
-      d dx <= 4 u_w |dx| + u_o |dx|.
+      d dx <= 4 u_w |dx| + u_o |dx| + eta_o (its rounding to the output dtype may underflow).
     dgamma = sum dy (x - rm)/sqrt(rv + eps): each term carries 4 u_w, the sum G:
       <= (G + 4 u_w) sum|dy xhat| + u_p |dgamma|;  dbeta as in training.
     """
@@ -304,6 +311,6 @@ def bn_eval_grads(x, dy, running_mean, running_var, weight, eps: float, dtype: s
     dx = dy * _per_channel(w, nd) * inv_s
     dgamma = (dy * xhat).sum(axis=axes)
     dbeta = dy.sum(axis=axes)
-    return (SAFETY * (4 * u + uo) * np.abs(dx),
+    return (SAFETY * ((4 * u + uo) * np.abs(dx) + UNDERFLOW[dtype]),
             SAFETY * ((G + 4 * u) * np.abs(dy * xhat).sum(axis=axes) + up * np.abs(dgamma)),
             SAFETY * (G * np.abs(dy).sum(axis=axes) + up * np.abs(dbeta)))
