@@ -29,6 +29,20 @@ def f64(a) -> np.ndarray | None:
     return None if a is None else np.array(a, dtype=np.float64)
 
 
+class StatelessDropout:
+    """state/load/roundtrip of a dropout layer that keeps no parameters or buffers (mixed into the
+    frameworks' dropout layers)."""
+
+    def state(self):
+        return dict(EMPTY_STATE)
+
+    def load(self, **values):
+        raise NotProvided(f"{self.kind} has no parameters or buffers")
+
+    def roundtrip(self):
+        raise NotProvided(f"{self.kind} has no state to round-trip")
+
+
 EMPTY_STATE = {"weight": None, "bias": None, "running_mean": None, "running_var": None,
                "num_batches_tracked": None, "param_dtype": None}
 

@@ -55,7 +55,7 @@ def _dtype_name(a):
     return {jnp.dtype(v): k for k, v in JNP.items()}.get(a.dtype, str(a.dtype))
 
 
-class EqxDropout(FlagModeLayer):
+class EqxDropout(c.StatelessDropout, FlagModeLayer):
     def __init__(self, impl, p, inplace):
         super().__init__(impl, "Dropout", dict(p=p, inplace=inplace))
         if inplace:
@@ -79,14 +79,6 @@ class EqxDropout(FlagModeLayer):
         (dx,) = vjp(_tensor(dy, dtype, "contiguous").astype(y.dtype))
         return Output(y=_np(y), dtype=_dtype_name(y), x_after=_np(t), shares_input_memory=False, dx=_np(dx))
 
-    def state(self):
-        return dict(c.EMPTY_STATE)
-
-    def load(self, **values):
-        raise NotProvided("Dropout has no parameters or buffers")
-
-    def roundtrip(self):
-        raise NotProvided("Dropout has no state to round-trip")
 
 
 class EqxBatchNorm(FlagModeLayer):

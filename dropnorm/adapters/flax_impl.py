@@ -58,7 +58,7 @@ class _FlaxLayer(FlagModeLayer):
     """A flax.linen layer; train/eval is the `deterministic` / `use_running_average` flag of each call."""
 
 
-class FlaxDropout(_FlaxLayer):
+class FlaxDropout(c.StatelessDropout, _FlaxLayer):
     def __init__(self, impl, kind, p, inplace):
         super().__init__(impl, kind, dict(p=p, inplace=inplace))
         if inplace:
@@ -87,14 +87,6 @@ class FlaxDropout(_FlaxLayer):
         (dx,) = vjp(_tensor(dy, dtype, "contiguous"))
         return Output(y=_np(y), dtype=_dtype_name(y), x_after=_np(t), shares_input_memory=False, dx=_np(dx))
 
-    def state(self):
-        return dict(c.EMPTY_STATE)
-
-    def load(self, **values):
-        raise NotProvided(f"{self.kind} has no parameters or buffers")
-
-    def roundtrip(self):
-        raise NotProvided(f"{self.kind} has no state to round-trip")
 
 
 NAMES = {"weight": ("params", "scale"), "bias": ("params", "bias"),

@@ -62,7 +62,7 @@ def _value(v):
     return v[...] if hasattr(v, "__getitem__") and not isinstance(v, jax.Array) else v.value
 
 
-class NnxDropout(FlagModeLayer):
+class NnxDropout(c.StatelessDropout, FlagModeLayer):
     def __init__(self, impl, kind, p, inplace):
         super().__init__(impl, kind, dict(p=p, inplace=inplace))
         if inplace:
@@ -98,14 +98,6 @@ class NnxDropout(FlagModeLayer):
         (dx,) = vjp(_tensor(dy, dtype, "contiguous"))
         return Output(y=_np(y), dtype=_dtype_name(y), x_after=_np(t), shares_input_memory=False, dx=_np(dx))
 
-    def state(self):
-        return dict(c.EMPTY_STATE)
-
-    def load(self, **values):
-        raise NotProvided(f"{self.kind} has no parameters or buffers")
-
-    def roundtrip(self):
-        raise NotProvided(f"{self.kind} has no state to round-trip")
 
 
 NAMES = {"weight": "scale", "bias": "bias", "running_mean": "mean", "running_var": "var"}

@@ -222,7 +222,7 @@ class _KerasLayer(FlagModeLayer):
         return y, t, {"x": gx, **dict(zip(names, gv))}
 
 
-class KerasDropout(_KerasLayer):
+class KerasDropout(c.StatelessDropout, _KerasLayer):
     def __init__(self, impl, kind, p, inplace):
         super().__init__(impl, kind, dict(p=p, inplace=inplace))
         if inplace:
@@ -253,14 +253,6 @@ class KerasDropout(_KerasLayer):
             g["x"] = self.impl.tensor(dy, dtype, "contiguous")
         return self._out(y, t, g, dtype)
 
-    def state(self):
-        return dict(c.EMPTY_STATE)
-
-    def load(self, **values):
-        raise NotProvided(f"{self.kind} has no parameters or buffers")
-
-    def roundtrip(self):
-        raise NotProvided(f"{self.kind} has no state to round-trip")
 
 
 KERAS_NAMES = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}

@@ -93,7 +93,7 @@ class _MlxLayer(Layer):
         return bool(self.module.training)
 
 
-class MlxDropout(_MlxLayer):
+class MlxDropout(c.StatelessDropout, _MlxLayer):
     def __init__(self, impl, kind, p, inplace):
         self.impl, self.kind, self.kwargs = impl, kind, dict(p=p, inplace=inplace)
         if inplace:
@@ -125,14 +125,6 @@ class MlxDropout(_MlxLayer):
         return Output(y=numpy(y), dtype=NAMES.get(y.dtype, str(y.dtype)), x_after=numpy(t),
                       shares_input_memory=False, dx=numpy(dx))
 
-    def state(self):
-        return dict(c.EMPTY_STATE)
-
-    def load(self, **values):
-        raise NotProvided(f"{self.kind} has no parameters or buffers")
-
-    def roundtrip(self):
-        raise NotProvided(f"{self.kind} has no state to round-trip")
 
 
 KEYS = ("weight", "bias", "running_mean", "running_var")

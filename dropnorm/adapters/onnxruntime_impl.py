@@ -84,7 +84,7 @@ class _OrtLayer(FlagModeLayer):
         return numpy_view(round_to(x, dtype).astype(NP_TYPES[dtype]), layout)
 
 
-class OrtDropout(_OrtLayer):
+class OrtDropout(c.StatelessDropout, _OrtLayer):
     def __init__(self, impl, p, inplace):
         super().__init__(impl, "Dropout", dict(p=p, inplace=inplace))
         if inplace:
@@ -106,14 +106,6 @@ class OrtDropout(_OrtLayer):
         (y,) = _run(self._session(dtype), {"x": xin, "training_mode": np.array(self._training)})
         return Output(y=c.f64(y), dtype=str(y.dtype), x_after=c.f64(xin), shares_input_memory=False)
 
-    def state(self):
-        return dict(c.EMPTY_STATE)
-
-    def load(self, **values):
-        raise NotProvided("Dropout has no parameters or buffers")
-
-    def roundtrip(self):
-        raise NotProvided("Dropout has no state to round-trip")
 
 
 class OrtBatchNorm(_OrtLayer):

@@ -76,7 +76,7 @@ class _PaddleLayer(Layer):
         return bool(self.module.training)
 
 
-class PaddleDropout(_PaddleLayer):
+class PaddleDropout(c.StatelessDropout, _PaddleLayer):
     def __init__(self, impl, kind, p, inplace):
         self.impl, self.kind, self.kwargs = impl, kind, dict(p=p, inplace=inplace)
         if kind == "Dropout":
@@ -107,14 +107,6 @@ class PaddleDropout(_PaddleLayer):
     def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
         return self._run(x, dtype, layout, dy)
 
-    def state(self):
-        return dict(c.EMPTY_STATE)
-
-    def load(self, **values):
-        raise NotProvided(f"{self.kind} has no parameters or buffers")
-
-    def roundtrip(self):
-        raise NotProvided(f"{self.kind} has no state to round-trip")
 
 
 NAMES = {"weight": "weight", "bias": "bias", "running_mean": "_mean", "running_var": "_variance"}

@@ -70,7 +70,7 @@ def numpy(t) -> np.ndarray | None:
     return np.asarray(t.numpy(), dtype=np.float64)
 
 
-class TinygradDropout(FlagModeLayer):
+class TinygradDropout(c.StatelessDropout, FlagModeLayer):
     def __init__(self, impl, p, inplace):
         super().__init__(impl, "Dropout", dict(p=p, inplace=inplace))
         if inplace:
@@ -94,14 +94,6 @@ class TinygradDropout(FlagModeLayer):
     def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
         return self._run(x, dtype, layout, dy)
 
-    def state(self):
-        return dict(c.EMPTY_STATE)
-
-    def load(self, **values):
-        raise NotProvided("Dropout has no parameters or buffers")
-
-    def roundtrip(self):
-        raise NotProvided("Dropout has no state to round-trip")
 
 
 KEYS = ("weight", "bias", "running_mean", "running_var")
