@@ -76,10 +76,20 @@ class TorchLayer(Layer):
     def _input(self, x, dtype, layout):
         return make_tensor(x, dtype, layout, self.impl.device)
 
+    # the execution path (dropnorm/adapters/torch_paths.py overrides these three)
+    def _run(self, t: torch.Tensor) -> torch.Tensor:
+        return self.module(t)
+
+    def _check_gradients(self, second_order: bool) -> None:
+        """Raise NotProvided where the path has no (second-order) gradients."""
+
+    def _wrap_function(self, f):
+        return f
+
     def forward(self, x, *, dtype="float32", layout="contiguous") -> Output:
         t = self._input(x, dtype, layout)
         with torch.no_grad():
-            y = self.module(t)
+            y = self._run(t)
         if not isinstance(y, torch.Tensor):
             raise TypeError(f"{self.kind}.forward returned {type(y).__name__}, expected a torch.Tensor")
         return Output(y=to_numpy(y), dtype=dtype_name(y), x_after=to_numpy(t),
@@ -87,10 +97,11 @@ class TorchLayer(Layer):
                       extra={"same_object": y is t, "device": str(y.device)})
 
     def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous") -> Output:
+        self._check_gradients(second_order=False)
         t = self._input(x, dtype, layout).detach().requires_grad_(True)
         for p in self.module.parameters():
             p.grad = None
-        y = self.module(t)
+        y = self._run(t)
         y.backward(make_tensor(dy, dtype, "contiguous", self.impl.device).to(y.dtype))
         w = getattr(self.module, "weight", None)
         b = getattr(self.module, "bias", None)
@@ -139,6 +150,7 @@ class TorchLayer(Layer):
     def gradcheck(self, x, *, second_order: bool) -> bool:
         from torch.func import functional_call
 
+        self._check_gradients(second_order=second_order)
         self.module.double()
         names = [n for n, _ in self.module.named_parameters()]
         params = tuple(p.detach().clone().requires_grad_(True) for _, p in self.module.named_parameters())
@@ -149,7 +161,7 @@ class TorchLayer(Layer):
             return functional_call(self.module, ({**dict(zip(names, ps)), **buffers}), (inp,))
 
         check = torch.autograd.gradgradcheck if second_order else torch.autograd.gradcheck
-        return bool(check(f, (xt,) + params, raise_exception=True))
+        return bool(check(self._wrap_function(f), (xt,) + params, raise_exception=True))
 
 
 class TorchImplementation(Implementation):

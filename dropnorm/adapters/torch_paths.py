@@ -25,65 +25,28 @@ from __future__ import annotations
 
 import types
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dropnorm.adapters.base import NotProvided, Output
-from dropnorm.adapters.torch_nn import TorchImplementation, TorchLayer, _shares_memory, dtype_name, make_tensor, \
-    to_numpy
+from dropnorm.adapters.base import NotProvided
+from dropnorm.adapters.torch_nn import TorchImplementation, TorchLayer
 
 # ---------------------------------------------------------------------------------------------------
 # the path layer: the eager-style module holds the state, `_run` is the path
 
 
 class PathLayer(TorchLayer):
-    """A TorchLayer whose forward and backward go through `impl.run(layer, tensor)`."""
+    """A TorchLayer whose forward, backward and gradcheck go through the path (`impl.run`)."""
 
     def _run(self, t: torch.Tensor) -> torch.Tensor:
         return self.impl.run(self, t)
 
-    def forward(self, x, *, dtype="float32", layout="contiguous") -> Output:
-        t = self._input(x, dtype, layout)
-        with torch.no_grad():
-            y = self._run(t)
-        if not isinstance(y, torch.Tensor):
-            raise TypeError(f"{self.kind}.forward returned {type(y).__name__}, expected a torch.Tensor")
-        return Output(y=to_numpy(y), dtype=dtype_name(y), x_after=to_numpy(t),
-                      shares_input_memory=_shares_memory(y, t),
-                      extra={"same_object": y is t, "device": str(y.device)})
-
-    def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous") -> Output:
-        self.impl.check_gradients(self, second_order=False)
-        t = self._input(x, dtype, layout).detach().requires_grad_(True)
-        for p in self.module.parameters():
-            p.grad = None
-        y = self._run(t)
-        y.backward(make_tensor(dy, dtype, "contiguous", self.impl.device).to(y.dtype))
-        w = getattr(self.module, "weight", None)
-        b = getattr(self.module, "bias", None)
-        return Output(y=to_numpy(y), dtype=dtype_name(y), x_after=to_numpy(t),
-                      shares_input_memory=False, dx=to_numpy(t.grad),
-                      dweight=to_numpy(w.grad) if isinstance(w, torch.Tensor) else None,
-                      dbias=to_numpy(b.grad) if isinstance(b, torch.Tensor) else None)
-
-    def gradcheck(self, x, *, second_order: bool) -> bool:
-        from torch.func import functional_call
-
+    def _check_gradients(self, second_order: bool) -> None:
         self.impl.check_gradients(self, second_order=second_order)
-        self.module.double()
-        names = [n for n, _ in self.module.named_parameters()]
-        params = tuple(p.detach().clone().requires_grad_(True) for _, p in self.module.named_parameters())
-        buffers = {n: b for n, b in self.module.named_buffers()}
-        xt = torch.from_numpy(np.array(x, dtype=np.float64)).requires_grad_(True)
 
-        def f(inp, *ps):
-            return functional_call(self.module, ({**dict(zip(names, ps)), **buffers}), (inp,))
-
-        g = self.impl.wrap_function(f)
-        check = torch.autograd.gradgradcheck if second_order else torch.autograd.gradcheck
-        return bool(check(g, (xt,) + params, raise_exception=True))
+    def _wrap_function(self, f):
+        return self.impl.wrap_function(f)
 
 
 class PathImplementation(TorchImplementation):
