@@ -65,6 +65,7 @@ def _import_keras(spec: str):
 
 class KerasImplementation(Implementation):
     convention = "keras"
+    cost_factor = 10.0  # a Keras layer call dispatches through the backend: several times torch's cost
 
     def __init__(self, spec: str):
         self.keras = keras = _import_keras(spec)

@@ -190,6 +190,9 @@ class OrtBatchNorm(_OrtLayer):
 class OrtImplementation(Implementation):
     name = "onnxruntime"
     convention = "onnx"
+    # a model and a session per layer and dtype, gradients by finite differences of sessions: a loaded
+    # 2-core CI machine ran DO-GRAD-01 past 20x torch's cost (67 s)
+    cost_factor = 10.0
 
     def __init__(self):
         from dropnorm import conventions
