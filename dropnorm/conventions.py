@@ -31,7 +31,7 @@ class Convention:
     name: str
     framework: str
     momentum_of: str
-    momentum_default: float
+    momentum_default: float | None   # None: the framework has no default (a required argument)
     cumulative_average: bool
     running_var: str
     eps_default: float
@@ -45,6 +45,7 @@ class Convention:
     rng: str
     names: str
     sources: tuple[str, ...]
+    zero_debias: bool = False   # the running statistics are zero-debiased EMAs (Haiku): see new_batch_weight
 
     def framework_momentum(self, momentum: float) -> float:
         """The framework's own momentum parameter for a torch-style momentum (new-batch weight),
@@ -56,10 +57,23 @@ class Convention:
         """`value` as the layer stores it: eps and momentum of an ONNX node are 32-bit floats."""
         return float(round_to(value, self.attribute_dtype))
 
-    def new_batch_weight(self, momentum: float) -> float:
-        """The weight the update gives the batch statistic, for a torch-style momentum."""
+    def new_batch_weight(self, momentum: float, t: int | None = None) -> float:
+        """The weight the update gives the batch statistic, for a torch-style momentum.
+
+        Under a zero-debiased convention (zero_debias, Haiku) the running statistic is the EMA
+        divided by 1 - d^t (d = 1 - the plain weight, t the counter after the update), which is the
+        same as updating the debiased value with the weight (1 - d) / (1 - d^t) (1 at t = 1:
+        the first batch replaces the initial value); `t` is then required
+        (reference.debiased_running_update)."""
         fm = self.framework_momentum(momentum)
-        return fm if self.momentum_of == "new" else 1.0 - fm
+        w = fm if self.momentum_of == "new" else 1.0 - fm
+        if not self.zero_debias:
+            return w
+        if t is None or int(t) < 1:
+            raise ValueError(f"the {self.name} convention's running statistics are zero-debiased: the weight "
+                             f"depends on the counter after the update, t >= 1 (got t={t!r})")
+        d = 1.0 - w
+        return w / (1.0 - d ** int(t))
 
     def variance_factor(self, n: int) -> float:
         """What the running variance is fed, as a multiple of the biased batch variance."""
@@ -72,12 +86,15 @@ def conventions() -> dict[str, Convention]:
     out = {}
     for name, raw in data["convention"].items():
         raw = dict(raw, sources=tuple(raw.get("sources", ())))
+        raw.setdefault("momentum_default", None)   # TOML has no null: an absent default is a required argument
         try:
             c = Convention(name=name, **raw)
         except TypeError as e:
             raise SpecError(f"spec/conventions.toml [{name}]: {e}") from None
         if c.momentum_of not in MOMENTUM_OF or c.running_var not in RUNNING_VAR:
             raise SpecError(f"[{name}]: momentum_of must be one of {MOMENTUM_OF}, running_var one of {RUNNING_VAR}")
+        if not isinstance(c.zero_debias, bool):
+            raise SpecError(f"[{name}]: zero_debias must be true or false, got {c.zero_debias!r}")
         if not c.sources:
             raise SpecError(f"[{name}]: a convention needs its sources")
         out[name] = c
@@ -102,8 +119,10 @@ def markdown_table() -> str:
     cs = list(conventions().values())
     rows = [
         ("momentum weighs", lambda c: f"the {c.momentum_of} value" if c.momentum_of == "old" else "the new batch"),
-        ("momentum default", lambda c: repr(c.momentum_default)),
+        ("momentum default", lambda c: "none (a required argument)" if c.momentum_default is None
+         else repr(c.momentum_default)),
         ("momentum=None (cumulative average)", lambda c: "yes" if c.cumulative_average else "no"),
+        ("running statistics zero-debiased (EMA / (1 - decay^t))", lambda c: "yes" if c.zero_debias else "no"),
         ("running variance", lambda c: "unbiased, var n/(n-1)" if c.running_var == "unbiased" else "biased, var (/n)"),
         ("eps default", lambda c: repr(c.eps_default)),
         ("eps, momentum stored as", lambda c: c.attribute_dtype),

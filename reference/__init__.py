@@ -20,6 +20,7 @@ from reference.batchnorm import (
     batchnorm_train_backward,
     batchnorm_train_forward,
     batch_statistics,
+    debiased_running_update,
     running_update,
 )
 
@@ -27,5 +28,5 @@ __all__ = [
     "sample_mask", "sample_channel_mask", "mask_shape", "shared_axes_of", "dropout_forward", "dropout_backward",
     "channel_dropout_forward", "channel_dropout_backward",
     "batch_statistics", "batchnorm_train_forward", "batchnorm_eval_forward",
-    "running_update", "batchnorm_train_backward", "batchnorm_eval_backward",
+    "running_update", "debiased_running_update", "batchnorm_train_backward", "batchnorm_eval_backward",
 ]

@@ -155,3 +155,29 @@ def batchnorm_eval_backward(x, dy, running_mean, running_var, gamma=None, eps: f
     inv_sigma = _per_channel(1.0 / np.sqrt(rv + eps), x.ndim)
     xhat = (x - _per_channel(rm, x.ndim)) * inv_sigma
     return dy * _per_channel(g, x.ndim) * inv_sigma, (dy * xhat).sum(axis=axes), dy.sum(axis=axes)
+
+
+def debiased_running_update(running_mean, running_var, num_batches_tracked: int, x, decay: float, *,
+                            variance: str = "biased"):
+    """One training step of zero-debiased running statistics (BN-TRAIN-02/03 under a convention with
+    zero_debias, Haiku's hk.ExponentialMovingAverage, "the Adam debiasing procedure").
+
+    The layer keeps a hidden EMA h with decay d (the old value's weight) from h = 0, and reports and
+    normalises with the debiased average a = h / (1 - d^t), t the number of updates:
+
+      t' = t + 1;  h' = d h + (1 - d) v;  a' = h' / (1 - d^t').
+
+    With h = a (1 - d^t) this is an update of the debiased value itself with a weight that depends on
+    the counter: a' = (1 - w) a + w v, w = (1 - d) / (1 - d^t'). At t = 0 (w = 1) the first batch
+    statistic replaces whatever the average held. `running_mean`/`running_var` are the debiased
+    averages a before the step; v is the biased batch variance (variance="biased") or var n/(n-1).
+    Returns (a_mean', a_var', t').
+    """
+    d = float(decay)
+    if not 0.0 <= d < 1.0:
+        raise ValueError(f"decay must be in [0, 1) for a zero-debiased average, got {decay!r}")
+    t = int(num_batches_tracked)
+    if t < 0:
+        raise ValueError(f"num_batches_tracked must be >= 0, got {num_batches_tracked!r}")
+    w = (1.0 - d) / (1.0 - d ** (t + 1))
+    return running_update(running_mean, running_var, t, x, w, momentum_of="new", variance=variance)

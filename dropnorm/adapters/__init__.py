@@ -43,6 +43,7 @@ REGISTRY = {
     "flax-nnx": ("flax_nnx_impl", "flax", ("flax", "jax")),
     "equinox": ("equinox_impl", "equinox", ("equinox", "jax")),
     "paddle": ("paddle_impl", "paddle", ("paddle",)),
+    "haiku": ("haiku_impl", "haiku", ("haiku", "jax")),
 }
 ALIASES = {"keras-tensorflow": "tensorflow"}  # the same implementation under a second name
 # torch's own layers along other execution paths: audited on request (docs/execution-paths.md), not in

@@ -80,9 +80,13 @@ def test_running_statistics(impl, data):
         for layout, layer in runs:
             rm, rv, t = tracked[layout]
             layer.forward(x, dtype=case.dtype, layout=layout)
-            exp_rm, exp_rv, t = ref.running_update(rm, rv, t, x, fm, momentum_of=conv.momentum_of,
-                                                   variance=conv.running_var)
-            w = 1.0 / t if case.momentum is None else conv.new_batch_weight(case.momentum)
+            if conv.zero_debias:   # running statistics = EMA / (1 - d^t) (Haiku; spec/conventions.toml)
+                d = 1.0 - fm if conv.momentum_of == "new" else fm
+                exp_rm, exp_rv, t = ref.debiased_running_update(rm, rv, t, x, d, variance=conv.running_var)
+            else:
+                exp_rm, exp_rv, t = ref.running_update(rm, rv, t, x, fm, momentum_of=conv.momentum_of,
+                                                       variance=conv.running_var)
+            w = 1.0 / t if case.momentum is None else conv.new_batch_weight(case.momentum, t)
             d_rm, d_rv = tol.bn_running(x, rm, rv, w, case.dtype, case.param_dtype, variance=conv.running_var)
             state = layer.state()
             what = f"{case.describe()}, run {layout}, step {step + 1}, convention {conv.name}"
@@ -266,7 +270,9 @@ def test_batch_permutation(impl, data):
     yp = twin.forward(case.x[perm], dtype=case.dtype).y
     atol, _ = tol.bn_train_output(case.x, case.weight, case.bias, case.eps, case.dtype)
     ph.assert_close(yp, y[perm], 2 * atol[perm], "BN-META-02", "permuted-output", case.describe())
-    d_rm, d_rv = tol.bn_running(case.x, case.running_mean, case.running_var, 0.5, case.dtype, case.param_dtype,
+    t = case.layer.state()["num_batches_tracked"] or 1   # counter after the step: a zero-debiased weight needs it
+    d_rm, d_rv = tol.bn_running(case.x, case.running_mean, case.running_var,
+                                conventions.of(impl).new_batch_weight(0.5, t), case.dtype, case.param_dtype,
                                 variance=conventions.of(impl).running_var)
     s1, s2 = case.layer.state(), twin.state()
     ph.assert_close(s2["running_mean"], s1["running_mean"], 2 * d_rm, "BN-META-02", "running-mean", case.describe())

@@ -1,0 +1,293 @@
+"""Adapter for Haiku's hk.dropout and hk.BatchNorm on JAX (--impl haiku).
+
+Convention "haiku" (spec/conventions.toml): decay_rate weighs the old value and is a required
+argument (no default), eps 1e-5, the running variance is fed the biased batch variance
+(mean_of_squares - mean^2), and the running statistics are hk.ExponentialMovingAverage's
+zero-debiased averages: the layer keeps hidden = decay * hidden + (1 - decay) * value from 0 and
+normalises in eval with average = hidden / (1 - decay^counter) ("the Adam debiasing procedure").
+The EMA's counter is the training-call counter. JAX runs with jax_enable_x64 so that float64
+arrays stay float64.
+
+Mapping of the torch-style interface:
+  Dropout(p)           hk.transform(lambda x: hk.dropout(hk.next_rng_key(), p, x)), applied with the
+                       adapter's key (split per call) in training. Haiku has no dropout module and no
+                       train/eval flag: its documented idiom calls hk.dropout only in training
+                       (`if is_training: x = hk.dropout(...)`), so eval returns the input (the adapter's
+                       branch). hk.dropout checks rate in [0, 1) at each call (ValueError): p = 1 is
+                       not provided.
+  Dropout2d(p)         the same with broadcast_dims = (2, ..., ndim - 1): one draw per (N, C)
+  BatchNormNd(C, eps, momentum, affine)
+                       hk.transform_with_state of hk.BatchNorm(create_scale=affine,
+                       create_offset=affine, decay_rate=1 - momentum, eps=eps,
+                       data_format="channels_first", name="batch_norm")(x, is_training=training);
+                       params and state are created by init on zeros of the parameter dtype, so the
+                       EMAs start at Haiku's zeros (running_var 0, not 1) with counter 0. Haiku's
+                       parameters and EMAs take the input's rank ((1, C, 1, ...)): the adapter keeps
+                       them per channel and reshapes them to each input's rank.
+  half-precision input with float32 parameters
+                       Haiku's mixed-precision route: hk.mixed_precision.push_policy(hk.BatchNorm,
+                       jmp.Policy(param_dtype=float32, compute_dtype=float32, output_dtype=<input
+                       dtype>)), the batch-norm policy of Haiku's ImageNet example (mp_bn_policy,
+                       default params=f32, compute=f32); without a policy hk.BatchNorm computes in the
+                       dtypes jax's promotion gives and returns float32
+  state                weight = scale, bias = offset; running_mean / running_var = the EMAs' debiased
+                       `average` (what eval normalises with); num_batches_tracked = mean_ema's counter
+  load                 sets `average`, and `hidden` = average * (1 - decay^counter), so that the next
+                       update continues from the loaded values (both EMAs' counters for the counter)
+  roundtrip            the params and state dicts through numpy's savez (Haiku has no serialisation
+                       API; its examples save the dicts) into a fresh layer
+  gradients            jax.vjp of apply with respect to x and the params, the new state as aux
+Not provided: inplace, momentum=None, torch momentum 0 (decay_rate 1: hk.ExponentialMovingAverage
+documents decay in [0, 1)), track_running_stats=False (hk.BatchNorm always keeps and updates its
+EMAs in training; test_local_stats only changes what eval normalises with), Dropout p = 1,
+gradcheck, the framework's default momentum (decay_rate has none).
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from dropnorm.adapters import _common as c
+from dropnorm.adapters.base import BATCHNORM_RANKS, FlagModeLayer, Implementation, NotProvided, Output
+from dropnorm.adapters.layouts import numpy_view
+from dropnorm.dtypes import round_to
+
+jax = c.require("jax", "haiku", "haiku")
+jax.config.update("jax_enable_x64", True)
+hk = c.require("haiku", "haiku", "haiku")
+jmp = c.require("jmp", "haiku", "haiku")
+import jax.numpy as jnp  # noqa: E402
+
+JNP = {"float64": jnp.float64, "float32": jnp.float32, "float16": jnp.float16, "bfloat16": jnp.bfloat16}
+HALF = ("float16", "bfloat16")
+MODULE = "batch_norm"
+EMAS = {"running_mean": f"{MODULE}/~/mean_ema", "running_var": f"{MODULE}/~/var_ema"}
+PARAMS = {"weight": "scale", "bias": "offset"}
+
+
+def _tensor(x, dtype, layout):
+    return jnp.asarray(numpy_view(round_to(x, dtype), layout), dtype=JNP[dtype])
+
+
+def _np(a):
+    return None if a is None else np.array(jnp.asarray(a, jnp.float64))   # a writable copy
+
+
+def _dtype_name(a):
+    return {jnp.dtype(v): k for k, v in JNP.items()}.get(a.dtype, str(a.dtype))
+
+
+class HkDropout(c.StatelessDropout, FlagModeLayer):
+    def __init__(self, impl, kind, p, inplace):
+        super().__init__(impl, kind, dict(p=p, inplace=inplace))
+        if inplace:
+            raise NotProvided("JAX arrays are immutable: no in-place dropout")
+        self.p = p
+
+    def _f(self, ndim):
+        """x -> output for this call: hk.dropout with a fresh key in training, the input in eval."""
+        if not self._training:
+            return lambda xx: xx
+        broadcast = tuple(range(2, ndim)) if self.kind == "Dropout2d" else ()
+        f = hk.transform(lambda xx: hk.dropout(hk.next_rng_key(), self.p, xx, broadcast_dims=broadcast))
+        key = self.impl.next_key()
+        return lambda xx: f.apply({}, key, xx)
+
+    def forward(self, x, *, dtype="float32", layout="contiguous"):
+        t = _tensor(x, dtype, layout)
+        y = self._f(t.ndim)(t)
+        return Output(y=_np(y), dtype=_dtype_name(y), x_after=_np(t), shares_input_memory=False)
+
+    def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
+        t = _tensor(x, dtype, layout)
+        y, vjp = jax.vjp(self._f(t.ndim), t)
+        (dx,) = vjp(_tensor(dy, dtype, "contiguous").astype(y.dtype))
+        return Output(y=_np(y), dtype=_dtype_name(y), x_after=_np(t), shares_input_memory=False, dx=_np(dx))
+
+
+class HkBatchNorm(FlagModeLayer):
+    def __init__(self, impl, dims, kwargs, config):
+        super().__init__(impl, f"BatchNorm{dims}d", kwargs)
+        self.dims, self.config, self.num_features = dims, dict(config), kwargs["num_features"]
+        self.decay = self.config["decay_rate"]
+        self.param_dtype = "float32"
+        self.fn = hk.transform_with_state(self._module_call)
+        self._init()
+
+    def _module_call(self, x, is_training):
+        return hk.BatchNorm(data_format="channels_first", name=MODULE, **self.config)(x, is_training)
+
+    def _init(self):
+        """Haiku's init on zeros of the parameter dtype: scale 1, offset 0, EMAs 0 with counter 0."""
+        self.ndim = BATCHNORM_RANKS[self.dims][0]
+        x0 = jnp.zeros((2, self.num_features) + (1,) * (self.ndim - 2), JNP[self.param_dtype])
+        self.params, self.hstate = self.fn.init(None, x0, True)
+
+    def _to_rank(self, ndim):
+        """Reshape the (1, C, 1, ...) parameters and EMAs to an input of rank ndim."""
+        if ndim == self.ndim or ndim < 2:
+            return
+        shape = (1, self.num_features) + (1,) * (ndim - 2)
+        fix = (lambda a: a.reshape(shape) if a.ndim == self.ndim else a)
+        self.params = jax.tree_util.tree_map(fix, self.params)
+        self.hstate = jax.tree_util.tree_map(fix, self.hstate)
+        self.ndim = ndim
+
+    def _policy(self, dtype):
+        """Haiku's batch-norm mixed-precision policy for half input with float32 parameters."""
+        import contextlib
+        if dtype in HALF and self.param_dtype == "float32":
+            return hk.mixed_precision.push_policy(hk.BatchNorm, jmp.Policy(
+                param_dtype=jnp.float32, compute_dtype=jnp.float32, output_dtype=JNP[dtype]))
+        return contextlib.nullcontext()
+
+    def _run(self, x, dtype, layout, dy=None):
+        t = _tensor(x, dtype, layout)
+        self._to_rank(t.ndim)
+        training = self._training
+        out_grads = None
+        with self._policy(dtype):
+            if dy is None:
+                y, st = self.fn.apply(self.params, self.hstate, None, t, training)
+            else:
+                y, vjp, st = jax.vjp(lambda xx, pp: self.fn.apply(pp, self.hstate, None, xx, training),
+                                     t, self.params, has_aux=True)
+                out_grads = vjp(_tensor(dy, dtype, "contiguous").astype(y.dtype))
+        self.hstate = st
+        out = Output(y=_np(y), dtype=_dtype_name(y), x_after=_np(t), shares_input_memory=False)
+        if out_grads is not None:
+            out.dx = _np(out_grads[0])
+            g = out_grads[1].get(MODULE, {})
+            if "scale" in g:
+                out.dweight, out.dbias = _np(g["scale"]).reshape(-1), _np(g["offset"]).reshape(-1)
+        return out
+
+    def forward(self, x, *, dtype="float32", layout="contiguous"):
+        return self._run(x, dtype, layout)
+
+    def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
+        return self._run(x, dtype, layout, dy)
+
+    def _vector(self, a):
+        return None if a is None else _np(a).reshape(-1)
+
+    def state(self):
+        p = self.params.get(MODULE, {})
+        out = {k: self._vector(p.get(name)) for k, name in PARAMS.items()}
+        out.update({k: self._vector(self.hstate[ema]["average"]) for k, ema in EMAS.items()})
+        out.update(num_batches_tracked=int(self.hstate[EMAS["running_mean"]]["counter"]),
+                   param_dtype=self.param_dtype)
+        return out
+
+    def load(self, **values):
+        params = {k: dict(v) for k, v in self.params.items()}
+        st = {k: dict(v) for k, v in self.hstate.items()}
+        shape = (1, self.num_features) + (1,) * (self.ndim - 2)
+
+        def arr(v):
+            return jnp.asarray(round_to(np.asarray(v, np.float64), self.param_dtype),
+                               dtype=JNP[self.param_dtype]).reshape(shape)
+
+        for key, value in values.items():
+            if key in PARAMS:
+                if PARAMS[key] not in params.get(MODULE, {}):
+                    raise NotProvided("hk.BatchNorm(create_scale=False, create_offset=False) has no scale/offset")
+                params[MODULE][PARAMS[key]] = arr(value)
+            elif key in EMAS:
+                st[EMAS[key]]["average"] = arr(value)
+            elif key == "num_batches_tracked":
+                for ema in EMAS.values():
+                    st[ema]["counter"] = jnp.asarray(int(value), dtype=st[ema]["counter"].dtype)
+            else:
+                raise NotProvided(f"hk.BatchNorm has no {key}")
+        # the hidden EMA that the loaded average and counter stand for: average = hidden / (1 - d^t)
+        for ema in EMAS.values():
+            a, t = st[ema]["average"], int(st[ema]["counter"])
+            st[ema]["hidden"] = jnp.asarray(np.asarray(a, np.float64) * (1.0 - self.decay ** t), dtype=a.dtype)
+        self.params, self.hstate = params, st
+
+    def to(self, dtype):
+        values = self.state()
+        self.param_dtype = dtype
+        self._init()
+        self.load(**{k: v for k, v in values.items() if k != "param_dtype" and v is not None})
+
+    def roundtrip(self):
+        buf = io.BytesIO()
+        flat = {f"params|{m}|{n}": np.asarray(v) for m, d in self.params.items() for n, v in d.items()}
+        flat.update({f"state|{m}|{n}": np.asarray(v) for m, d in self.hstate.items() for n, v in d.items()})
+        np.savez(buf, **{k: (v.astype(np.float32) if v.dtype == jnp.bfloat16 else v) for k, v in flat.items()})
+        dtypes = {k: v.dtype for k, v in flat.items()}
+        fresh = HkBatchNorm(self.impl, self.dims, self.kwargs, self.config)
+        fresh.param_dtype = self.param_dtype
+        buf.seek(0)
+        params, st = {}, {}
+        with np.load(buf) as z:
+            for k in z.files:
+                kind, m, n = k.split("|")
+                (params if kind == "params" else st).setdefault(m, {})[n] = jnp.asarray(z[k], dtype=dtypes[k])
+        fresh.params, fresh.hstate, fresh.ndim = params, st, self.ndim
+        fresh._training = self._training
+        return fresh
+
+
+class HkImplementation(Implementation):
+    name = "haiku"
+    convention = "haiku"
+    cost_factor = 20.0   # as the other JAX adapters: per-call dispatch, no jit
+
+    def __init__(self):
+        from importlib.metadata import version
+        self.version = f"dm-haiku {version('dm-haiku')}, jax {jax.__version__}"
+        self.target = "hk.dropout / hk.BatchNorm (hk.transform_with_state)"
+        self._key = jax.random.key(0)
+
+    def provides(self, kind):
+        return kind in ("Dropout", "Dropout2d", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
+
+    def expresses(self, kind, **o):
+        if o.get("inplace") or o.get("track_running_stats") is False:
+            return False
+        if kind.startswith("Dropout") and "p" in o and o["p"] == 1:
+            return False   # hk.dropout: 'Must be a scalar in the range [0, 1)'
+        if "momentum" in o and (o["momentum"] is None or not 1.0 - o["momentum"] < 1.0):
+            return False   # no cumulative average; decay_rate 1 is outside the documented [0, 1)
+        return True
+
+    def next_key(self):
+        self._key, sub = jax.random.split(self._key)
+        return sub
+
+    def seed(self, seed):
+        self._key = jax.random.key(int(seed))
+
+    def rng_state(self):
+        return np.asarray(jax.random.key_data(self._key)).tobytes()
+
+    def dropout(self, p=0.5, inplace=False):
+        if p == 1:
+            raise NotProvided("hk.dropout documents rate in [0, 1) (ValueError at p = 1)")
+        return HkDropout(self, "Dropout", p, inplace)
+
+    def dropout2d(self, p=0.5, inplace=False):
+        if p == 1:
+            raise NotProvided("hk.dropout documents rate in [0, 1) (ValueError at p = 1)")
+        return HkDropout(self, "Dropout2d", p, inplace)
+
+    def batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
+        kw = c.batchnorm_kwargs("hk.BatchNorm", dims, num_features, eps, momentum, affine, track_running_stats)
+        from dropnorm import conventions
+        decay = conventions.get("haiku").framework_momentum(momentum)
+        if decay == 1:
+            raise NotProvided("hk.BatchNorm's EMA documents decay in [0, 1): torch momentum 0 (or one that "
+                              "rounds 1 - momentum to 1) is decay_rate 1")
+        config = dict(create_scale=affine, create_offset=affine, decay_rate=decay, eps=eps)
+        return HkBatchNorm(self, dims, kw, config)
+
+    def batchnorm_defaults(self, dims, num_features):
+        raise NotProvided("hk.BatchNorm has no default decay_rate (a required argument)")
+
+
+def load() -> HkImplementation:
+    return HkImplementation()
