@@ -37,6 +37,7 @@ REGISTRY = {
     "torch-compile-dynamic": ("torch_compile_dynamic", None, ("torch",)),
     "torch-autocast": ("torch_autocast", None, ("torch",)),
     "torch-inference-mode": ("torch_inference_mode", None, ("torch",)),
+    "torch-export-onnxruntime": ("torch_export_onnxruntime", "onnx", ("torch", "onnx", "onnxruntime", "onnxscript")),
     # more frameworks (issue 16; docs/matrix-more.md)
     "mlx": ("mlx_impl", "mlx", ("mlx",)),
     "tinygrad": ("tinygrad_impl", "tinygrad", ("tinygrad",)),
