@@ -1,0 +1,421 @@
+"""The rest of the BatchNorm family (issue 15): resetting a layer (BN-RESET-01), loading checkpoints with
+and without num_batches_tracked (BN-LOAD-01), LazyBatchNormNd (BN-LAZY-01), SyncBatchNorm in a single
+process (BN-SYNC-01) and eval BatchNorm under no-gradient contexts (BN-GRAD-05).
+
+Every operation goes through the adapter interface (dropnorm/adapters/base.py: Layer.reset_running_stats,
+reset_parameters, load_state, convert_sync, forward_in; Implementation.lazy_batchnorm, sync_batchnorm),
+NotProvided by default, so an implementation without them reports these clauses not-provided. The
+equalities are exact: a reset layer, a lazy layer and a single-process SyncBatchNorm are the same
+computation as a fresh BatchNormNd, so they must give the same bits.
+"""
+import functools
+
+import numpy as np
+import pytest
+from hypothesis import strategies as st
+
+import reference as ref
+from dropnorm import checks as ph
+from dropnorm import conventions, inputs
+from dropnorm import strategies as hh
+from dropnorm import tolerances as tol
+from dropnorm.adapters import NotProvided
+from dropnorm.bn_setup import draw_case, provided_dims
+from dropnorm.traced import TRACE, Call, TracedLayer
+from reference import batchnorm as refbn
+
+STATS = ("running_mean", "running_var")
+
+# ------------------------------------------------------------------------------------------------ tracing
+# Every call reaches the trace (dropnorm.traced), from which reproductions are written. Where the trace
+# has a wrapper of its own for a call (a method of TracedLayer / Traced) it is used; otherwise the call
+# is recorded through the trace's generic recorder under the interface's method name.
+
+
+def _call(layer, method: str, **args):
+    """layer.<method>(**args) on a traced layer, recorded."""
+    if method in type(layer).__dict__:
+        return getattr(layer, method)(**args)
+    return layer._call(method, layer=layer.number, kind=layer.kind, **args)
+
+
+def _derive(layer, method: str):
+    """A new layer made from `layer` by `method` (convert_sync), recorded as roundtrip is."""
+    if method in type(layer).__dict__:
+        return getattr(layer, method)()
+    rec = TRACE.add(Call(method, layer.number, layer.kind, {}))
+    try:
+        fresh = TracedLayer(getattr(layer.inner, method)(), TRACE.new_layer_number())
+    except Exception as e:
+        rec.error = f"{type(e).__name__}: {e}"
+        raise
+    rec.result = fresh.number
+    return fresh
+
+
+def _build(impl, kind: str, factory: str, **kwargs):
+    """A layer from one of the implementation's family factories (lazy_batchnorm, sync_batchnorm),
+    recorded as a construction of `kind` (the class a reproduction constructs)."""
+    if factory in type(impl).__dict__:
+        return getattr(impl, factory)(**kwargs)
+    return impl._construct(kind, factory, **kwargs)
+
+
+def _forward_in(layer, x, context: str, dtype: str):
+    layer._note_input(dtype, "contiguous")
+    return _call(layer, "forward_in", x=np.asarray(x), context=context, dtype=dtype)
+
+
+def _requires(probe):
+    """Run `probe(implementation)` before hypothesis draws anything: it raises NotProvided (the test is
+    then not provided at once, instead of after hundreds of filtered examples) when the implementation
+    lacks the operation. The probe runs on the untraced implementation, on a throwaway layer."""
+    def decorate(test):
+        @functools.wraps(test)
+        def run(*args, **kwargs):
+            impl = kwargs["impl"]
+            dims = [d for d in (1, 2, 3) if impl.provides(f"BatchNorm{d}d")]
+            if dims:
+                probe(getattr(impl, "inner", impl), dims[0])
+            return test(*args, **kwargs)
+        return run
+    return decorate
+
+
+def _probe_reset(inner, dims):
+    layer = inner.batchnorm(dims, 2)
+    layer.reset_running_stats()
+    layer.reset_parameters()
+
+
+def _probe_load(inner, dims):
+    layer = inner.batchnorm(dims, 2)
+    state = layer.state()
+    layer.load_state({k: state[k] for k in ("weight", "bias", "num_batches_tracked") + STATS}, legacy=False)
+
+
+def _probe_sync(inner, dims):
+    inner.sync_batchnorm(dims, 2)
+    inner.batchnorm(dims, 2).convert_sync()
+
+
+def _probe_forward_in(inner, dims):
+    layer = inner.batchnorm(dims, 2)
+    layer.train(False)
+    layer.forward_in(np.ones((2, 2) + (1,) * (dims - 1) if dims > 1 else (2, 2)), context="no_grad")
+
+
+def _require_counter(impl):
+    conv = conventions.of(impl)
+    if not conv.counter:
+        raise NotProvided(f"the {conv.name} convention keeps no training-call counter (spec/conventions.toml)")
+    return conv
+
+
+# ------------------------------------------------------------------------------------------ BN-RESET-01
+@pytest.mark.clause("BN-RESET-01")
+@_requires(_probe_reset)
+@hh.given(data=st.data())
+def test_reset_restores_a_fresh_layer(impl, data):
+    """After 1-3 training calls, reset_running_stats() sets running_mean 0, running_var 1,
+    num_batches_tracked 0 exactly and keeps weight and bias; reset_parameters() also sets weight 1 and
+    bias 0. Afterwards two training calls and an eval call give the same output and state, bit for bit,
+    as on a fresh layer with the same constructor arguments (and, after reset_running_stats, the same
+    weight and bias): with momentum=None a counter left behind would weigh the first batch by 1/(t+1)."""
+    _require_counter(impl)
+    case = draw_case(impl, data, layouts=False, large=False)
+    which = data.draw(st.sampled_from(["reset_running_stats", "reset_parameters"]), label="reset")
+    steps = data.draw(st.integers(1, 3), label="training calls before the reset")
+    c = case.shape[1]
+    case.layer.train(True)
+    for step in range(steps):
+        case.layer.forward(inputs.channels(case.seed + 10 + step, case.shape, case.dtype), dtype=case.dtype)
+    before = case.layer.state()
+    _call(case.layer, which)
+    after = case.layer.state()
+    fresh = refbn.initial_state(c, affine=case.affine, track_running_stats=case.track)
+    what = f"{case.describe()}, {which}() after {steps} training calls"
+    if case.track:
+        ph.assert_equal(after["running_mean"], fresh["running_mean"], "BN-RESET-01", "running-mean", what)
+        ph.assert_equal(after["running_var"], fresh["running_var"], "BN-RESET-01", "running-var", what)
+        ph.check(after["num_batches_tracked"] == 0, "BN-RESET-01", "counter",
+                 f"got num_batches_tracked {after['num_batches_tracked']!r}, expected 0 [{what}]",
+                 observed=after["num_batches_tracked"], expected=0)
+    if case.affine and which == "reset_parameters":
+        ph.assert_equal(after["weight"], fresh["weight"], "BN-RESET-01", "weight", what)
+        ph.assert_equal(after["bias"], fresh["bias"], "BN-RESET-01", "bias", what)
+    elif case.affine:
+        ph.assert_equal(after["weight"], before["weight"], "BN-RESET-01", "parameters-kept", f"weight, {what}")
+        ph.assert_equal(after["bias"], before["bias"], "BN-RESET-01", "parameters-kept", f"bias, {what}")
+    # a fresh layer: the same constructor arguments (and the parameters a correct reset_running_stats keeps)
+    twin = impl.batchnorm(case.dims, c, eps=case.eps, momentum=case.momentum, affine=case.affine,
+                          track_running_stats=case.track)
+    if case.param_dtype == "float64":
+        twin.to("float64")
+    if case.affine and which == "reset_running_stats":
+        twin.load(weight=before["weight"], bias=before["bias"])
+    for call, mode in enumerate((True, True, False)):
+        x = inputs.channels(case.seed + 20 + call, case.shape, case.dtype)
+        case.layer.train(mode)
+        twin.train(mode)
+        got = case.layer.forward(x, dtype=case.dtype)
+        expected = twin.forward(x, dtype=case.dtype)
+        step = f"{what}; call {call + 1} after the reset ({'training' if mode else 'eval'}) against a fresh layer"
+        ph.assert_equal(got.y, expected.y, "BN-RESET-01", "fresh-output", step)
+        s_got, s_exp = case.layer.state(), twin.state()
+        for key in STATS:
+            if s_exp[key] is not None and s_got[key] is not None:
+                ph.assert_equal(s_got[key], s_exp[key], "BN-RESET-01", "fresh-state", f"{key}, {step}")
+        ph.check(s_got["num_batches_tracked"] == s_exp["num_batches_tracked"], "BN-RESET-01", "fresh-state",
+                 f"got num_batches_tracked {s_got['num_batches_tracked']!r}, expected "
+                 f"{s_exp['num_batches_tracked']!r} [{step}]",
+                 observed=s_got["num_batches_tracked"], expected=s_exp["num_batches_tracked"])
+
+
+# ------------------------------------------------------------------------------------------- BN-LOAD-01
+@pytest.mark.clause("BN-LOAD-01")
+@_requires(_probe_load)
+@hh.given(data=st.data())
+def test_loading_checkpoints_with_and_without_the_counter(impl, data):
+    """A checkpoint loaded through the framework's own strict loader (torch: load_state_dict), into a
+    layer with momentum=None after 0-3 training calls. In the current format it holds every value
+    (the counter t too): the layer then holds exactly those values and counter t. In the legacy format
+    (torch: state-dict version 1, from before num_batches_tracked) it has no counter: it loads, the values
+    are exact and the counter is the layer's own, unchanged (pytorch/pytorch#110850). Either way the
+    next training call continues the cumulative average from that counter: rm' = (t rm + mu)/(t + 1),
+    within the bounds of BN-TRAIN-04 (dropnorm/tolerances.py bn_running, m = 1/(t + 1)). A current-format
+    checkpoint without the counter is incomplete: the strict load raises an error naming
+    num_batches_tracked."""
+    conv = _require_counter(impl)
+    if not conv.cumulative_average:
+        raise NotProvided(f"the {conv.name} convention has no momentum=None (cumulative average)")
+    case = draw_case(impl, data, track=True, momentum=None, layouts=False, large=False)
+    c = case.shape[1]
+    legacy = data.draw(st.booleans(), label="legacy checkpoint (no counter)")
+    steps = data.draw(st.integers(0, 3), label="training calls before the load")
+    case.layer.train(True)
+    for step in range(steps):
+        case.layer.forward(inputs.channels(case.seed + 10 + step, case.shape, case.dtype), dtype=case.dtype)
+    t_before = case.layer.state()["num_batches_tracked"]
+    values = {"running_mean": inputs.vector(case.seed + 20, c, "float32", scale=2.0),
+              "running_var": inputs.vector(case.seed + 21, c, "float32", positive=True)}
+    if case.affine:
+        values["weight"] = inputs.vector(case.seed + 22, c, "float32", loc=1.0)
+        values["bias"] = inputs.vector(case.seed + 23, c, "float32", scale=2.0)
+    saved = dict(values)
+    if not legacy:
+        saved["num_batches_tracked"] = data.draw(st.integers(0, 10 ** 6), label="num_batches_tracked saved")
+    what = (f"{case.describe()}, {steps} training calls, then a {'legacy' if legacy else 'current'}-format "
+            f"checkpoint loaded")
+
+    # a current-format checkpoint without the counter: incomplete, the strict load must say so
+    probe = case.fresh(impl)
+    try:
+        _call(probe, "load_state", values=dict(values), legacy=False)
+        raised = None
+    except NotProvided:
+        raise
+    except Exception as e:  # noqa: BLE001 - any clear error is right; which one is observed
+        raised = f"{type(e).__name__}: {e}"
+    ph.check(raised is not None and "num_batches_tracked" in raised, "BN-LOAD-01", "missing-counter",
+             f"a strict load of a current-format state without num_batches_tracked "
+             f"{'raised ' + repr(raised[:300]) if raised else 'returned'}, expected an error naming "
+             f"num_batches_tracked [{case.describe()}]", observed=raised, expected="an error naming num_batches_tracked")
+
+    try:
+        _call(case.layer, "load_state", values=saved, legacy=legacy)
+    except NotProvided:
+        raise
+    except Exception as e:  # noqa: BLE001
+        ph.check(False, "BN-LOAD-01", "legacy-loads" if legacy else "loads",
+                 f"the strict load raised {type(e).__name__}: {str(e)[:300]} [{what}]")
+        return
+    state = case.layer.state()
+    for key, value in values.items():
+        ph.assert_equal(state[key], value, "BN-LOAD-01", "values", f"{key} after the load, {what}")
+    t = refbn.counter_after_load(t_before, saved, legacy=legacy)
+    whose = "the layer's own counter before the load" if legacy else "the saved counter"
+    ph.check(state["num_batches_tracked"] == t, "BN-LOAD-01", "legacy-counter" if legacy else "counter",
+             f"got num_batches_tracked {state['num_batches_tracked']!r} after the load, expected {t} ({whose}) "
+             f"[{what}]", observed=state["num_batches_tracked"], expected=t)
+
+    x = inputs.channels(case.seed + 30, case.shape, case.dtype)
+    case.layer.forward(x, dtype=case.dtype)
+    rm, rv, _ = ref.running_update(values["running_mean"], values["running_var"], t, x, None)
+    d_rm, d_rv = tol.bn_running(x, values["running_mean"], values["running_var"], 1.0 / (t + 1), case.dtype,
+                                case.param_dtype)
+    state = case.layer.state()
+    step = f"{what}; the next training call, m = 1/{t + 1}"
+    ph.assert_close(state["running_mean"], rm, d_rm, "BN-LOAD-01", "cma-continues", f"running_mean, {step}")
+    ph.assert_close(state["running_var"], rv, d_rv, "BN-LOAD-01", "cma-continues", f"running_var, {step}")
+
+
+# ------------------------------------------------------------------------------------------- BN-LAZY-01
+@pytest.mark.clause("BN-LAZY-01")
+@_requires(lambda inner, dims: inner.lazy_batchnorm(dims))
+@hh.given(data=st.data())
+def test_lazy_batchnorm_is_the_eager_one(impl, data):
+    """LazyBatchNormNd(eps, momentum, affine, track_running_stats) takes num_features from its first
+    input and is then BatchNormNd(C) with the same keywords, bit for bit: the outputs, parameters,
+    running statistics and counter after a first call (training or eval), a second call in training
+    and an eval call; its parameters and buffers have C values, initialised to weight 1, bias 0,
+    running_mean 0, running_var 1, counter 0."""
+    dims = data.draw(st.sampled_from(provided_dims(impl)), label="dims")
+    kind = f"BatchNorm{dims}d"
+    shape = data.draw(hh.bn_shapes(dims), label="shape")
+    c = shape[1]
+    eps = data.draw(hh.eps_values(), label="eps")
+    momentum = data.draw(hh.momenta(allow_none=impl.expresses(kind, momentum=None)), label="momentum")
+    affine = data.draw(hh.expressed(impl, kind, "affine", (True, False)), label="affine")
+    track = data.draw(hh.expressed(impl, kind, "track_running_stats", (True, False)), label="track_running_stats")
+    allowed = [d for d in ("float32", "float16", "bfloat16") if impl.expresses(kind, dtype=d, param_dtype="float32")]
+    if not allowed:
+        raise NotProvided(f"{impl.name}: {kind} expresses none of float32, float16, bfloat16")
+    dtype = data.draw(hh.dtypes(allowed), label="dtype")
+    seed = data.draw(hh.seeds(), label="seed")
+    first = data.draw(st.booleans(), label="first call in training")
+    kw = dict(eps=eps, momentum=momentum, affine=affine, track_running_stats=track)
+    lazy = _build(impl, f"LazyBatchNorm{dims}d", "lazy_batchnorm", dims=dims, **kw)
+    eager = impl.batchnorm(dims, c, **kw)
+    fresh = refbn.initial_state(c, affine=affine, track_running_stats=track)
+    what = f"Lazy{kind}(eps={eps:.3g}, momentum={momentum}, affine={affine}, track_running_stats={track}), x {shape} {dtype}"
+    for call, (x_seed, mode) in enumerate(((seed, first), (seed + 1, True), (seed, False))):
+        x = inputs.channels(x_seed, shape, dtype)
+        lazy.train(mode)
+        eager.train(mode)
+        got = lazy.forward(x, dtype=dtype)
+        expected = eager.forward(x, dtype=dtype)
+        step = f"{what}; call {call + 1} ({'training' if mode else 'eval'}) against {kind}({c})"
+        ph.assert_equal(got.y, expected.y, "BN-LAZY-01", "output", step)
+        s_got, s_exp = lazy.state(), eager.state()
+        for key, condition in (("weight", "parameters"), ("bias", "parameters"), ("running_mean", "running-mean"),
+                               ("running_var", "running-var")):
+            if s_exp[key] is None or s_got[key] is None:
+                ph.check(s_got[key] is None and s_exp[key] is None, "BN-LAZY-01", condition,
+                         f"got {key} {s_got[key]!r}, expected {s_exp[key]!r} [{step}]")
+                continue
+            ph.check(np.shape(s_got[key]) == (c,), "BN-LAZY-01", "shape",
+                     f"got {key} of shape {np.shape(s_got[key])}, expected ({c},) [{step}]",
+                     observed=np.shape(s_got[key]), expected=(c,))
+            if np.shape(s_got[key]) == (c,):
+                ph.assert_equal(s_got[key], s_exp[key], "BN-LAZY-01", condition, f"{key}, {step}")
+                # materialised as a fresh layer: parameters at their initial values until trained, and
+                # the running statistics too when the first call was in eval
+                if call == 0 and (key in ("weight", "bias") or not first):
+                    ph.assert_equal(s_got[key], fresh[key], "BN-LAZY-01", "initial-values", f"{key}, {step}")
+        ph.check(s_got["num_batches_tracked"] == s_exp["num_batches_tracked"], "BN-LAZY-01", "counter",
+                 f"got num_batches_tracked {s_got['num_batches_tracked']!r}, expected "
+                 f"{s_exp['num_batches_tracked']!r} [{step}]",
+                 observed=s_got["num_batches_tracked"], expected=s_exp["num_batches_tracked"])
+
+
+# ------------------------------------------------------------------------------------------- BN-SYNC-01
+@pytest.mark.clause("BN-SYNC-01")
+@_requires(_probe_sync)
+@hh.given(data=st.data())
+def test_sync_batchnorm_in_one_process(impl, data):
+    """SyncBatchNorm in a single process without a process group: in eval it is BatchNormNd with the same
+    state, bit for bit; in training it either equals BatchNormNd (output, running statistics, counter,
+    bit for bit: a world of size 1) or raises ValueError or RuntimeError with a message, never another
+    result. convert_sync_batchnorm of a BatchNormNd carries its weight, bias, running statistics,
+    counter and mode exactly, and the converted layer's eval output is the original's."""
+    case = draw_case(impl, data, layouts=False, large=False)
+    c = case.shape[1]
+    sync = _build(impl, "SyncBatchNorm", "sync_batchnorm", dims=case.dims, num_features=c, eps=case.eps,
+                  momentum=case.momentum, affine=case.affine, track_running_stats=case.track)
+    if case.param_dtype == "float64":
+        sync.to("float64")
+    if case.affine:
+        sync.load(weight=case.weight, bias=case.bias)
+    if case.track:
+        sync.load(running_mean=case.running_mean, running_var=case.running_var)
+    what = f"SyncBatchNorm in one process against {case.describe()}"
+    case.layer.train(False)
+    sync.train(False)
+    ph.assert_equal(sync.forward(case.x, dtype=case.dtype).y, case.layer.forward(case.x, dtype=case.dtype).y,
+                    "BN-SYNC-01", "eval-output", f"{what}, eval")
+
+    case.layer.train(True)
+    sync.train(True)
+    expected = case.layer.forward(case.x, dtype=case.dtype)
+    try:
+        got = sync.forward(case.x, dtype=case.dtype)
+    except NotProvided:
+        raise
+    except Exception as e:  # noqa: BLE001 - a clear error is allowed; which one is the observation
+        ph.check(isinstance(e, (ValueError, RuntimeError)) and bool(str(e).strip()), "BN-SYNC-01", "clear-error",
+                 f"training raised {type(e).__name__}: {str(e)[:300]!r}, expected the BatchNorm result or a "
+                 f"ValueError/RuntimeError saying why [{what}, training]")
+        got = None
+    if got is not None:
+        ph.assert_equal(got.y, expected.y, "BN-SYNC-01", "train-output", f"{what}, training")
+        s_got, s_exp = sync.state(), case.layer.state()
+        for key in STATS:
+            if s_exp[key] is not None and s_got[key] is not None:
+                ph.assert_equal(s_got[key], s_exp[key], "BN-SYNC-01", "train-state", f"{key}, {what}, training")
+        ph.check(s_got["num_batches_tracked"] == s_exp["num_batches_tracked"], "BN-SYNC-01", "train-state",
+                 f"got num_batches_tracked {s_got['num_batches_tracked']!r}, expected "
+                 f"{s_exp['num_batches_tracked']!r} [{what}, training]")
+
+    # conversion of a layer with a history: trained 0-2 times, in either mode
+    source = case.fresh(impl)
+    source.train(True)
+    for step in range(data.draw(st.integers(0, 2), label="training calls before the conversion")):
+        source.forward(inputs.channels(case.seed + 10 + step, case.shape, case.dtype), dtype=case.dtype)
+    source.train(data.draw(st.booleans(), label="mode at the conversion"))
+    s_src, mode = source.state(), source.training
+    converted = _derive(source, "convert_sync")
+    s_conv = converted.state()
+    conv_what = f"convert_sync_batchnorm of {case.describe()}"
+    for key in ("weight", "bias") + STATS:
+        if s_src[key] is None or s_conv[key] is None:
+            ph.check(s_src[key] is None and s_conv[key] is None, "BN-SYNC-01", "converted-state",
+                     f"got {key} {s_conv[key]!r}, expected {s_src[key]!r} [{conv_what}]")
+        else:
+            ph.assert_equal(s_conv[key], s_src[key], "BN-SYNC-01", "converted-state", f"{key}, {conv_what}")
+    ph.check(s_conv["num_batches_tracked"] == s_src["num_batches_tracked"], "BN-SYNC-01", "converted-state",
+             f"got num_batches_tracked {s_conv['num_batches_tracked']!r}, expected {s_src['num_batches_tracked']!r} "
+             f"[{conv_what}]", observed=s_conv["num_batches_tracked"], expected=s_src["num_batches_tracked"])
+    ph.check(converted.training == mode, "BN-SYNC-01", "converted-mode",
+             f"got training={converted.training}, expected {mode} [{conv_what}]")
+    source.train(False)
+    converted.train(False)
+    ph.assert_equal(converted.forward(case.x, dtype=case.dtype).y, source.forward(case.x, dtype=case.dtype).y,
+                    "BN-SYNC-01", "converted-output", f"{conv_what}, eval")
+
+
+# ------------------------------------------------------------------------------------------- BN-GRAD-05
+@pytest.mark.clause("BN-GRAD-05")
+@_requires(_probe_forward_in)
+@hh.given(data=st.data())
+def test_eval_under_no_gradient_contexts(impl, data):
+    """Eval BatchNorm of an input that requires gradients, inside torch.no_grad() and
+    torch.inference_mode() (Layer.forward_in): the output is bitwise the differentiable forward's. Under
+    no_grad it is attached to no graph (the input gets no gradient through it) and is usable afterwards
+    as a constant; under inference_mode it is an inference tensor, and using it in a computation that
+    autograd records raises RuntimeError. The gradient of the differentiable eval forward itself,
+    dx = gamma / sqrt(rv + eps) dy, is BN-GRAD-03's (test_batchnorm_grad.py)."""
+    case = draw_case(impl, data, min_n=1, track=True, layouts=False, large=False)
+    case.layer.train(False)
+    dy = inputs.channels(case.seed + 5, case.shape, case.dtype)
+    plain = case.layer.forward_backward(case.x, dy, dtype=case.dtype)
+    for context, output_condition in (("no_grad", "no-grad-output"), ("inference_mode", "inference-output")):
+        out = _forward_in(case.layer, case.x, context, case.dtype)
+        what = f"{case.describe()}, eval under {context}"
+        ph.assert_equal(out.y, plain.y, "BN-GRAD-05", output_condition, f"{what} against the differentiable forward")
+        extra = out.extra
+        if context == "no_grad":
+            ph.check(not extra["requires_grad"] and not extra["input_grad"], "BN-GRAD-05", "no-grad-graph",
+                     f"the output requires_grad={extra['requires_grad']}, the input received a gradient: "
+                     f"{extra['input_grad']}; expected no graph [{what}]")
+            ph.check(extra["autograd_error"] is None, "BN-GRAD-05", "no-grad-usable",
+                     f"using the output in a recorded computation raised {extra['autograd_error']!r} [{what}]")
+        else:
+            ph.check(extra["inference"], "BN-GRAD-05", "inference-tensor",
+                     f"the output is not an inference tensor [{what}]")
+            error = extra["autograd_error"] or ""
+            ph.check(error.startswith("RuntimeError: ") and len(error) > len("RuntimeError: "), "BN-GRAD-05",
+                     "inference-autograd-error",
+                     f"using the output in a recorded computation {'raised ' + repr(error[:300]) if error else 'did not raise'}"
+                     f", expected a RuntimeError saying why [{what}]", observed=error or None,
+                     expected="RuntimeError")
