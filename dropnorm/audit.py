@@ -157,8 +157,12 @@ def load_target(opts: Options) -> Target:
         raise UsageError(f"cannot load {opts.impl!r}: {_one_line(e)} ({hint})") from None
     except Exception as e:  # importing runs the user's code, which may raise anything
         raise UsageError(f"cannot load {opts.impl!r}: importing it raised {_one_line(e)}") from None
+    from dropnorm.kinds import FACTORY
     constructors = {"Dropout": lambda: impl.dropout(p=0.5), "Dropout2d": lambda: impl.dropout2d(p=0.5),
-                    **{f"BatchNorm{d}d": (lambda d=d: impl.batchnorm(d, 3)) for d in (1, 2, 3)}}
+                    **{f"BatchNorm{d}d": (lambda d=d: impl.batchnorm(d, 3)) for d in (1, 2, 3)},
+                    # the rest of the family (issue 15): only where the adapter says it has the kind
+                    **{k: (lambda k=k: getattr(impl, FACTORY[k])(p=0.5)) for k in
+                       ("Dropout1d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout") if impl.provides(k)}}
     provided = []
     for kind, make in constructors.items():
         try:

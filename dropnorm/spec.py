@@ -12,13 +12,12 @@ import tomllib
 from dataclasses import dataclass
 
 from dropnorm.dtypes import DTYPES
-from dropnorm.kinds import KINDS
+from dropnorm.kinds import KINDS, LAYERS
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 # spec/ in a source checkout; the same files shipped in the package (pyproject: dropnorm.spec_data) otherwise
 SPEC_DIR = ROOT / "spec" if (ROOT / "spec" / "clauses.toml").is_file() else pathlib.Path(__file__).resolve().parent / "spec_data"
 LEVELS = ("MUST", "SHOULD")
-LAYERS = ("dropout", "dropout2d", "batchnorm")
 
 
 @dataclass(frozen=True)

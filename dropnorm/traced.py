@@ -194,6 +194,18 @@ class Traced:
     def dropout2d(self, p=0.5, inplace=False) -> TracedLayer:
         return self._construct("Dropout2d", "dropout2d", p=p, inplace=inplace)
 
+    def dropout1d(self, p=0.5, inplace=False) -> TracedLayer:
+        return self._construct("Dropout1d", "dropout1d", p=p, inplace=inplace)
+
+    def dropout3d(self, p=0.5, inplace=False) -> TracedLayer:
+        return self._construct("Dropout3d", "dropout3d", p=p, inplace=inplace)
+
+    def alpha_dropout(self, p=0.5, inplace=False) -> TracedLayer:
+        return self._construct("AlphaDropout", "alpha_dropout", p=p, inplace=inplace)
+
+    def feature_alpha_dropout(self, p=0.5, inplace=False) -> TracedLayer:
+        return self._construct("FeatureAlphaDropout", "feature_alpha_dropout", p=p, inplace=inplace)
+
     def batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True,
                   track_running_stats=True) -> TracedLayer:
         return self._construct(f"BatchNorm{dims}d", "batchnorm", dims=dims, num_features=num_features, eps=eps,

@@ -7,6 +7,8 @@ adapter for another framework implements these two classes and nothing else.
 
 The interface is small on purpose:
   Implementation.provides / expresses / seed / rng_state / dropout / dropout2d / batchnorm
+                 (and, where the framework has them: dropout1d / dropout3d / alpha_dropout /
+                 feature_alpha_dropout, NotProvided by default)
   Layer.train / forward / forward_backward / state / load / roundtrip / to / gradcheck
 Anything an implementation does not offer raises NotProvided, which the tests
 report as "not provided" (a skip), never as a pass.
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dropnorm.kinds import KINDS
+from dropnorm.kinds import CORE_KINDS, FACTORY, KINDS
 
 LAYOUTS = ("contiguous", "transposed", "strided", "channels_last")
 BATCHNORM_RANKS = {1: (2, 3), 2: (4,), 3: (5,)}  # BatchNormNd -> allowed x.ndim
@@ -122,8 +124,11 @@ class Implementation(abc.ABC):
 
     def provides(self, kind: str) -> bool:
         """Whether this implementation has the layer kind at all (one of KINDS). A kind it lacks makes
-        that kind's clauses not-provided; every other kind is still audited."""
-        return kind in KINDS
+        that kind's clauses not-provided; every other kind is still audited. By default: the five core
+        kinds, and each other kind whose factory method (kinds.FACTORY) the adapter overrides."""
+        if kind in CORE_KINDS:
+            return True
+        return kind in KINDS and getattr(type(self), FACTORY[kind]) is not getattr(Implementation, FACTORY[kind])
 
     def expresses(self, kind: str, **options) -> bool:
         """Whether this implementation can express a layer kind ("Dropout", "Dropout2d",
@@ -149,6 +154,23 @@ class Implementation(abc.ABC):
 
     @abc.abstractmethod
     def dropout2d(self, p: float = 0.5, inplace: bool = False) -> Layer: ...
+
+    # the rest of the family (issue 15): not provided unless an adapter overrides them
+    def dropout1d(self, p: float = 0.5, inplace: bool = False) -> Layer:
+        """Dropout1d: one draw per (n, c) of (N, C, L), per c of (C, L) (D2-*)."""
+        raise NotProvided(f"{self.name} has no Dropout1d")
+
+    def dropout3d(self, p: float = 0.5, inplace: bool = False) -> Layer:
+        """Dropout3d: one draw per (n, c) of (N, C, D, H, W), per c of (C, D, H, W) (D2-*)."""
+        raise NotProvided(f"{self.name} has no Dropout3d")
+
+    def alpha_dropout(self, p: float = 0.5, inplace: bool = False) -> Layer:
+        """AlphaDropout: dropped units set to SELU's negative saturation, then an affine map (AD-*)."""
+        raise NotProvided(f"{self.name} has no AlphaDropout")
+
+    def feature_alpha_dropout(self, p: float = 0.5, inplace: bool = False) -> Layer:
+        """FeatureAlphaDropout: AlphaDropout with one draw per (n, c) channel (AD-*)."""
+        raise NotProvided(f"{self.name} has no FeatureAlphaDropout")
 
     @abc.abstractmethod
     def batchnorm(self, dims: int, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,

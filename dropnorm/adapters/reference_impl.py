@@ -15,7 +15,9 @@ import reference as ref
 from dropnorm.adapters.base import BATCHNORM_RANKS, FlagModeLayer, Implementation, Layer, NotProvided, Output
 from dropnorm.adapters.layouts import numpy_view
 from dropnorm.dtypes import DTYPES, round_to
+from dropnorm.kinds import CHANNEL_RANKS, KINDS
 from reference import _validate as v
+from reference.dropout import alpha_dropout_backward, alpha_dropout_forward, sample_channel_mask_nobatch
 
 
 def _check_dtype(dtype: str) -> None:
@@ -35,7 +37,8 @@ class _RefLayer(FlagModeLayer):
 
 
 class RefDropout(_RefLayer):
-    """Dropout (channelwise=False) or Dropout2d (channelwise=True)."""
+    """Dropout (channelwise=False) or a channel dropout, Dropout1d/2d/3d (channelwise=True): one draw per
+    (n, c) of the batched rank, per c of the no-batch rank (dropnorm.kinds.CHANNEL_RANKS, D2-RANK-01)."""
 
     def __init__(self, impl, kind, kwargs, channelwise: bool):
         super().__init__(impl, kind, kwargs)
@@ -43,16 +46,29 @@ class RefDropout(_RefLayer):
         self.inplace = bool(kwargs.get("inplace", False))
         self.channelwise = channelwise
 
+    def _batched(self, shape) -> bool:
+        """Whether a channel-dropout input is batched (N, C, ...) or the no-batch (C, ...) form."""
+        ranks = CHANNEL_RANKS[self.kind]
+        if self.kind == "Dropout2d":  # (N, C, ...) at every rank >= 2, as torch reads it (D2-RANK-01)
+            if len(shape) < 2:
+                raise ValueError(f"Dropout2d needs (N, C, ...) input, got shape {shape}")
+            return True
+        if len(shape) not in (ranks["batched"], ranks["unbatched"]):
+            raise ValueError(f"{self.kind} takes input of rank {ranks['batched']} (N, C, ...) or "
+                             f"{ranks['unbatched']} (C, ...), got shape {shape}")
+        return len(shape) == ranks["batched"]
+
     def _mask(self, shape):
+        batched = self._batched(shape) if self.channelwise else True
         if not self._training or self.p == 0.0 or self.p == 1.0 or 0 in shape:
             return np.ones(shape) if self.p < 1.0 else np.zeros(shape)  # no draw: RNG untouched
-        sample = ref.sample_channel_mask if self.channelwise else ref.sample_mask
+        if not self.channelwise:
+            return ref.sample_mask(self.impl.rng, shape, self.p)
+        sample = ref.sample_channel_mask if batched else sample_channel_mask_nobatch
         return sample(self.impl.rng, shape, self.p)
 
     def _run(self, x, dtype, layout, dy=None):
         _check_dtype(dtype)
-        if self.channelwise and x.ndim < 2:
-            raise ValueError(f"Dropout2d needs (N, C, ...) input, got shape {x.shape}")
         xin = numpy_view(round_to(x, dtype), layout)
         mask = self._mask(x.shape)
         y = round_to(ref.dropout_forward(xin, mask, self.p, self._training), dtype)
@@ -67,6 +83,29 @@ class RefDropout(_RefLayer):
 
     def load(self, **values):
         raise NotProvided(f"{self.kind} has no parameters or buffers")
+
+
+class RefAlphaDropout(RefDropout):
+    """AlphaDropout (channelwise=False) or FeatureAlphaDropout (channelwise=True: one draw per (n, c)
+    of (N, C, ...) input, as torch reads every rank >= 2): reference/dropout.py alpha_dropout_*."""
+
+    def _mask(self, shape):
+        if self.channelwise and len(shape) < 2:
+            raise ValueError(f"FeatureAlphaDropout needs (N, C, ...) input, got shape {shape}")
+        if not self._training or self.p == 0.0 or self.p == 1.0 or 0 in shape:
+            return np.ones(shape) if self.p < 1.0 else np.zeros(shape)  # no draw: RNG untouched
+        sample = ref.sample_channel_mask if self.channelwise else ref.sample_mask
+        return sample(self.impl.rng, shape, self.p)
+
+    def _run(self, x, dtype, layout, dy=None):
+        _check_dtype(dtype)
+        xin = numpy_view(round_to(x, dtype), layout)
+        mask = self._mask(x.shape)
+        y = round_to(alpha_dropout_forward(xin, mask, self.p, self._training), dtype)
+        dx = None if dy is None else round_to(alpha_dropout_backward(dy, mask, self.p, self._training), dtype)
+        if self.inplace:
+            xin[...] = y
+        return Output(y=y, dtype=dtype, x_after=np.array(xin), shares_input_memory=self.inplace, dx=dx)
 
 
 class RefBatchNorm(_RefLayer):
@@ -170,7 +209,7 @@ class ReferenceImplementation(Implementation):
         self.rng = np.random.default_rng(0)
 
     def provides(self, kind: str) -> bool:
-        return kind in ("Dropout", "Dropout2d", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
+        return kind in KINDS
 
     def seed(self, seed: int) -> None:
         self.rng = np.random.default_rng(seed)
@@ -183,6 +222,18 @@ class ReferenceImplementation(Implementation):
 
     def dropout2d(self, p=0.5, inplace=False):
         return RefDropout(self, "Dropout2d", dict(p=p, inplace=inplace), channelwise=True)
+
+    def dropout1d(self, p=0.5, inplace=False):
+        return RefDropout(self, "Dropout1d", dict(p=p, inplace=inplace), channelwise=True)
+
+    def dropout3d(self, p=0.5, inplace=False):
+        return RefDropout(self, "Dropout3d", dict(p=p, inplace=inplace), channelwise=True)
+
+    def alpha_dropout(self, p=0.5, inplace=False):
+        return RefAlphaDropout(self, "AlphaDropout", dict(p=p, inplace=inplace), channelwise=False)
+
+    def feature_alpha_dropout(self, p=0.5, inplace=False):
+        return RefAlphaDropout(self, "FeatureAlphaDropout", dict(p=p, inplace=inplace), channelwise=True)
 
     def batchnorm_defaults(self, dims, num_features):
         """The reference follows the torch convention: momentum 0.1 (new-batch weight), eps 1e-5."""

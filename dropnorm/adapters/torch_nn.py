@@ -1,7 +1,8 @@
 """Adapter for torch.nn and torch.nn-compatible classes (--impl torch, torch-module:TARGET).
 
 The contract for a user's module (README, "Audit your own layers"): classes
-named Dropout, Dropout2d, BatchNorm1d, BatchNorm2d, BatchNorm3d with torch.nn's
+named Dropout, Dropout2d, BatchNorm1d, BatchNorm2d, BatchNorm3d (and, where it has
+them, Dropout1d, Dropout3d, AlphaDropout, FeatureAlphaDropout) with torch.nn's
 constructor keywords, torch.nn.Module behaviour (train/eval, forward,
 state_dict/load_state_dict, .to(dtype)), the attributes torch.nn exposes, and
 masks drawn from torch's default generator.
@@ -160,12 +161,33 @@ class TorchLayer(Layer):
         def f(inp, *ps):
             return functional_call(self.module, ({**dict(zip(names, ps)), **buffers}), (inp,))
 
+        if not self.kind.startswith("BatchNorm"):
+            f = self._fixed_mask(f)
         check = torch.autograd.gradgradcheck if second_order else torch.autograd.gradcheck
         return bool(check(self._wrap_function(f), (xt,) + params, raise_exception=True))
 
+    def _fixed_mask(self, f):
+        """f with the dropout mask held fixed (DO-GRAD-02): gradcheck evaluates f many times (finite
+        differences, the analytic backward, the backward of the backward), and each training call of a
+        dropout draws a new mask. Every evaluation therefore runs with the global generator reseeded to
+        one seed taken from the generator's current state (so the test's own impl.seed(s) decides it),
+        inside fork_rng, so that the caller's generator state is left as it was. A mask depends only on
+        the generator's state and the shape, so every evaluation draws the same mask."""
+        cuda = self.impl.device.startswith("cuda")
+        devices = [torch.device(self.impl.device)] if cuda else []
+        with torch.random.fork_rng(devices=devices):
+            seed = int(torch.randint(0, 2 ** 62, ()))
+
+        def g(*args):
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(seed)
+                return f(*args)
+        return g
+
 
 class TorchImplementation(Implementation):
-    CLASS_NAMES = ("Dropout", "Dropout2d", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
+    CLASS_NAMES = ("Dropout", "Dropout2d", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Dropout1d", "Dropout3d",
+                   "AlphaDropout", "FeatureAlphaDropout")
 
     # keyword values every torch.nn layer accepts: a user's class that refuses one at construction does
     # not express it (its examples are not drawn; dropnorm/properties/test_provided.py reports it as not provided)
@@ -219,6 +241,19 @@ class TorchImplementation(Implementation):
 
     def dropout2d(self, p=0.5, inplace=False):
         return self._construct("Dropout2d", dict(p=p, inplace=inplace))
+
+    # the rest of the dropout family (issue 15); provides() tells whether the namespace has the class
+    def dropout1d(self, p=0.5, inplace=False):
+        return self._construct("Dropout1d", dict(p=p, inplace=inplace))
+
+    def dropout3d(self, p=0.5, inplace=False):
+        return self._construct("Dropout3d", dict(p=p, inplace=inplace))
+
+    def alpha_dropout(self, p=0.5, inplace=False):
+        return self._construct("AlphaDropout", dict(p=p, inplace=inplace))
+
+    def feature_alpha_dropout(self, p=0.5, inplace=False):
+        return self._construct("FeatureAlphaDropout", dict(p=p, inplace=inplace))
 
     def batchnorm_defaults(self, dims, num_features):
         """BatchNorm{dims}d(num_features) with the class's own default eps and momentum (BN-DEFAULT-01)."""

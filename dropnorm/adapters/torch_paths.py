@@ -1,7 +1,8 @@
 """Execution paths of torch's Dropout and BatchNorm that models actually run, each audited as an
 implementation of its own (docs/execution-paths.md):
 
-  torch-functional          F.dropout, F.dropout2d, F.batch_norm called from a holder object that keeps
+  torch-functional          F.dropout, F.dropout1d/2d/3d, F.alpha_dropout, F.feature_alpha_dropout and
+                            F.batch_norm called from a holder object that keeps
                             the parameters and running buffers (as a model's own module does)
   torch-compile             torch.compile (inductor) of the eager torch.nn modules
   torch-compile-fullgraph   the same with fullgraph=True (a graph break is an error)
@@ -98,6 +99,23 @@ class FunctionalDropout2d(FunctionalDropout):
     functional = staticmethod(F.dropout2d)
 
 
+class FunctionalDropout1d(FunctionalDropout):
+    functional = staticmethod(F.dropout1d)
+
+
+class FunctionalDropout3d(FunctionalDropout):
+    functional = staticmethod(F.dropout3d)
+
+
+class FunctionalAlphaDropout(FunctionalDropout):
+    """F.alpha_dropout(x, p, training, inplace): the functional form passes inplace on (the module does not)."""
+    functional = staticmethod(F.alpha_dropout)
+
+
+class FunctionalFeatureAlphaDropout(FunctionalDropout):
+    functional = staticmethod(F.feature_alpha_dropout)
+
+
 class FunctionalBatchNorm(nn.Module):
     """Holds weight, bias, running_mean, running_var and num_batches_tracked (torch's names) and calls
     F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps).
@@ -141,7 +159,9 @@ class FunctionalBatchNorm(nn.Module):
 
 
 FUNCTIONAL = types.SimpleNamespace(
-    Dropout=FunctionalDropout, Dropout2d=FunctionalDropout2d,
+    Dropout=FunctionalDropout, Dropout2d=FunctionalDropout2d, Dropout1d=FunctionalDropout1d,
+    Dropout3d=FunctionalDropout3d, AlphaDropout=FunctionalAlphaDropout,
+    FeatureAlphaDropout=FunctionalFeatureAlphaDropout,
     BatchNorm1d=type("BatchNorm1d", (FunctionalBatchNorm,), {}),
     BatchNorm2d=type("BatchNorm2d", (FunctionalBatchNorm,), {}),
     BatchNorm3d=type("BatchNorm3d", (FunctionalBatchNorm,), {}),
@@ -150,7 +170,8 @@ FUNCTIONAL = types.SimpleNamespace(
 
 class FunctionalImplementation(PathImplementation):
     path_name = "torch-functional"
-    path_target = "torch.nn.functional dropout / dropout2d / batch_norm, buffers held by the caller"
+    path_target = ("torch.nn.functional dropout / dropout1d / dropout2d / dropout3d / alpha_dropout / "
+                   "feature_alpha_dropout / batch_norm, buffers held by the caller")
     convention = "torch-functional"
 
     def __init__(self, device: str = "cpu"):

@@ -1,4 +1,6 @@
-"""Dropout gradients (DO-GRAD-01, D2-GRAD-01): the forward call's own mask times 1/(1-p)."""
+"""Dropout gradients (DO-GRAD-01, D2-GRAD-01): the forward call's own mask times 1/(1-p), for Dropout
+and every channel-dropout kind (Dropout1d, Dropout2d, Dropout3d); and the gradient's own gradient
+(DO-GRAD-02): gradcheck and gradgradcheck of Dropout in float64 with the mask held fixed."""
 import numpy as np
 import pytest
 from hypothesis import strategies as st
@@ -7,6 +9,8 @@ from dropnorm import checks as ph
 from dropnorm import inputs
 from dropnorm import strategies as hh
 from dropnorm.adapters import NotProvided
+from dropnorm.kinds import CHANNEL_KINDS, spatial_dims
+from dropnorm.properties._family import construct
 from dropnorm.tolerances import dropout_scale_rtol
 
 
@@ -16,11 +20,14 @@ def test_gradient_is_mask_times_scale(impl, data):
     """dx = dy * z/(1-p) with z read from the same call's output; dx = dy in eval. Every example
     runs each provided layer in both modes (a drawn choice can leave one out of all examples)."""
     provides = impl.provides
-    kinds = [k for k in hh.focused(("Dropout", "Dropout2d")) if provides(k)]
+    kinds = [k for k in hh.focused(("Dropout",) + CHANNEL_KINDS) if provides(k)]
     if not kinds:
-        raise NotProvided(f"{impl.name} provides neither Dropout nor Dropout2d")
-    shapes = {"Dropout": data.draw(hh.dropout_shapes(1, 4), label="Dropout shape"),
-              "Dropout2d": data.draw(hh.dropout_shapes(4, 4), label="Dropout2d shape")}
+        raise NotProvided(f"{impl.name} provides neither Dropout nor a channel dropout")
+    shapes = {"Dropout": data.draw(hh.dropout_shapes(1, 4), label="Dropout shape")}
+    for kind in CHANNEL_KINDS:
+        if kind in kinds:
+            k = spatial_dims(kind) + 2
+            shapes[kind] = data.draw(hh.dropout_shapes(k, k, max_side=7 if k < 5 else 3), label=f"{kind} shape")
     p = data.draw(hh.probabilities(0.0, 0.95), label="p")
     drawn_layout = data.draw(hh.layouts(4), label="layout")
     seed = data.draw(hh.seeds(), label="seed")
@@ -32,7 +39,7 @@ def test_gradient_is_mask_times_scale(impl, data):
         x = inputs.nonzero(seed, shape, dtype)
         dy = inputs.nonzero(seed + 1, shape, dtype)
         for training in (True, False):
-            layer = impl.dropout(p=p) if layer_kind == "Dropout" else impl.dropout2d(p=p)
+            layer = construct(impl, layer_kind, p=p)
             layer.train(training)
             impl.seed(seed)
             out = layer.forward_backward(x, dy, dtype=dtype, layout=layout)
@@ -44,3 +51,31 @@ def test_gradient_is_mask_times_scale(impl, data):
             expected = np.where(mask, dy / (1 - p), 0.0) if p < 1 else np.zeros_like(dy)
             ph.assert_close(out.dx, expected, dropout_scale_rtol(dtype) * np.abs(expected), clause,
                             "mask-times-scale", what)
+
+
+@pytest.mark.clause("DO-GRAD-02")
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("second_order", [False, True])
+@pytest.mark.parametrize("p", [0.3, 0.0, 1.0])
+def test_gradcheck(impl, p, second_order, training):
+    """torch.autograd.gradcheck / gradgradcheck of Dropout in float64 (the adapter holds the mask
+    fixed across gradcheck's evaluations by reseeding the generator before each; Layer.gradcheck):
+    y = x z/(1-p) is linear in x, so d(dx)/d(dy) = z/(1-p) and d(dx)/dx = 0. A (3, 4) input at p = 0.3
+    keeps and drops elements for the seed used (checked: both occur)."""
+    if not impl.provides("Dropout"):
+        pytest.skip("not provided: Dropout")
+    x = inputs.nonzero(7, (3, 4), "float64")
+    layer = impl.dropout(p=p)
+    layer.train(training)
+    impl.seed(1234)
+    what = f"Dropout(p={p}), training={training}, float64 (3, 4)"
+    try:
+        ok = layer.gradcheck(x, second_order=second_order)
+    except Exception as e:  # gradcheck raises GradcheckError with the mismatching Jacobians
+        if type(e).__name__ == "NotProvided":
+            raise
+        ph.check(False, "DO-GRAD-02", "gradgradcheck" if second_order else "gradcheck",
+                 f"{type(e).__name__}: {str(e)[:2000]} [{what}]")
+        return
+    ph.check(ok, "DO-GRAD-02", "gradgradcheck" if second_order else "gradcheck",
+             f"{'gradgradcheck' if second_order else 'gradcheck'} returned False [{what}]")

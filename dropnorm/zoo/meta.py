@@ -35,7 +35,7 @@ PROFILE = "ci"  # derandomized: the audits are deterministic
 # about 3 s (torch, scipy) and audits a family's defects in about as long, so the two families
 # make two balanced processes for the default run's two cores.
 GROUPS = {
-    "dropout": ("DO-", "D2-"),
+    "dropout": ("DO-", "D2-", "AD-"),
     "batchnorm": ("BN-",),
 }
 

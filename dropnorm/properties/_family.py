@@ -1,0 +1,113 @@
+"""Helpers for the rest of the dropout family (issue 15): construction by kind, channel-dropout
+shapes, and the alpha-dropout read-back (AD-TRAIN-01) with its derived tolerance.
+
+Not a test module: the property tests of test_dropout2d.py, test_dropout_grad.py,
+test_channel_dropout_ranks.py and test_alpha_dropout.py use it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from dropnorm import checks as ph
+from dropnorm.adapters import NotProvided
+from dropnorm.dtypes import UNIT_ROUNDOFF, round_to
+from dropnorm.kinds import CHANNEL_RANKS, FACTORY
+from reference.dropout import ALPHA_PRIME, alpha_dropout_constants
+
+
+def construct(impl, kind: str, **kwargs):
+    """impl's layer of `kind` (a dropout kind: Dropout, Dropout1d/2d/3d, AlphaDropout, FeatureAlphaDropout)."""
+    if kind.startswith("BatchNorm"):
+        raise ValueError(f"construct() builds dropout kinds; {kind} needs impl.batchnorm(dims, ...)")
+    return getattr(impl, FACTORY[kind])(**kwargs)
+
+
+def provided(impl, kinds) -> list:
+    """The kinds among `kinds` that impl provides, narrowed to the run's focus; NotProvided if none."""
+    from dropnorm import strategies as hh
+    ok = [k for k in hh.focused(kinds) if impl.provides(k)]
+    if not ok:
+        raise NotProvided(f"{impl.name} provides none of {list(kinds)}")
+    return ok
+
+
+def channel_shape(kind: str, n: int, c: int, sides, batched: bool = True) -> tuple:
+    """A channel-dropout input of `kind`'s batched (N, C, *spatial) or no-batch (C, *spatial) rank;
+    spatial sizes taken from `sides` (cycled)."""
+    rank = CHANNEL_RANKS[kind]["batched" if batched else "unbatched"]
+    if rank is None:
+        raise ValueError(f"{kind} documents no no-batch input")
+    k = rank - (2 if batched else 1)
+    sides = list(sides) or [1]
+    spatial = tuple(sides[i % len(sides)] for i in range(k))
+    return ((n, c) if batched else (c,)) + spatial
+
+
+# ------------------------------------------------------------------ alpha dropout
+# Inputs for the read-back: |x| in [0.5, 1.5) with random signs, so |x - alpha'| >= 0.258 and the kept
+# value a x + b lies at least 0.258 a from the dropped value a alpha' + b (a >= 1 for every p).
+ALPHA_X_LO, ALPHA_X_HI = 0.5, 1.5
+
+
+def alpha_inputs(seed: int, shape, dtype: str) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    mag = rng.uniform(ALPHA_X_LO, ALPHA_X_HI, size=shape)
+    sign = np.where(rng.random(size=shape) < 0.5, -1.0, 1.0)
+    out = round_to(sign * mag, dtype)
+    assert np.all(np.abs(out - ALPHA_PRIME) >= 0.25)  # the read-back relies on it
+    return out
+
+
+def alpha_atol(x, p: float, dtype: str) -> np.ndarray:
+    """Absolute tolerance of an alpha-dropout output element computed in `dtype` (AD-TRAIN-01).
+
+    ATen computes noise = z (exact), noise * a (rounds a: u|a|), b = (z - 1) * (alpha a) + alpha a p
+    (rounds alpha a and the sum: u|a alpha'| + u|b|, or u|b| alone where z = 1), x * noise (u|a x|) and
+    the final sum (u|y| <= u(|a x| + |b|) or u|a alpha' q|): per element at most
+    u (2|a x| + |a alpha'| + 2|b|) + O(u^2). 4u (|a x| + |a alpha'| + |b|) covers that with room for
+    another order of the same operations (a (x z + alpha' (1 - z)) + b: five roundings of terms no
+    larger than these), and low-precision dtypes computed in float32 first add 2 u(float32) of the
+    same magnitudes. It stays below half the separation of the kept and dropped values,
+    a |x - alpha'| >= 0.258 a: in bfloat16 4u (1.5 + 1.76 + 1.76) a = 0.078 a (so the nearer value
+    classifies every element exactly)."""
+    a, b = alpha_dropout_constants(p)
+    u = UNIT_ROUNDOFF[dtype] + (2 * UNIT_ROUNDOFF["float32"] if dtype in ("float16", "bfloat16") else 0.0)
+    return 4 * u * (np.abs(a * np.asarray(x, np.float64)) + abs(a * ALPHA_PRIME) + abs(b))
+
+
+def read_alpha_mask(x, y, p: float) -> np.ndarray:
+    """The keep mask of an alpha-dropout training output (0 < p < 1): kept where y is nearer to a x + b
+    than to a alpha' + b (exact for alpha_inputs within alpha_atol; NaN counts as kept)."""
+    a, b = alpha_dropout_constants(p)
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    return ~(np.abs(y - (a * ALPHA_PRIME + b)) < np.abs(y - (a * x + b)))
+
+
+def assert_alpha_dropout(x, y, p: float, dtype: str, clause: str, what: str, *, channelwise: bool) -> np.ndarray:
+    """Every element of a training output is a x + b (kept) or a alpha' + b (dropped) within alpha_atol,
+    read back as the nearer of the two; with channelwise (FeatureAlphaDropout), each (n, c) plane of
+    (N, C, *) is all kept or all dropped. Returns the mask: per element, or per (n, c) when channelwise.
+    For 0 < p < 1 (p = 0 and 1 are AD-EDGE-01)."""
+    __tracebackhide__ = True
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    ph.assert_shape(y.shape, x.shape, clause, what)
+    a, b = alpha_dropout_constants(p)
+    kept_value, dropped_value = a * x + b, a * ALPHA_PRIME + b
+    # NaN (an implementation that computes inf - inf) counts as kept and fails kept-value below
+    kept = read_alpha_mask(x, y, p)
+    atol = alpha_atol(x, p, dtype)
+    ph.assert_close(np.where(kept, y, 0.0), np.where(kept, kept_value, 0.0), atol, clause, "kept-value",
+                    f"{what}; kept: a x + b with a = {a!r}, b = {b!r}")
+    ph.assert_close(np.where(kept, 0.0, y), np.where(kept, 0.0, dropped_value), atol, clause, "dropped-value",
+                    f"{what}; dropped: a alpha' + b = {dropped_value!r}")
+    if not channelwise:
+        return kept
+    planes = kept.reshape(kept.shape[:2] + (-1,))
+    mixed = planes.any(axis=2) & ~planes.all(axis=2)
+    if mixed.any():
+        n, c = (int(i) for i in np.argwhere(mixed)[0])
+        ph.check(False, clause, "whole-channel",
+                 f"got a partly dropped plane at (sample {n}, channel {c}): {int(planes[n, c].sum())} of "
+                 f"{planes.shape[2]} kept, expected all or none [{what}]",
+                 observed=f"{int(planes[n, c].sum())} of {planes.shape[2]} kept", expected="all or none")
+    return planes.all(axis=2)

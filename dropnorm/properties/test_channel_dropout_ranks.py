@@ -1,0 +1,212 @@
+"""Channel dropout beyond Dropout2d (Dropout1d, Dropout3d): the documented ranks (D2-RANK-01), and the
+D2-* clauses whose existing tests (test_dropout_modes.py, test_dropout_stats.py) exercise Dropout2d
+only: construction (D2-API-01), eval mode (D2-EVAL-01), channel keep rate (D2-TRAIN-03) and
+independence (D2-TRAIN-04) for Dropout1d and Dropout3d.
+
+The statistical tests run once per provided channel kind (hh.given's focus); the run focused on
+Dropout2d does nothing here (test_dropout_stats.py judges Dropout2d), so it adds no check and no cost,
+and it records no Dropout2d call, so it cannot pass Dropout2d.
+"""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import strategies as st
+
+from dropnorm import checks as ph
+from dropnorm import inputs, stats
+from dropnorm import strategies as hh
+from dropnorm.adapters import NotProvided
+from dropnorm.kinds import CHANNEL_KINDS, CHANNEL_RANKS, spatial_dims
+from dropnorm.properties._family import channel_shape, construct, provided
+from dropnorm.properties.test_dropout_stats import (CALLS, SIDE, X, _call_pairs, _explicit, _independent,
+                                                    _row_pairs, _stat_settings)
+
+NEW_KINDS = ("Dropout1d", "Dropout3d")  # the channel kinds test_dropout_modes/test_dropout_stats do not run
+BAD_P = {"negative": -0.1, "above-one": 1.1, "infinite": math.inf, "nan": math.nan}
+
+
+def _new_kinds(impl) -> list:
+    """The provided kinds of NEW_KINDS this run is about: [] when the run is focused on Dropout2d (judged
+    by the Dropout2d tests), NotProvided when impl has none of them."""
+    focus = hh.focus()
+    if focus is not None and focus not in NEW_KINDS:
+        return []
+    return provided(impl, NEW_KINDS)
+
+
+# ------------------------------------------------------------------ D2-RANK-01
+def _forms(kind):
+    """(label, batched) of the documented input forms D2-RANK-01 checks for `kind`: the batched rank and
+    the no-batch rank; Dropout2d's second documented form is (N, C, L), read as batched."""
+    forms = [("batched", True)]
+    if CHANNEL_RANKS[kind]["unbatched"] is not None:
+        forms.append(("no-batch", False))
+    else:
+        forms.append(("(N, C, L)", True))
+    return forms
+
+
+@pytest.mark.clause("D2-RANK-01")
+@hh.given(data=st.data())
+def test_documented_ranks(impl, data):
+    """A no-batch (C, *spatial) input drops whole channels c (one draw per channel); a batched input
+    one per (n, c), Dropout2d's (N, C, L) included; the output has the input's shape. Several channels
+    with spatial size >= 2 per channel, so that a draw per (C, first spatial axis) pair shows."""
+    kind = data.draw(st.sampled_from(provided(impl, CHANNEL_KINDS)), label="kind")
+    p = data.draw(hh.probabilities(0.2, 0.8), label="p")
+    n = data.draw(st.integers(1, 3), label="N")
+    c = data.draw(st.integers(2, 5), label="C")
+    sides = data.draw(st.lists(st.integers(2, 4), min_size=3, max_size=3), label="spatial sizes")
+    seed = data.draw(hh.seeds(), label="seed")
+    dtype = data.draw(hh.expressed(impl, kind, "dtype", ("float32", "float64")), label="dtype")
+    layer = construct(impl, kind, p=p)
+    layer.train(True)
+    for label, batched in _forms(kind):
+        if label == "(N, C, L)":
+            shape = (n, c, sides[0])
+        else:
+            shape = channel_shape(kind, n, c, sides, batched=batched)
+        x = inputs.nonzero(seed, shape, dtype)
+        impl.seed(seed)
+        out = layer.forward(x, dtype=dtype)
+        what = f"{kind}(p={p}), {label} input {shape}, {dtype}"
+        ph.check(out.y.shape == x.shape, "D2-RANK-01", "shape", f"got shape {out.y.shape}, expected {x.shape} "
+                 f"[{what}]", observed=out.y.shape, expected=x.shape)
+        kept = ph.read_mask(out.y)
+        # the planes that share one draw: (n, c) when batched, c when not
+        planes = kept.reshape((shape[0] * shape[1], -1) if batched else (shape[0], -1))
+        mixed = planes.any(axis=1) & ~planes.all(axis=1)
+        if mixed.any():
+            i = int(np.argmax(mixed))
+            where = f"(sample {i // shape[1]}, channel {i % shape[1]})" if batched else f"channel {i}"
+            msg = (f"got a partly dropped {where}: {int(planes[i].sum())} of {planes.shape[1]} values kept, "
+                   f"expected all or none [{what}]")
+            if batched:
+                ph.check(False, "D2-RANK-01", "batched-channel", msg)
+            else:
+                ph.check(False, "D2-RANK-01", "no-batch-channel", msg)
+
+
+# ------------------------------------------------------------------ D2-API-01, D2-EVAL-01
+@pytest.mark.clause("D2-API-01")
+@pytest.mark.parametrize("kind", NEW_KINDS)
+@pytest.mark.parametrize("condition", ["negative", "above-one", "infinite", "nan"])
+def test_rejects_bad_p(impl, kind, condition):
+    """As DO-API-01, for Dropout1d and Dropout3d: ValueError at construction, naming p."""
+    if not impl.provides(kind):
+        pytest.skip(f"not provided: {impl.name} has no {kind}")
+    p = BAD_P[condition]
+    try:
+        construct(impl, kind, p=p)
+    except ValueError as e:
+        ph.check("p" in str(e) or "probab" in str(e), "D2-API-01", "message",
+                 f"got ValueError({str(e)!r}), expected a message naming p [{kind}(p={p})]")
+        return
+    except NotProvided:
+        raise
+    except Exception as e:  # noqa: BLE001 - any other type is the failure we report
+        ph.check(False, "D2-API-01", condition, f"got {type(e).__name__}: {e}, expected ValueError [{kind}(p={p})]")
+        return
+    ph.check(False, "D2-API-01", condition, f"got a constructed layer, expected ValueError [{kind}(p={p})]")
+
+
+def _rng_state(impl):
+    try:
+        return impl.rng_state()
+    except NotProvided:
+        return None
+
+
+@pytest.mark.clause("D2-EVAL-01")
+@hh.given(data=st.data())
+def test_eval_is_identity(impl, data):
+    """Eval mode returns x bitwise for any p, twice in a row, in the batched and the no-batch rank,
+    without touching the RNG or the layer's mode."""
+    kinds = _new_kinds(impl)
+    p = data.draw(hh.probabilities(), label="p")
+    seed = data.draw(hh.seeds(), label="seed")
+    for kind in kinds:
+        batched = data.draw(st.booleans(), label=f"{kind} batched")
+        shape = channel_shape(kind, data.draw(st.integers(1, 3), label="N"), data.draw(st.integers(1, 4), label="C"),
+                              data.draw(st.lists(st.integers(1, 3), min_size=3, max_size=3), label="sides"),
+                              batched=batched)
+        dtype = data.draw(hh.expressed(impl, kind, "dtype", hh.DTYPES), label=f"{kind} dtype")
+        layout = data.draw(hh.layouts(len(shape)), label=f"{kind} layout")
+        x = inputs.nonzero(seed, shape, dtype)
+        layer = construct(impl, kind, p=p)
+        layer.train(False)
+        impl.seed(seed)
+        before = _rng_state(impl)
+        first = layer.forward(x, dtype=dtype, layout=layout)
+        second = layer.forward(x, dtype=dtype, layout=layout)
+        what = f"{kind}(p={p}).eval(), {shape}, {dtype}, {layout}"
+        ph.assert_equal(first.y, x, "D2-EVAL-01", "identity", what)
+        ph.assert_equal(second.y, first.y, "D2-EVAL-01", "deterministic", what + ", twice")
+        ph.assert_dtype(first.dtype, dtype, "D2-EVAL-01", what)
+        if before is not None:
+            ph.check(impl.rng_state() == before, "D2-EVAL-01", "rng-untouched",
+                     f"got a changed global RNG state, expected it untouched [{what}]")
+        ph.check(not layer.training, "D2-EVAL-01", "mode-kept", f"the layer switched itself back to training [{what}]")
+
+
+# ------------------------------------------------------------------ D2-TRAIN-03, D2-TRAIN-04
+def _channel_masks(impl, kind, p, n, c, seed, dtype="float32", calls=1, check_scale=False):
+    """Channel masks (N x C) of `calls` successive training calls of `kind` on a constant (N, C, 1, ...)
+    input; with check_scale each element is also checked to be 0 or x/(1-p) (D2-TRAIN-01)."""
+    layer = construct(impl, kind, p=p)
+    layer.train(True)
+    impl.seed(seed)
+    x = np.full((n, c) + (1,) * spatial_dims(kind), X)
+    out = []
+    for i in range(calls):
+        y = layer.forward(x, dtype=dtype).y
+        if check_scale:
+            out.append(ph.assert_inverted_dropout(x, y, p, dtype, "D2-TRAIN-01", f"{kind}(p={p}) call {i + 1}, "
+                                                  f"{dtype}", channelwise=True).reshape(n, c))
+        else:
+            out.append(ph.read_mask(np.asarray(y).reshape(n, c)))
+    return out
+
+
+@pytest.mark.clause("D2-TRAIN-03", "D2-TRAIN-01")
+@pytest.mark.statistical(checks=1)
+@_stat_settings()
+@_explicit(with_dtype=True)
+@hh.given(p=hh.keep_probabilities(), seed=hh.seeds(), dtype=hh.dtypes())
+def test_channel_keep_rate(impl, p, seed, dtype):
+    """Dropout1d and Dropout3d: the number of kept (sample, channel) planes is Binomial(N*C, 1-p), in
+    every dtype (n and power as test_dropout_stats.test_keep_rate)."""
+    for kind in _new_kinds(impl):
+        hh.assume_expressed(impl, kind, dtype=dtype)
+        q = 1 - p
+        channels = 64
+        rows = max(2, math.ceil(stats.keep_rate_n(q) / channels))
+        (mask,) = _channel_masks(impl, kind, p, rows, channels, seed, dtype, check_scale=True)
+        ph.assert_binomial(stats.binomial(int(mask.sum()), mask.size, q), "D2-TRAIN-03", "channel-keep-rate",
+                           f"{kind}(p={p}) channel keep rate, {dtype}")
+
+
+@pytest.mark.clause("D2-TRAIN-04")
+@pytest.mark.statistical(checks=3 + 4 + 2 * CALLS - 3)
+@_stat_settings()
+@_explicit()
+@hh.given(p=hh.keep_probabilities(), seed=hh.seeds())
+def test_channel_draws_independent(impl, p, seed):
+    """Dropout1d and Dropout3d: channel draws z[n, c] of a 512 x 512 (N x C) mask are independent across
+    samples, channels (lags 1 and 2) and four successive calls; the checks and their power are
+    test_dropout_stats.test_channel_draws_independent's."""
+    for kind in _new_kinds(impl):
+        what = f"{kind}(p={p})"
+        masks = _channel_masks(impl, kind, p, SIDE, SIDE, seed, calls=CALLS)
+        first = masks[0]
+        for name, (i, j) in _row_pairs(first, seed).items():
+            _independent(first[i.ravel()], first[j.ravel()], "D2-TRAIN-04", "sample-agreement",
+                         f"{what} {name.replace('rows', 'samples').replace('row', 'sample')}")
+        for lag in (1, 2):
+            for offset in (0, lag):
+                ca, cb = stats.lag_pairs(np.arange(first.shape[1]), lag, offset)
+                _independent(first[:, ca.ravel()], first[:, cb.ravel()], "D2-TRAIN-04", "channel-agreement",
+                             f"{what} channels (c, c+{lag}) from offset {offset}")
+        for name, (a, b) in _call_pairs(masks).items():
+            _independent(a, b, "D2-TRAIN-04", "call-agreement", f"{what} {name}")
