@@ -70,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--profile", default=profiles.DEFAULT, choices=list(profiles.PROFILES))
     x.add_argument("--jobs", default="auto")
     x.add_argument("--out", default="reports/matrix", help="where matrix.md, matrix.html and the reports go")
+    x.add_argument("--python", action="append", default=[], metavar="PATH",
+                   help="another venv's python (with dropnorm installed) for implementations not installed here "
+                        "(repeatable; the first that has an implementation audits it)")
+    x.add_argument("--paths", action="store_true",
+                   help="also audit torch's execution paths (torch-compile, torch-functional, ...) as columns")
+    x.add_argument("--timeout", type=float, help="per-test time limit in seconds, passed to each audit")
     k = sub.add_parser("selfcheck", help="audit the defect catalogue and the correct variants: the suite's power")
     k.add_argument("--profile", default="ci", choices=list(profiles.PROFILES),
                    help="ci (default, derandomized) or thorough (300 examples, fresh seeds)")
@@ -88,10 +94,11 @@ def cmd_matrix(args, argv) -> int:
     from dropnorm.report import files
     out = pathlib.Path(args.out)
     if args.sources:
-        reports, problems = [files.load_report(s) for s in args.sources], {}
+        reports, problems = [matrix.collect(s) for s in args.sources], {}
     else:
-        impls = args.impl or matrix.installed()
-        reports, problems = matrix.audit_all(impls, out, args.profile, args.jobs)
+        chosen, problems = matrix.plan(args.impl, args.python, args.paths)
+        reports, failed = matrix.audit_all(chosen, out, args.profile, args.jobs, args.timeout)
+        problems.update(failed)
     if not reports:
         from dropnorm.audit import UsageError
         raise UsageError("no implementation could be audited: " + "; ".join(f"{k}: {v}" for k, v in problems.items()))

@@ -4,14 +4,26 @@ It audits every installed implementation (each in its own `dropnorm audit`
 process, so each Keras backend gets its own process) or collects existing
 report.json files, and renders matrix.md and matrix.html: the convention each
 implementation is checked against in the top rows (spec/conventions.toml),
-then one row per clause with each implementation's status.
+each column's verdict, audit profile and time, then one row per clause with
+each implementation's status, the recorded defects linked to their write-ups
+in docs/findings/, and under the table the command that reproduces each column.
+
+Frameworks whose dependencies cannot share one environment (mxnet needs numpy < 2;
+PaddlePaddle is 700 MB) are audited with another interpreter: `--python PATH`
+names a venv's python in which dropnorm is installed (`pip install -e .`); an
+implementation not importable here is audited with the first such interpreter
+that has it.
 """
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import pathlib
+import shlex
 import subprocess
 import sys
+import time
 
 import jinja2
 
@@ -23,6 +35,7 @@ from dropnorm.spec import clauses
 
 # --impl -> the modules it needs (dropnorm.adapters.REGISTRY); audited when they all import
 CANDIDATES = {name: mods for name, (_m, _extra, mods) in REGISTRY.items() if name not in ALIASES and name not in PATHS}
+PATH_CANDIDATES = {name: mods for name, (_m, _extra, mods) in REGISTRY.items() if name in PATHS}
 MARK = {"pass": "pass", "fail": "FAIL", "error": "ERROR", "not-reached": "N/R", "known-defect": "BUG",
         "deviation": "dev", "not-provided": "n/p", "skip": "skip"}
 CONVENTION_ROWS = (
@@ -33,76 +46,202 @@ CONVENTION_ROWS = (
     ("momentum=None", lambda c: "yes" if c.cumulative_average else "no"),
     ("mask broadcast", lambda c: c.mask_broadcast.split(";")[0].split(": the")[0][:40]),
 )
+VERDICT_ORDER = ("fail", "error", "not-reached", "known-defect", "deviation", "pass", "not-provided", "skip")
 
 
-def installed() -> list[str]:
-    return [impl for impl, mods in CANDIDATES.items() if all(importlib.util.find_spec(m) for m in mods)]
+def installed(paths: bool = False) -> list[str]:
+    """The implementations (and, with paths, torch's execution paths) whose modules import here."""
+    pool = {**CANDIDATES, **(PATH_CANDIDATES if paths else {})}
+    return [impl for impl, mods in pool.items() if all(importlib.util.find_spec(m) for m in mods)]
 
 
-def audit_all(impls: list[str], out: pathlib.Path, profile: str, jobs: str) -> tuple[list[dict], dict[str, str]]:
-    """Audit each implementation into out/reports/<impl>; returns the reports and, per
-    implementation that could not be audited, the reason."""
+def installed_in(python: str, paths: bool = False) -> list[str]:
+    """`installed()` as another interpreter sees it; [] (with a message) when dropnorm is not installed there."""
+    code = f"import json; from dropnorm import matrix; print(json.dumps(matrix.installed(paths={paths!r})))"
+    try:
+        run = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=300,
+                             stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        print(f"dropnorm matrix: cannot run {python}: {e}", file=sys.stderr)
+        return []
+    if run.returncode != 0:
+        last = (run.stderr.strip().splitlines() or ["?"])[-1]
+        print(f"dropnorm matrix: {python} has no usable dropnorm ({last}); "
+              "install it there with `pip install -e .`", file=sys.stderr)
+        return []
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def plan(impls: list[str], pythons: list[str], paths: bool) -> tuple[dict[str, str], dict[str, str]]:
+    """Which interpreter audits each implementation: this one when it has the framework, else the first
+    --python that has it. Returns ({impl: python}, {impl: why it cannot be audited})."""
+    here = installed(paths=True)
+    others = {py: installed_in(py, paths=True) for py in pythons}
+    wanted = impls or list(dict.fromkeys(here + [i for have in others.values() for i in have]))
+    if not paths and not impls:
+        wanted = [i for i in wanted if i not in PATHS]
+    order = {name: k for k, name in enumerate(REGISTRY)}
+    chosen, problems = {}, {}
+    for impl in sorted(wanted, key=lambda i: order.get(i, len(order))):
+        if impl in here:
+            chosen[impl] = sys.executable
+        elif found := next((py for py, have in others.items() if impl in have), None):
+            chosen[impl] = found
+        else:
+            extra = REGISTRY.get(impl, (None, None, ()))[1]
+            problems[impl] = "not installed" + (f" (pip install -e '.[{extra}]')" if extra else "")
+    return chosen, problems
+
+
+def audit_all(plan_: dict[str, str], out: pathlib.Path, profile: str, jobs: str,
+              timeout: float | None = None) -> tuple[list[dict], dict[str, str]]:
+    """Audit each implementation into out/reports/<impl> with its interpreter; returns the reports and,
+    per implementation that could not be audited, the reason."""
     reports, problems = [], {}
-    for impl in impls:
+    for impl, python in plan_.items():
         directory = out / "reports" / impl
         print(f"dropnorm matrix: auditing {impl} ...", file=sys.stderr, flush=True)
-        run = subprocess.run([sys.executable, "-m", "dropnorm.cli", "audit", f"--impl={impl}",
-                              f"--profile={profile}", f"--jobs={jobs}", f"--report-dir={directory}", "--quiet"],
-                             capture_output=True, text=True, stdin=subprocess.DEVNULL)
-        if run.returncode in (0, 1) or (directory / "report.json").exists():
-            reports.append(files.load_report(directory))
+        command = [python, "-m", "dropnorm.cli", "audit", f"--impl={impl}", f"--profile={profile}",
+                   f"--jobs={jobs}", f"--report-dir={directory}", "--quiet"]
+        if timeout:
+            command.append(f"--timeout={timeout:g}")
+        started = time.monotonic()
+        run = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        took = time.monotonic() - started
+        if (directory / "report.json").exists():
+            report = files.load_report(directory)
+            report["matrix"] = {"python": python, "wall_s": round(took, 1), "exit_status": run.returncode}
+            files.write_atomic(directory / "matrix-run.json", json.dumps(report["matrix"], indent=1) + "\n")
+            reports.append(report)
         else:
             problems[impl] = (run.stderr.strip().splitlines() or [f"exit {run.returncode}"])[-1]
+        print(f"dropnorm matrix: {impl}: exit {run.returncode} in {took:.0f} s", file=sys.stderr, flush=True)
     return reports, problems
+
+
+def collect(source: str) -> dict:
+    """A report from `--from`, with the matrix run record written beside it, if any."""
+    report = files.load_report(source)
+    directory = pathlib.Path(source)
+    directory = directory if directory.is_dir() else directory.parent
+    try:
+        report["matrix"] = json.loads((directory / "matrix-run.json").read_text())
+    except (OSError, ValueError):
+        pass
+    return report
 
 
 def _column(report: dict) -> str:
     return report["implementation"]["name"]
 
 
+def _findings(entry: dict) -> list[str]:
+    """The write-ups (docs/findings/...) of the known defects recorded on one clause."""
+    return sorted({d["finding"] for d in entry.get("deviations") or []
+                   if d.get("kind") == "known-defect" and d.get("finding")})
+
+
+def _counts(report: dict) -> str:
+    s = report["summary"]
+    return ", ".join(f"{s[k]} {k}" for k in VERDICT_ORDER if s.get(k))
+
+
+def _command(report: dict) -> str:
+    run = report.get("matrix") or {}
+    command = report["provenance"].get("command") or f"dropnorm audit --impl {report['implementation']['spec']}"
+    words, kept = shlex.split(command), []
+    for a in words:  # where the report went and how loudly are not part of the case
+        if kept and kept[-1] == "--report-dir":
+            kept.pop()
+        elif not a.startswith(("--report-dir=", "--quiet")):
+            kept.append(a)
+    command = shlex.join(kept[:-1] if kept and kept[-1] == "--report-dir" else kept)
+    python = run.get("python")
+    if python and os.path.realpath(python) != os.path.realpath(sys.executable):
+        command = f"{python} -m dropnorm.cli " + command.removeprefix("dropnorm ")
+    return command
+
+
 def table(reports: list[dict]) -> dict:
     """The matrix as data: columns, convention rows and clause rows."""
-    cols = [{"name": _column(r), "version": r["implementation"]["version"],
-             "convention": r["implementation"].get("convention", "torch"),
-             "conformant": r["conformant"], "complete": r["complete"], "device": r["environment"]["device"],
-             "profile": r["environment"]["profile"]} for r in reports]
+    cols = []
+    for r in reports:
+        run = r.get("run") or {}
+        cols.append({"name": _column(r), "version": r["implementation"]["version"],
+                     "convention": r["implementation"].get("convention", "torch"),
+                     "conformant": r["conformant"], "complete": r["complete"], "device": r["environment"]["device"],
+                     "profile": r["environment"]["profile"], "seconds": run.get("duration_s"),
+                     "counts": _counts(r), "command": _command(r), "provided": r["implementation"].get("provided"),
+                     "commit": (r["provenance"].get("dropnorm_commit") or "")[:12]})
     conv_rows = [{"label": label, "cells": [get(conventions.get(c["convention"])) for c in cols]}
                  for label, get in CONVENTION_ROWS]
     status = [{e["id"]: e for e in r["clauses"]} for r in reports]
-    clause_rows = []
+    clause_rows, findings = [], {}
     for cid, c in clauses().items():
         cells = [s.get(cid) for s in status]
         if not any(cells):
             continue
-        clause_rows.append({"id": cid, "level": c.level, "title": c.title,
-                            "cells": [(x["status"], x["reason"]) if x else ("", "not audited") for x in cells]})
-    return {"columns": cols, "conventions": conv_rows, "clauses": clause_rows,
+        row = []
+        for col, x in zip(cols, cells):
+            links = _findings(x) if x else []
+            for f in links:
+                findings.setdefault(f, {}).setdefault(col["name"], []).append(cid)
+            row.append((x["status"], x["reason"], links) if x else ("", "not audited", []))
+        clause_rows.append({"id": cid, "level": c.level, "title": c.title, "cells": row})
+    return {"columns": cols, "conventions": conv_rows, "clauses": clause_rows, "findings": findings,
             "provenance": reports[0]["provenance"] if reports else {}}
 
 
-def markdown(t: dict, problems: dict[str, str]) -> str:
+ROOT = pathlib.Path(__file__).resolve().parent.parent  # the checkout: reports name findings relative to it
+
+
+def _link(path: str, out: pathlib.Path) -> str:
+    """A finding's path (relative to the checkout, as reports name it) as a link from out; the path itself
+    when the write-up is not on this machine (an installed wheel carries no docs/)."""
+    target = ROOT / path
+    return os.path.relpath(target, out.resolve()) if target.exists() else path
+
+
+def markdown(t: dict, problems: dict[str, str], out: pathlib.Path = pathlib.Path(".")) -> str:
     cols = t["columns"]
+
+    def mark(status, links):
+        text = MARK.get(status, "")
+        return f"[{text}]({_link(links[0], out)})" if links else text
+
     head = "| | " + " | ".join(f"{cell(c['name'])} {cell(c['version'])}" for c in cols) + " |"
-    out = ["# dropnorm conformance matrix", "",
-           "Each implementation is checked against the convention its framework documents "
-           "(spec/conventions.toml, docs/conventions.md); convention differences are never failures. "
-           "pass, FAIL, ERROR (could not be tested), dev (recorded deviation, spec/deviations/), "
-           "n/p (not provided), skip.", "", head, "|---|" + "---|" * len(cols),
-           "| **conformant** | " + " | ".join(("yes" if c["conformant"] else "**no**")
-                                              + ("" if c["complete"] else " (incomplete)") for c in cols) + " |",
-           "| convention | " + " | ".join(c["convention"] for c in cols) + " |"]
-    out += [f"| {row['label']} | " + " | ".join(cell(x) for x in row["cells"]) + " |" for row in t["conventions"]]
-    out += [f"| {r['id']} ({r['level']}) | " + " | ".join(MARK.get(s, "") for s, _ in r["cells"]) + " |"
-            for r in t["clauses"]]
+    out_lines = ["# dropnorm conformance matrix", "",
+                 "Each implementation is checked against the convention its framework documents "
+                 "(spec/conventions.toml, docs/conventions.md); convention differences are never failures. "
+                 "pass; FAIL; ERROR (could not be tested); N/R (provided, but its checks did not all run); "
+                 "BUG (a recorded known defect, linked to its write-up in docs/findings/; not conformance); "
+                 "dev (a recorded convention, spec/deviations/); n/p (not provided); skip.", "", head,
+                 "|---|" + "---|" * len(cols),
+                 "| **conformant** | " + " | ".join(("yes" if c["conformant"] else "**no**")
+                                                    + ("" if c["complete"] else " (incomplete)") for c in cols) + " |",
+                 "| clauses | " + " | ".join(cell(c["counts"]) for c in cols) + " |",
+                 "| audit | " + " | ".join(cell(f"{c['profile']}, {c['seconds']:.0f} s" if c["seconds"] is not None
+                                                else c["profile"]) for c in cols) + " |",
+                 "| convention | " + " | ".join(c["convention"] for c in cols) + " |"]
+    out_lines += [f"| {row['label']} | " + " | ".join(cell(x) for x in row["cells"]) + " |" for row in t["conventions"]]
+    out_lines += [f"| {r['id']} ({r['level']}) | " + " | ".join(mark(s, links) for s, _, links in r["cells"]) + " |"
+                  for r in t["clauses"]]
+    if t["findings"]:
+        out_lines += ["", "## Recorded defects (BUG cells)", ""]
+        out_lines += [f"- [{cell(f)}]({_link(f, out)}): " + "; ".join(f"{cell(impl)} ({', '.join(ids)})"
+                                                                        for impl, ids in by_impl.items())
+                      for f, by_impl in sorted(t["findings"].items())]
     if problems:
-        out += ["", "Not audited:"] + [f"- {impl}: {cell(why)}" for impl, why in problems.items()]
+        out_lines += ["", "Not audited:"] + [f"- {impl}: {cell(why)}" for impl, why in problems.items()]
     prov = t["provenance"]
-    out += ["", f"Made by `dropnorm matrix` (spec {prov['spec_version']}, dropnorm {prov['dropnorm_version']}"
-                + (f", commit {prov['dropnorm_commit'][:12]}" if prov.get("dropnorm_commit") else "") + "); "
-                "each column's report.json is reproduced by `dropnorm audit --impl NAME --profile PROFILE`."]
-    out += ["", "Audited with: " + "; ".join(f"{c['name']} {c['version']} ({c['device']}, profile {c['profile']})"
-                                             for c in cols)]
-    return "\n".join(out) + "\n"
+    out_lines += ["", f"Made by `dropnorm matrix` (spec {prov.get('spec_version')}, dropnorm {prov.get('dropnorm_version')}); "
+                      "each column's report.json is reproduced by the command below (the audit's time is the "
+                      "audit's own wall time on the machine named under the table).", ""]
+    out_lines += [f"- {cell(c['name'])}: `{c['command']}`" + (f" (commit {c['commit']})" if c["commit"] else "")
+                  for c in cols]
+    out_lines += ["", "Audited with: " + "; ".join(f"{c['name']} {c['version']} ({c['device']}, profile {c['profile']})"
+                                                   for c in cols)]
+    return "\n".join(out_lines) + "\n"
 
 
 _TEMPLATE = jinja2.Environment(autoescape=True).from_string("""<!DOCTYPE html>
@@ -111,27 +250,33 @@ _TEMPLATE = jinja2.Environment(autoescape=True).from_string("""<!DOCTYPE html>
 <title>dropnorm conformance matrix</title>
 <style>body{font:13px system-ui,sans-serif;margin:1em}table{border-collapse:collapse}
 td,th{border:1px solid #ddd;padding:2px 6px;text-align:left}th{background:#f4f4f4}
-.pass{background:#e3f4e6}.fail,.error{background:#fbe4e4;font-weight:600}.deviation{background:#fff3cd}
-.not-provided,.skip{color:#777}.conv td{background:#eef3fb}</style></head><body>
+.pass{background:#e3f4e6}.fail,.error,.not-reached{background:#fbe4e4;font-weight:600}
+.known-defect{background:#f8d7a8;font-weight:600}.deviation{background:#fff3cd}
+.not-provided,.skip{color:#777}.conv td{background:#eef3fb}code{font-size:12px}</style></head><body>
 <h1>dropnorm conformance matrix</h1>
-<p>Each implementation is checked against the convention its framework documents; hover a cell for the reason.</p>
+<p>Each implementation is checked against the convention its framework documents; hover a cell for the reason.
+BUG: a recorded known defect (linked to its write-up); it is not conformance.</p>
 <table><tr><th></th>{% for c in t.columns %}<th>{{ c.name }} {{ c.version }}</th>{% endfor %}</tr>
 <tr><th>conformant</th>{% for c in t.columns %}<td class="{{ 'pass' if c.conformant else 'fail' }}">{{ 'yes' if c.conformant else 'no' }}{% if not c.complete %} (incomplete){% endif %}</td>{% endfor %}</tr>
+<tr><th>clauses</th>{% for c in t.columns %}<td>{{ c.counts }}</td>{% endfor %}</tr>
+<tr><th>audit</th>{% for c in t.columns %}<td>{{ c.profile }}{% if c.seconds is not none %}, {{ '%.0f' % c.seconds }} s{% endif %}</td>{% endfor %}</tr>
 <tr class="conv"><th>convention</th>{% for c in t.columns %}<td>{{ c.convention }}</td>{% endfor %}</tr>
 {% for row in t.conventions %}<tr class="conv"><th>{{ row.label }}</th>{% for x in row.cells %}<td>{{ x }}</td>{% endfor %}</tr>
-{% endfor %}{% for r in t.clauses %}<tr><th title="{{ r.title }}">{{ r.id }} ({{ r.level }})</th>{% for s, why in r.cells %}<td class="{{ s }}" title="{{ why }}">{{ mark.get(s, '') }}</td>{% endfor %}</tr>
+{% endfor %}{% for r in t.clauses %}<tr><th title="{{ r.title }}">{{ r.id }} ({{ r.level }})</th>{% for s, why, links in r.cells %}<td class="{{ s }}" title="{{ why }}">{% if links %}<a href="{{ link(links[0]) }}">{{ mark.get(s, '') }}</a>{% else %}{{ mark.get(s, '') }}{% endif %}</td>{% endfor %}</tr>
 {% endfor %}</table>
+{% if t.findings %}<h2>Recorded defects</h2><ul>{% for f, by_impl in t.findings|dictsort %}<li><a href="{{ link(f) }}">{{ f }}</a>: {% for impl, ids in by_impl.items() %}{{ impl }} ({{ ids|join(', ') }}){% if not loop.last %}; {% endif %}{% endfor %}</li>{% endfor %}</ul>{% endif %}
 {% if problems %}<h2>Not audited</h2><ul>{% for impl, why in problems.items() %}<li>{{ impl }}: {{ why }}</li>{% endfor %}</ul>{% endif %}
+<h2>Reproduce a column</h2><ul>{% for c in t.columns %}<li>{{ c.name }}: <code>{{ c.command }}</code>{% if c.commit %} (commit {{ c.commit }}){% endif %}</li>{% endfor %}</ul>
 </body></html>
 """)
 
 
-def html(t: dict, problems: dict[str, str]) -> str:
-    return _TEMPLATE.render(t=t, problems=problems, mark=MARK)
+def html(t: dict, problems: dict[str, str], out: pathlib.Path = pathlib.Path(".")) -> str:
+    return _TEMPLATE.render(t=t, problems=problems, mark=MARK, link=lambda f: _link(f, out))
 
 
 def write(out: pathlib.Path, reports: list[dict], problems: dict[str, str]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     t = table(reports)
-    files.write_atomic(out / "matrix.md", markdown(t, problems))
-    files.write_atomic(out / "matrix.html", html(t, problems))
+    files.write_atomic(out / "matrix.md", markdown(t, problems, out))
+    files.write_atomic(out / "matrix.html", html(t, problems, out))

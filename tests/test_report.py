@@ -238,5 +238,8 @@ def test_matrix_from_reports(torch_run, defect_run, tmp_path):
     assert "| momentum weighs | new batch | new batch |" in md
     assert "| DO-TRAIN-01 (MUST) | pass | FAIL |" in md
     assert "| **conformant** | yes | **no** |" in md
+    # each column's audit: profile and its own wall time, and the command that reproduces it
+    assert "| audit | quick, " in md and "- torch: `dropnorm audit --impl" in md, md[-1500:]
+    assert "--report-dir" not in md.split("reproduced by")[1]
     page = (tmp_path / "matrix.html").read_text()
     assert '<td class="fail" title="DO-TRAIN-01/scale' in page

@@ -4,8 +4,8 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import shlex
 import subprocess
-import sys
 from importlib import metadata
 
 import dropnorm
@@ -54,7 +54,7 @@ def environment() -> dict:
 
 def provenance(argv: list[str]) -> dict:
     return {"spec_version": spec_version(), "dropnorm_version": dropnorm.__version__,
-            "dropnorm_commit": dropnorm_commit(), "command": " ".join([os.path.basename(sys.argv[0])] + argv)}
+            "dropnorm_commit": dropnorm_commit(), "command": shlex.join(["dropnorm", *argv])}  # the same command however it was started (-m dropnorm.cli: cli.py)
 
 
 def file_sha256(path: str) -> str:
