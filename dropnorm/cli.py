@@ -76,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--paths", action="store_true",
                    help="also audit torch's execution paths (torch-compile, torch-functional, ...) as columns")
     x.add_argument("--timeout", type=float, help="per-test time limit in seconds, passed to each audit")
+    x.add_argument("--parallel", type=int, default=1, metavar="N",
+                   help="audits at a time (default 1; each audit also runs --jobs pytest processes)")
     k = sub.add_parser("selfcheck", help="audit the defect catalogue and the correct variants: the suite's power")
     k.add_argument("--profile", default="ci", choices=list(profiles.PROFILES),
                    help="ci (default, derandomized) or thorough (300 examples, fresh seeds)")
@@ -91,13 +93,12 @@ def cmd_selfcheck(args, argv) -> int:
 
 def cmd_matrix(args, argv) -> int:
     from dropnorm import matrix
-    from dropnorm.report import files
     out = pathlib.Path(args.out)
     if args.sources:
         reports, problems = [matrix.collect(s) for s in args.sources], {}
     else:
         chosen, problems = matrix.plan(args.impl, args.python, args.paths)
-        reports, failed = matrix.audit_all(chosen, out, args.profile, args.jobs, args.timeout)
+        reports, failed = matrix.audit_all(chosen, out, args.profile, args.jobs, args.timeout, args.parallel)
         problems.update(failed)
     if not reports:
         from dropnorm.audit import UsageError

@@ -16,6 +16,7 @@ that has it.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import importlib.util
 import json
 import os
@@ -93,30 +94,52 @@ def plan(impls: list[str], pythons: list[str], paths: bool) -> tuple[dict[str, s
     return chosen, problems
 
 
+def audit_one(impl: str, python: str, out: pathlib.Path, profile: str, jobs: str,
+              timeout: float | None = None) -> tuple[dict | None, str | None]:
+    """Audit one implementation into out/reports/<impl> with its interpreter: (report, None) or (None, why)."""
+    directory = out / "reports" / impl
+    command = [python, "-m", "dropnorm.cli", "audit", f"--impl={impl}", f"--profile={profile}",
+               f"--jobs={jobs}", f"--report-dir={directory}", "--quiet"]
+    if timeout:
+        command.append(f"--timeout={timeout:g}")
+    print(f"dropnorm matrix: auditing {impl} ...", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    run = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    took = time.monotonic() - started
+    print(f"dropnorm matrix: {impl}: exit {run.returncode} in {took:.0f} s", file=sys.stderr, flush=True)
+    if not (directory / "report.json").exists():
+        return None, (run.stderr.strip().splitlines() or [f"exit {run.returncode}"])[-1]
+    report = files.load_report(directory)
+    report["matrix"] = {"python": python, "wall_s": round(took, 1), "exit_status": run.returncode}
+    files.write_atomic(directory / "matrix-run.json", json.dumps(report["matrix"], indent=1) + "\n")
+    return report, None
+
+
 def audit_all(plan_: dict[str, str], out: pathlib.Path, profile: str, jobs: str,
-              timeout: float | None = None) -> tuple[list[dict], dict[str, str]]:
-    """Audit each implementation into out/reports/<impl> with its interpreter; returns the reports and,
-    per implementation that could not be audited, the reason."""
+              timeout: float | None = None, parallel: int = 1) -> tuple[list[dict], dict[str, str]]:
+    """Audit each implementation with its interpreter, `parallel` audits at a time (each its own process;
+    the columns keep the plan's order); returns the reports and, per implementation that could not be
+    audited, the reason."""
+    # the slowest first (by the previous matrix's audit time), so that the last to finish is a short one
+    order = sorted(plan_, key=lambda impl: -_previous_seconds(out / "reports" / impl))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        futures = {impl: pool.submit(audit_one, impl, plan_[impl], out, profile, jobs, timeout) for impl in order}
+    done = {impl: futures[impl] for impl in plan_}
     reports, problems = [], {}
-    for impl, python in plan_.items():
-        directory = out / "reports" / impl
-        print(f"dropnorm matrix: auditing {impl} ...", file=sys.stderr, flush=True)
-        command = [python, "-m", "dropnorm.cli", "audit", f"--impl={impl}", f"--profile={profile}",
-                   f"--jobs={jobs}", f"--report-dir={directory}", "--quiet"]
-        if timeout:
-            command.append(f"--timeout={timeout:g}")
-        started = time.monotonic()
-        run = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-        took = time.monotonic() - started
-        if (directory / "report.json").exists():
-            report = files.load_report(directory)
-            report["matrix"] = {"python": python, "wall_s": round(took, 1), "exit_status": run.returncode}
-            files.write_atomic(directory / "matrix-run.json", json.dumps(report["matrix"], indent=1) + "\n")
-            reports.append(report)
+    for impl, future in done.items():
+        report, why = future.result()
+        if report is None:
+            problems[impl] = why
         else:
-            problems[impl] = (run.stderr.strip().splitlines() or [f"exit {run.returncode}"])[-1]
-        print(f"dropnorm matrix: {impl}: exit {run.returncode} in {took:.0f} s", file=sys.stderr, flush=True)
+            reports.append(report)
     return reports, problems
+
+
+def _previous_seconds(directory: pathlib.Path) -> float:
+    try:
+        return float(json.loads((directory / "report.json").read_text())["run"]["duration_s"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
 
 
 def collect(source: str) -> dict:
