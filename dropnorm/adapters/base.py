@@ -176,5 +176,19 @@ class Implementation(abc.ABC):
     def batchnorm(self, dims: int, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                   affine: bool = True, track_running_stats: bool = True) -> Layer: ...
 
+    # transformations (spec/clauses.toml "Transformations"; reference/folding.py)
+    def fold_methods(self) -> tuple:
+        """The names of the ways this implementation folds an eval BatchNorm into the preceding convolution
+        or linear layer (BN-FOLD-01); () when it has none (the clause is then not provided)."""
+        return ()
+
+    def fold_conv_bn(self, kind: str, weight, bias, bn: dict, x, *, method: str, dtype: str = "float32") -> Output:
+        """Fold the eval BatchNorm `bn` (running_mean, running_var, eps, weight, bias; weight and bias None
+        without affine parameters) into a `kind` layer ("Linear", "Conv1d", "Conv2d", "Conv3d", torch.nn's
+        defaults: stride 1, no padding, one group) with `weight` and `bias` (None: no bias), everything held in
+        `dtype`, with `method` (one of fold_methods()); run the folded layer on x. Returns its output, the
+        folded parameters in extra["weight"] and extra["bias"]."""
+        raise NotProvided(f"{self.name}: folding BatchNorm into a preceding layer")
+
     def describe(self) -> str:
         return f"{self.name} {self.version} ({self.target})"

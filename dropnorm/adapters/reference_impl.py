@@ -245,3 +245,20 @@ class ReferenceImplementation(Implementation):
         if dims not in (1, 2, 3):
             raise ValueError(f"dims must be 1, 2 or 3, got {dims!r}")
         return RefBatchNorm(self, f"BatchNorm{dims}d", kw, dims)
+
+    # folding an eval BatchNorm into the preceding layer (BN-FOLD-01): reference/folding.py in float64,
+    # the folded parameters and the output rounded to the dtype (one rounding each)
+    def fold_methods(self):
+        return ("reference",)
+
+    def fold_conv_bn(self, kind, weight, bias, bn, x, *, method, dtype="float32"):
+        from reference import folding
+
+        if method != "reference":
+            raise NotProvided(f"reference: no folding method {method!r}")
+        w, b = folding.fold_params(kind, weight, bias, bn["running_mean"], bn["running_var"], bn["eps"],
+                                   bn.get("weight"), bn.get("bias"))
+        w, b = round_to(w, dtype), round_to(b, dtype)
+        y = round_to(folding.layer_forward(kind, x, w, b), dtype)
+        return Output(y=y, dtype=dtype, x_after=np.array(x, np.float64), shares_input_memory=False,
+                      extra={"weight": w, "bias": b, "batchnorm_left": []})

@@ -268,6 +268,70 @@ class TorchImplementation(Implementation):
                   track_running_stats=track_running_stats)
         return self._construct(f"BatchNorm{dims}d", kw)
 
+    # folding an eval BatchNorm into the preceding layer (BN-FOLD-01; reference/folding.py)
+    TORCH_FOLD_METHODS = ("fuse_conv_bn_eval", "fuse_modules", "fx_fuse")
+
+    def fold_methods(self):
+        """torch.nn: torch.nn.utils.fusion.fuse_conv_bn_eval / fuse_linear_bn_eval, torch.ao.quantization.
+        fuse_modules and torch.fx.experimental.optimization.fuse. A torch-module target: its own function
+        `fuse_conv_bn_weights(conv_w, conv_b, bn_rm, bn_rv, bn_eps, bn_w, bn_b) -> (w, b)` (torch.nn.utils.
+        fusion's signature) as method "module", where it defines one. Execution paths: none (folding is a
+        transformation of torch.nn modules, audited under --impl torch)."""
+        if self.ns is torch.nn and self.name == "torch":
+            return self.TORCH_FOLD_METHODS
+        if callable(getattr(self.ns, "fuse_conv_bn_weights", None)):
+            return ("module",)
+        return ()
+
+    def fold_conv_bn(self, kind, weight, bias, bn, x, *, method, dtype="float32"):
+        import copy
+
+        if method not in self.fold_methods():
+            raise NotProvided(f"{self.name}: no folding method {method!r} (has {self.fold_methods()})")
+        td = TORCH_DTYPES[dtype]
+        w = torch.from_numpy(np.array(weight, np.float64)).to(td)
+        out_c, in_c = w.shape[:2]
+        affine = bn.get("weight") is not None
+        if kind == "Linear":
+            layer, bn_cls = torch.nn.Linear(in_c, out_c, bias=bias is not None), torch.nn.BatchNorm1d
+        elif kind in ("Conv1d", "Conv2d", "Conv3d"):
+            layer = getattr(torch.nn, kind)(in_c, out_c, tuple(w.shape[2:]), bias=bias is not None)
+            bn_cls = getattr(torch.nn, f"BatchNorm{kind[4]}d")
+        else:
+            raise ValueError(f"kind must be Linear, Conv1d, Conv2d or Conv3d, got {kind!r}")
+        norm = bn_cls(out_c, eps=bn["eps"], affine=affine)
+        layer, norm = layer.to(self.device, td), norm.to(self.device, td)
+        with torch.no_grad():
+            layer.weight.copy_(w)
+            if bias is not None:
+                layer.bias.copy_(torch.from_numpy(np.array(bias, np.float64)))
+            for key in ("running_mean", "running_var") + (("weight", "bias") if affine else ()):
+                getattr(norm, key).copy_(torch.from_numpy(np.array(bn[key], np.float64)))
+        seq = torch.nn.Sequential(layer, norm).eval()
+        if method == "fuse_conv_bn_eval":
+            from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
+            fused = (fuse_linear_bn_eval if kind == "Linear" else fuse_conv_bn_eval)(layer, norm)
+        elif method == "fuse_modules":
+            from torch.ao.quantization import fuse_modules
+            fused = fuse_modules(seq, [["0", "1"]])  # a copy; the BatchNorm's place becomes Identity
+        elif method == "fx_fuse":
+            from torch.fx.experimental.optimization import fuse
+            fused = fuse(seq)
+        else:  # "module": the target's own fuse_conv_bn_weights
+            fw, fb = self.ns.fuse_conv_bn_weights(layer.weight, layer.bias, norm.running_mean, norm.running_var,
+                                                  norm.eps, norm.weight, norm.bias)
+            fused = copy.deepcopy(layer)
+            fused.weight, fused.bias = torch.nn.Parameter(fw), torch.nn.Parameter(fb)
+        xt = make_tensor(x, dtype, "contiguous", self.device)
+        with torch.no_grad():
+            y = fused(xt)
+        mods = list(fused.modules())
+        folded = next(m for m in mods if isinstance(m, type(layer)))
+        left = [type(m).__name__ for m in mods if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        return Output(y=to_numpy(y), dtype=dtype_name(y), x_after=to_numpy(xt), shares_input_memory=False,
+                      extra={"weight": to_numpy(folded.weight), "bias": to_numpy(folded.bias),
+                             "batchnorm_left": left})
+
 
 def torch_nn(device: str = "cpu") -> TorchImplementation:
     return TorchImplementation(torch.nn, "torch", "torch.nn", torch.__version__, device)
