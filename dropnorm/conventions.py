@@ -14,6 +14,7 @@ against what it documents, never against another framework's choice.
 from __future__ import annotations
 
 import functools
+import math
 import sys
 import tomllib
 from dataclasses import dataclass
@@ -63,17 +64,39 @@ class Convention:
         Under a zero-debiased convention (zero_debias, Haiku) the running statistic is the EMA
         divided by 1 - d^t (d = 1 - the plain weight, t the counter after the update), which is the
         same as updating the debiased value with the weight (1 - d) / (1 - d^t) (1 at t = 1:
-        the first batch replaces the initial value); `t` is then required
-        (reference.debiased_running_update)."""
+        the first batch replaces the initial value), for `t` given; without `t`, the plain weight
+        1 - d (reference.debiased_running_update)."""
         fm = self.framework_momentum(momentum)
         w = fm if self.momentum_of == "new" else 1.0 - fm
-        if not self.zero_debias:
-            return w
-        if t is None or int(t) < 1:
+        if not self.zero_debias or t is None:
+            return w   # the plain weight 1 - d (the decay's complement) when no counter is given
+        if int(t) < 1:
             raise ValueError(f"the {self.name} convention's running statistics are zero-debiased: the weight "
                              f"depends on the counter after the update, t >= 1 (got t={t!r})")
         d = 1.0 - w
-        return w / (1.0 - d ** int(t))
+        return min(1.0, w / -math.expm1(int(t) * math.log1p(-w))) if d > 0 and int(t) > 1 else 1.0   # no cancellation
+
+    def debias_error(self, momentum: float, t: int, stats_dtype: str) -> float:
+        """A bound on the relative error that the framework's debias division adds to a running statistic
+        after the update that brings the counter to `t` (0 without zero_debias).
+
+        The framework divides by 1 - d^t evaluated in the dtype of its statistics (Haiku:
+        `one - jnp.power(decay, counter)`), the documented formula as written. d^t is within max(t, 2)
+        ulps of the exact power (t - 1 roundings of repeated multiplication; a library pow is within 2
+        ulps), an absolute error <= max(t, 2) u d^t against 1 - d^t, and the subtraction and the division round once
+        each: relative error <= max(t, 2) u d^t / (1 - d^t) + 2 u, u the unit roundoff of that dtype. It is
+        large only while t is small against 1/(1 - d) (d near 1), where 1 - d^t cancels."""
+        if not self.zero_debias:
+            return 0.0
+        from dropnorm.dtypes import UNIT_ROUNDOFF
+        w = self.new_batch_weight(momentum)   # the plain weight 1 - d (zero_debias reads it with t)
+        u = UNIT_ROUNDOFF[stats_dtype]
+        t = int(t)
+        d = 1.0 - w
+        if d <= 0:
+            return 2 * u
+        dt = math.exp(t * math.log(d))
+        return max(t, 2) * u * dt / -math.expm1(t * math.log1p(-w)) + 2 * u
 
     def variance_factor(self, n: int) -> float:
         """What the running variance is fed, as a multiple of the biased batch variance."""

@@ -179,5 +179,8 @@ def debiased_running_update(running_mean, running_var, num_batches_tracked: int,
     t = int(num_batches_tracked)
     if t < 0:
         raise ValueError(f"num_batches_tracked must be >= 0, got {num_batches_tracked!r}")
-    w = (1.0 - d) / (1.0 - d ** (t + 1))
+    # 1 - d^t' as -expm1(t' log1p(-(1 - d))): accurate to a few ulps even for d near 1, where 1 - d**t'
+    # would cancel (1 - d is exact for d >= 1/2, Sterbenz)
+    # (w <= 1 exactly: the rounding of the quotient is clamped; t = 0 gives w = 1, the batch alone)
+    w = min(1.0, (1.0 - d) / -np.expm1((t + 1) * np.log1p(-(1.0 - d)))) if d > 0 and t > 0 else 1.0
     return running_update(running_mean, running_var, t, x, w, momentum_of="new", variance=variance)

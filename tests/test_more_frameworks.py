@@ -119,3 +119,48 @@ def test_paddle_running_variance_is_biased_as_documented():
     bn.train()
     bn(paddle.to_tensor(x))
     assert np.allclose(bn._variance.numpy(), 0.9 + 0.1 * x.var(axis=(0, 2, 3)), rtol=1e-5)
+
+
+def _haiku_batchnorm(decay_rate):
+    """hk.BatchNorm(decay_rate, no scale/offset) on channels-first input, transformed with state."""
+    hk = pytest.importorskip("haiku")
+    import jax
+    jax.config.update("jax_enable_x64", True)   # float64 stays float64 (as dropnorm's JAX adapters run)
+    return hk.transform_with_state(lambda x, is_training: hk.BatchNorm(
+        False, False, decay_rate, data_format="channels_first")(x, is_training))
+
+
+def test_haiku_running_statistics_are_zero_debiased():
+    """Convention haiku (BN-TRAIN-02/03, zero_debias): hk.BatchNorm's moving averages are
+    hk.ExponentialMovingAverage's debiased averages, hidden / (1 - d^t), of the batch means and biased
+    batch variances (the first batch replaces the zero initial value), and eval normalises with them."""
+    import jax.numpy as jnp
+    import reference as ref
+    d = 0.75
+    bn = _haiku_batchnorm(d)
+    rng = np.random.default_rng(4)
+    xs = [rng.normal(3.0, 2.0, size=(6, 2, 3)) for _ in range(3)]
+    params, state = bn.init(None, jnp.zeros((6, 2, 3), jnp.float64), True)
+    rm, rv = np.zeros(2), np.zeros(2)
+    for t, x in enumerate(xs):
+        _, state = bn.apply(params, state, None, jnp.asarray(x), True)
+        rm, rv, _ = ref.debiased_running_update(rm, rv, t, x, d, variance="biased")
+    assert np.allclose(np.asarray(state["batch_norm/~/mean_ema"]["average"]).ravel(), rm, rtol=1e-12, atol=0)
+    assert np.allclose(np.asarray(state["batch_norm/~/var_ema"]["average"]).ravel(), rv, rtol=1e-12, atol=0)
+    assert int(state["batch_norm/~/mean_ema"]["counter"]) == 3
+    y, _ = bn.apply(params, state, None, jnp.asarray(xs[0]), False)
+    assert np.allclose(np.asarray(y), ref.batchnorm_eval_forward(xs[0], rm, rv), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.xfail(reason="docs/findings/haiku-batchnorm-one-pass-variance.md", strict=False)
+def test_haiku_constant_channel_normalises_to_zero():
+    """docs/findings/haiku-batchnorm-one-pass-variance.md (BN-NUM-01, pytorch/pytorch#5410 for Haiku): a
+    constant float32 channel of 1.234567e8 normalises to 0 and leaves a non-negative running variance,
+    not NaN and -9.7e9 (the batch variance is mean(x^2) - mean(x)^2, unclamped)."""
+    import jax.numpy as jnp
+    bn = _haiku_batchnorm(0.9)
+    x = jnp.full((64, 3), 1.234567e8, jnp.float32)
+    params, state = bn.init(None, x, True)
+    y, state = bn.apply(params, state, None, x, True)
+    assert np.all(np.asarray(y) == 0.0)
+    assert np.all(np.asarray(state["batch_norm/~/var_ema"]["average"]) >= 0.0)

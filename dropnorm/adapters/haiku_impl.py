@@ -201,10 +201,13 @@ class HkBatchNorm(FlagModeLayer):
                     st[ema]["counter"] = jnp.asarray(int(value), dtype=st[ema]["counter"].dtype)
             else:
                 raise NotProvided(f"hk.BatchNorm has no {key}")
-        # the hidden EMA that the loaded average and counter stand for: average = hidden / (1 - d^t)
+        # the hidden EMA that the loaded average and counter stand for, average = hidden / (1 - d^t), with d
+        # as Haiku uses it (converted to the statistics' dtype) and 1 - d^t computed without cancellation
         for ema in EMAS.values():
             a, t = st[ema]["average"], int(st[ema]["counter"])
-            st[ema]["hidden"] = jnp.asarray(np.asarray(a, np.float64) * (1.0 - self.decay ** t), dtype=a.dtype)
+            d = float(np.asarray(self.decay, dtype=a.dtype))
+            factor = -np.expm1(t * np.log1p(-(1.0 - d))) if d > 0 else float(t > 0)
+            st[ema]["hidden"] = jnp.asarray(np.asarray(a, np.float64) * factor, dtype=a.dtype)
         self.params, self.hstate = params, st
 
     def to(self, dtype):

@@ -88,6 +88,9 @@ def test_running_statistics(impl, data):
                                                        variance=conv.running_var)
             w = 1.0 / t if case.momentum is None else conv.new_batch_weight(case.momentum, t)
             d_rm, d_rv = tol.bn_running(x, rm, rv, w, case.dtype, case.param_dtype, variance=conv.running_var)
+            if conv.zero_debias:   # plus the framework's division by 1 - d^t (Convention.debias_error)
+                r = tol.SAFETY * conv.debias_error(case.momentum, t, case.param_dtype)
+                d_rm, d_rv = d_rm + r * np.abs(exp_rm), d_rv + r * np.abs(exp_rv)
             state = layer.state()
             what = f"{case.describe()}, run {layout}, step {step + 1}, convention {conv.name}"
             mean_clause, var_clause = (("BN-TRAIN-02", "BN-TRAIN-03") if layout == "contiguous"
