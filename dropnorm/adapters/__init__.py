@@ -45,6 +45,7 @@ REGISTRY = {
     "equinox": ("equinox_impl", "equinox", ("equinox", "jax")),
     "paddle": ("paddle_impl", "paddle", ("paddle",)),
     "haiku": ("haiku_impl", "haiku", ("haiku", "jax")),
+    "candle": ("candle_impl", "candle", ("candle",)),
     "mxnet": ("mxnet_impl", "mxnet", ("mxnet",)),
 }
 ALIASES = {"keras-tensorflow": "tensorflow"}  # the same implementation under a second name
