@@ -74,7 +74,7 @@ class Context:
     deviations: list = field(default_factory=list)   # Deviation, in the order read
     marked: frozenset = frozenset()                  # the clauses the running test is marked with
     masked: set = field(default_factory=set)         # (clause, condition) that failed earlier in this test
-    observed: dict = field(default_factory=dict)     # (clause, condition, deviation key) -> (Deviation, message,
+    observed: dict = field(default_factory=dict)     # (clause, condition, deviation key, layer kind) -> (Deviation, message,
     #                                                  layer kind, ClauseViolation kept as evidence)
     measurements: list = field(default_factory=list)
     examples: int = 0                                # hypothesis examples run to their end
@@ -156,7 +156,8 @@ def check(ok: bool, clause: str, condition: str, message: str, *, observed=None,
         # kept, not raised: its reproduction is the evidence that a recorded bug is still there
         evidence = ClauseViolation(clause, condition, message, None if observed is None else str(observed),
                                    None if expected is None else str(expected), comparison)
-        ctx.observed.setdefault((clause, condition, dev.key), (dev, message, layer, evidence))
+        # one entry per layer kind: a test that runs several kinds must show the defect on each it met
+        ctx.observed.setdefault((clause, condition, dev.key, layer), (dev, message, layer, evidence))
         return
     if (clause, condition) in ctx.masked:
         return

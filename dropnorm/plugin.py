@@ -224,7 +224,8 @@ def pytest_runtest_makereport(item, call):
         # a recorded deviation was met (and nothing else failed): xfail, "known deviation" or "known defect"
         rep.outcome = "skipped"
         known = any(dev.kind == "known-defect" for dev, *_rest in ctx.observed.values())
+        met = {(c, cond): (dev, msg) for (c, cond, _k, _layer), (dev, msg, *_rest) in ctx.observed.items()}
         rep.wasxfail = ("known defect: " if known else "known deviation: ") + "; ".join(
-            f"{c}/{cond} ({dev.kind}: {dev.reason})" for (c, cond, _k), (dev, *_rest) in ctx.observed.items())
-        for (c, cond, _k), (dev, msg, *_rest) in ctx.observed.items():
+            f"{c}/{cond} ({dev.kind}: {dev.reason})" for (c, cond), (dev, _msg) in met.items())
+        for (c, cond), (dev, msg) in met.items():
             item.user_properties.append(("deviation", f"{c}/{cond} [{dev.kind}]: {msg.splitlines()[0]}"))

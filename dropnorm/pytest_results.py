@@ -105,7 +105,7 @@ def pytest_runtest_makereport(item, call):
                                  "reason": dev.reason, "finding": dev.finding, "message": msg,
                                  # a known defect's reproduction: evidence that the recorded bug is still there
                                  "script": evidence.script if dev.kind == "known-defect" else None}
-                                for (c, cond, _key), (dev, msg, layer, evidence) in ctx.observed.items()]
+                                for (c, cond, _key, _kind), (dev, msg, layer, evidence) in ctx.observed.items()]
     exc = call.excinfo.value if call.excinfo is not None else None
     if exc is not None and rep.outcome == "failed":
         record["counterexample"] = _counterexample(exc)

@@ -44,8 +44,9 @@ def test_missing_layers_are_listed_and_never_pass(tmp_path):
     rc, report, err = audit(tmp_path, f"torch-module:{PROBES / 'partial_layers.py'}", "--clause=D2-EVAL-01",
                             "--clause=D2-GRAD-01", "--clause=D2-DTYPE-01", "--clause=DO-EVAL-01")
     assert report["layers"] == {"provided": ["Dropout", "BatchNorm2d"],
-                                "missing": ["Dropout2d", "BatchNorm1d", "BatchNorm3d"]}
-    assert "missing: Dropout2d, BatchNorm1d, BatchNorm3d" in err
+                                "missing": ["Dropout2d", "BatchNorm1d", "BatchNorm3d", "Dropout1d", "Dropout3d",
+                                            "AlphaDropout", "FeatureAlphaDropout"]}
+    assert "missing: Dropout2d, BatchNorm1d, BatchNorm3d, Dropout1d, Dropout3d, AlphaDropout" in err
     for cid in ("D2-EVAL-01", "D2-GRAD-01", "D2-DTYPE-01"):
         assert status(report, cid)["status"] == "not-provided", status(report, cid)
     assert status(report, "DO-EVAL-01")["status"] == "pass"

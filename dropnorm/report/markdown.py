@@ -7,7 +7,8 @@ from dropnorm.report.model import STATUSES
 
 ICON = {"fail": "FAIL", "error": "ERROR", "not-reached": "NOT REACHED", "known-defect": "KNOWN DEFECT",
         "deviation": "deviation", "pass": "pass", "not-provided": "not provided", "skip": "skip"}
-KIND_SHORT = {"Dropout": "Do", "Dropout2d": "D2", "BatchNorm1d": "BN1", "BatchNorm2d": "BN2", "BatchNorm3d": "BN3"}
+KIND_SHORT = {"Dropout": "Do", "Dropout2d": "D2", "BatchNorm1d": "BN1", "BatchNorm2d": "BN2", "BatchNorm3d": "BN3",
+              "Dropout1d": "D1", "Dropout3d": "D3", "AlphaDropout": "AD", "FeatureAlphaDropout": "FAD"}
 
 
 def cell(text) -> str:
