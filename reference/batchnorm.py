@@ -184,3 +184,37 @@ def debiased_running_update(running_mean, running_var, num_batches_tracked: int,
     # (w <= 1 exactly: the rounding of the quotient is clamped; t = 0 gives w = 1, the batch alone)
     w = min(1.0, (1.0 - d) / -np.expm1((t + 1) * np.log1p(-(1.0 - d)))) if d > 0 and t > 0 else 1.0
     return running_update(running_mean, running_var, t, x, w, momentum_of="new", variance=variance)
+
+
+# ---------------------------------------------------------------- the rest of the family (issue 15)
+STATE_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+
+
+def initial_state(num_features: int, *, affine: bool = True, track_running_stats: bool = True) -> dict:
+    """The state of a freshly constructed BatchNorm, and what reset_parameters() restores (BN-RESET-01,
+    BN-LAZY-01): weight 1, bias 0 (affine), running_mean 0, running_var 1, num_batches_tracked 0
+    (track_running_stats); None for what the layer does not have. reset_running_stats() restores the
+    last three and leaves weight and bias alone."""
+    if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
+        raise ValueError(f"num_features must be a positive int, got {num_features!r}")
+    c = num_features
+    return {"weight": np.ones(c) if affine else None, "bias": np.zeros(c) if affine else None,
+            "running_mean": np.zeros(c) if track_running_stats else None,
+            "running_var": np.ones(c) if track_running_stats else None,
+            "num_batches_tracked": 0 if track_running_stats else None}
+
+
+def counter_after_load(current: int, loaded: dict, *, legacy: bool) -> int:
+    """num_batches_tracked after a strict load of the state `loaded` into a layer whose counter is
+    `current` (BN-LOAD-01): the loaded counter where the state has one; in a legacy state (from before
+    the counter existed, torch's state-dict version < 2) the layer's own counter, unchanged
+    (torch _NormBase._load_from_state_dict since pytorch/pytorch#110850; 0 for a fresh layer). A current
+    state without the counter is an incomplete checkpoint: KeyError (a strict load raises)."""
+    if "num_batches_tracked" in loaded:
+        t = int(loaded["num_batches_tracked"])
+        if t < 0:
+            raise ValueError(f"num_batches_tracked must be >= 0, got {t}")
+        return t
+    if not legacy:
+        raise KeyError("num_batches_tracked: a current-format state without the counter is incomplete")
+    return int(current)

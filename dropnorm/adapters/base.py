@@ -96,6 +96,38 @@ class Layer(abc.ABC):
         """torch.autograd.gradcheck / gradgradcheck in float64 (BN-GRAD-04)."""
         raise NotProvided(f"{self.kind}: gradcheck needs an autograd implementation")
 
+    # the rest of the BatchNorm family (issue 15): NotProvided unless an adapter overrides them
+    def reset_running_stats(self) -> None:
+        """The framework's own reset of the running statistics (torch: reset_running_stats()) (BN-RESET-01)."""
+        raise NotProvided(f"{self.kind}: resetting the running statistics")
+
+    def reset_parameters(self) -> None:
+        """The framework's own reset of parameters and running statistics (torch: reset_parameters())
+        (BN-RESET-01)."""
+        raise NotProvided(f"{self.kind}: resetting the parameters")
+
+    def load_state(self, values: dict, *, legacy: bool = False) -> None:
+        """Load `values` (any of weight, bias, running_mean, running_var, num_batches_tracked; float64
+        arrays, an int counter) through the framework's own strict checkpoint loading (torch:
+        load_state_dict of a state dict in the layer's dtypes). legacy=True: in the framework's format
+        from before the counter existed (torch: state-dict version 1); legacy=False: in its current
+        format (BN-LOAD-01)."""
+        raise NotProvided(f"{self.kind}: loading a saved state through the framework's own loader")
+
+    def convert_sync(self) -> "Layer":
+        """The framework's conversion of this BatchNorm to its synchronized variant (torch:
+        SyncBatchNorm.convert_sync_batchnorm), as a new layer (BN-SYNC-01)."""
+        raise NotProvided(f"{self.kind}: conversion to a synchronized BatchNorm")
+
+    def forward_in(self, x: np.ndarray, *, context: str, dtype: str = "float32") -> Output:
+        """Forward of an input that requires gradients inside one of the framework's no-gradient
+        contexts (torch: "no_grad" = torch.no_grad(), "inference_mode" = torch.inference_mode()), then
+        the output used in a computation recorded by autograd outside it. Output.extra: requires_grad
+        (the output is attached to a graph), inference (it is an inference tensor), autograd_error
+        ("Type: message" raised by that use, or None), input_grad (the input received a gradient)
+        (BN-GRAD-05)."""
+        raise NotProvided(f"{self.kind}: forward under a no-gradient context ({context})")
+
 
 class FlagModeLayer(Layer):
     """A Layer whose train/eval mode is a flag the adapter keeps and passes to each call (frameworks
@@ -175,6 +207,19 @@ class Implementation(abc.ABC):
     @abc.abstractmethod
     def batchnorm(self, dims: int, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                   affine: bool = True, track_running_stats: bool = True) -> Layer: ...
+
+    # the rest of the BatchNorm family (issue 15): NotProvided unless an adapter overrides them. The layers
+    # they return are of the BatchNorm{dims}d kind (their clauses are judged there).
+    def lazy_batchnorm(self, dims: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                       track_running_stats: bool = True) -> Layer:
+        """LazyBatchNorm{dims}d: num_features inferred from the first input (BN-LAZY-01)."""
+        raise NotProvided(f"{self.name} has no LazyBatchNorm{dims}d")
+
+    def sync_batchnorm(self, dims: int, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                       affine: bool = True, track_running_stats: bool = True) -> Layer:
+        """The synchronized BatchNorm (torch: SyncBatchNorm) in this single process, run on
+        BatchNorm{dims}d inputs (BN-SYNC-01)."""
+        raise NotProvided(f"{self.name} has no synchronized BatchNorm")
 
     # transformations (spec/clauses.toml "Transformations"; reference/folding.py)
     def fold_methods(self) -> tuple:

@@ -12,6 +12,7 @@ import copy
 import numpy as np
 
 import reference as ref
+from reference import batchnorm as refbn
 from dropnorm.adapters.base import BATCHNORM_RANKS, FlagModeLayer, Implementation, Layer, NotProvided, Output
 from dropnorm.adapters.layouts import numpy_view
 from dropnorm.dtypes import DTYPES, round_to
@@ -198,6 +199,57 @@ class RefBatchNorm(_RefLayer):
             if getattr(self, key) is not None:
                 setattr(self, key, round_to(getattr(self, key), dtype))
 
+    # the rest of the family (issue 15): reset and checkpoint loading as torch does them
+    def reset_running_stats(self):
+        fresh = refbn.initial_state(self.num_features, affine=self.affine, track_running_stats=self.track)
+        if self.track:
+            self.running_mean = round_to(fresh["running_mean"], self.param_dtype)
+            self.running_var = round_to(fresh["running_var"], self.param_dtype)
+            self.num_batches_tracked = fresh["num_batches_tracked"]
+
+    def reset_parameters(self):
+        self.reset_running_stats()
+        if self.affine:
+            fresh = refbn.initial_state(self.num_features, affine=True, track_running_stats=self.track)
+            self.weight = round_to(fresh["weight"], self.param_dtype)
+            self.bias = round_to(fresh["bias"], self.param_dtype)
+
+    def load_state(self, values, *, legacy=False):
+        """A strict load: every key the layer has, no other (a legacy state may lack the counter)."""
+        have = {k for k in refbn.STATE_KEYS if getattr(self, k, None) is not None}
+        missing = sorted(have - set(values) - ({"num_batches_tracked"} if legacy else set()))
+        unexpected = sorted(set(values) - have)
+        if missing or unexpected:
+            raise RuntimeError(f"error(s) loading the state of {self.kind}: missing keys {missing}, "
+                               f"unexpected keys {unexpected}")
+        t = refbn.counter_after_load(self.num_batches_tracked, values, legacy=legacy) if self.track else None
+        self.load(**{k: v for k, v in values.items() if k != "num_batches_tracked"})
+        if self.track:
+            self.num_batches_tracked = t
+
+
+class RefLazyBatchNorm(RefBatchNorm):
+    """LazyBatchNorm{dims}d: num_features (and the parameters and buffers) from the first input."""
+
+    def __init__(self, impl, kind, kwargs, dims: int):
+        super().__init__(impl, kind, dict(kwargs, num_features=1), dims)
+        self.kwargs = dict(kwargs)
+        self.num_features = None
+        self.weight = self.bias = self.running_mean = self.running_var = None
+
+    def _run(self, x, dtype, layout, dy=None):
+        if self.num_features is None:
+            if x.ndim not in BATCHNORM_RANKS[self.dims] or x.shape[1] < 1:
+                raise ValueError(f"{self.kind} expects input rank in {BATCHNORM_RANKS[self.dims]} with at least "
+                                 f"one channel, got shape {x.shape}")
+            c = int(x.shape[1])
+            fresh = refbn.initial_state(c, affine=self.affine, track_running_stats=self.track)
+            self.num_features = c
+            for key in ("weight", "bias", "running_mean", "running_var"):
+                if fresh[key] is not None:
+                    setattr(self, key, round_to(fresh[key], self.param_dtype))
+        return super()._run(x, dtype, layout, dy)
+
 
 class ReferenceImplementation(Implementation):
     name = "reference"
@@ -245,6 +297,12 @@ class ReferenceImplementation(Implementation):
         if dims not in (1, 2, 3):
             raise ValueError(f"dims must be 1, 2 or 3, got {dims!r}")
         return RefBatchNorm(self, f"BatchNorm{dims}d", kw, dims)
+
+    def lazy_batchnorm(self, dims, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
+        if dims not in (1, 2, 3):
+            raise ValueError(f"dims must be 1, 2 or 3, got {dims!r}")
+        kw = dict(eps=eps, momentum=momentum, affine=affine, track_running_stats=track_running_stats)
+        return RefLazyBatchNorm(self, f"BatchNorm{dims}d", kw, dims)
 
     # folding an eval BatchNorm into the preceding layer (BN-FOLD-01): reference/folding.py in float64,
     # the folded parameters and the output rounded to the dtype (one rounding each)

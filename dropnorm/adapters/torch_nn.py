@@ -184,6 +184,66 @@ class TorchLayer(Layer):
                 return f(*args)
         return g
 
+    # the rest of the BatchNorm family (issue 15): reset, checkpoint loading, SyncBatchNorm, no-grad contexts
+    def _module_method(self, name: str):
+        f = getattr(self.module, name, None)
+        if not callable(f):
+            raise NotProvided(f"{self.kind}: {type(self.module).__name__} has no {name}()")
+        return f
+
+    def reset_running_stats(self) -> None:
+        self._module_method("reset_running_stats")()
+
+    def reset_parameters(self) -> None:
+        self._module_method("reset_parameters")()
+
+    def load_state(self, values: dict, *, legacy: bool = False) -> None:
+        """A state dict in the module's own dtypes, loaded strictly by load_state_dict. legacy: without
+        version metadata 2 (torch's BatchNorm reads a missing num_batches_tracked as a checkpoint from
+        before version 2); a class whose state has no such version (_version < 2) has no legacy format."""
+        from collections import OrderedDict
+        load = self._module_method("load_state_dict")
+        own = self.module.state_dict()
+        if legacy and getattr(self.module, "_version", 1) < 2:
+            raise NotProvided(f"{self.kind}: {type(self.module).__name__} has no checkpoint format from before "
+                              f"num_batches_tracked (its _version is {getattr(self.module, '_version', 1)})")
+        sd = OrderedDict()
+        for key, value in values.items():
+            like = own.get(key)
+            dtype = like.dtype if isinstance(like, torch.Tensor) else torch.float32
+            sd[key] = torch.as_tensor(np.asarray(value)).to(dtype=dtype, device=self.impl.device)
+        meta = OrderedDict((k, dict(v)) for k, v in getattr(own, "_metadata", {}).items())
+        if legacy:
+            meta[""] = {**meta.get("", {}), "version": 1}
+        sd._metadata = meta
+        load(sd)
+
+    def convert_sync(self) -> "TorchLayer":
+        sync = getattr(self.impl.ns, "SyncBatchNorm", None)
+        convert = getattr(sync, "convert_sync_batchnorm", None)
+        if not callable(convert):
+            raise NotProvided(f"{self.impl.target} has no SyncBatchNorm.convert_sync_batchnorm")
+        module = convert(self.module)
+        return self.impl._family_layer(self.kind, type(module), dict(self.kwargs), module)
+
+    def forward_in(self, x, *, context: str, dtype="float32") -> Output:
+        contexts = {"no_grad": torch.no_grad, "inference_mode": torch.inference_mode}
+        if context not in contexts:
+            raise ValueError(f"context must be one of {sorted(contexts)}, got {context!r}")
+        t = self._input(x, dtype, "contiguous").detach().requires_grad_(True)
+        with contexts[context]():
+            y = self._run(t)
+        extra = {"requires_grad": bool(y.requires_grad), "inference": bool(y.is_inference()),
+                 "autograd_error": None}
+        w = torch.ones(y.shape, dtype=y.dtype, device=y.device, requires_grad=True)
+        try:
+            (y * w).sum().backward()
+        except Exception as e:  # noqa: BLE001 - what the framework raises is the observation
+            extra["autograd_error"] = f"{type(e).__name__}: {e}"
+        extra["input_grad"] = t.grad is not None
+        return Output(y=to_numpy(y), dtype=dtype_name(y), x_after=to_numpy(t), shares_input_memory=False,
+                      extra=extra)
+
 
 class TorchImplementation(Implementation):
     CLASS_NAMES = ("Dropout", "Dropout2d", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Dropout1d", "Dropout3d",
@@ -267,6 +327,34 @@ class TorchImplementation(Implementation):
         kw = dict(num_features=num_features, eps=eps, momentum=momentum, affine=affine,
                   track_running_stats=track_running_stats)
         return self._construct(f"BatchNorm{dims}d", kw)
+
+    # the rest of the BatchNorm family (issue 15)
+    def _family_layer(self, kind: str, cls, kwargs: dict, module) -> TorchLayer:
+        """A layer of a BatchNorm relative (lazy, synchronized) that runs eagerly. An execution path
+        (torch_paths.py) overrides _construct to run its layers through the path; until it says how
+        to run these relatives, they are not provided there (never run eagerly under the path's name)."""
+        if type(self)._construct is not TorchImplementation._construct:
+            raise NotProvided(f"{self.name}: {cls.__name__} is not run through this execution path")
+        return TorchLayer(self, kind, cls, kwargs, module)
+
+    def lazy_batchnorm(self, dims, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
+        if dims not in (1, 2, 3):
+            raise ValueError(f"dims must be 1, 2 or 3, got {dims!r}")
+        cls = getattr(self.ns, f"LazyBatchNorm{dims}d", None)
+        if not isinstance(cls, type):
+            raise NotProvided(f"{self.target} does not define a class named LazyBatchNorm{dims}d")
+        kw = dict(eps=eps, momentum=momentum, affine=affine, track_running_stats=track_running_stats)
+        return self._family_layer(f"BatchNorm{dims}d", cls, kw, cls(**kw).to(self.device))
+
+    def sync_batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
+        if dims not in (1, 2, 3):
+            raise ValueError(f"dims must be 1, 2 or 3, got {dims!r}")
+        cls = getattr(self.ns, "SyncBatchNorm", None)
+        if not isinstance(cls, type):
+            raise NotProvided(f"{self.target} does not define a class named SyncBatchNorm")
+        kw = dict(num_features=num_features, eps=eps, momentum=momentum, affine=affine,
+                  track_running_stats=track_running_stats)
+        return self._family_layer(f"BatchNorm{dims}d", cls, kw, cls(**kw).to(self.device))
 
     # folding an eval BatchNorm into the preceding layer (BN-FOLD-01; reference/folding.py)
     TORCH_FOLD_METHODS = ("fuse_conv_bn_eval", "fuse_modules", "fx_fuse")
