@@ -186,12 +186,10 @@ class ExportOnnxruntimeImplementation(PathImplementation):
                 return sig, model, names
         program = self._export_program(layer.module, t, layer.kind, distinct=True)
         model = program.model_proto
-        inits = {i.name for i in model.graph.initializer}
-        names = tuple(n for n in state if n in inits)
-        if len(names) != len(state):  # values-dependent graph: export the module as it stands
+        names = self._state_initializers(model, self._distinct_values(layer.module))
+        if names is None:  # the optimiser folded or merged a state tensor: export the module as it stands
             model = self._export_program(layer.module, t, layer.kind, distinct=False).model_proto
-            inits = {i.name for i in model.graph.initializer}
-            names = tuple(n for n in state if n in inits)
+            names = ()
         digest = None if len(names) == len(state) else self._digest(state)
         entry = (_signature(model), shape, model, names, digest)
         _exports.setdefault(key, []).append(entry)
@@ -206,8 +204,9 @@ class ExportOnnxruntimeImplementation(PathImplementation):
         if distinct:
             module = copy.deepcopy(module)
             with torch.no_grad():
-                for i, v in enumerate(v for v in module.state_dict().values() if v.is_floating_point()):
-                    v.copy_(torch.linspace(1.0 + i, 1.5 + i, v.numel()).reshape(v.shape).to(v.dtype))
+                distinct = self._distinct_values(module)
+                for name, v in self._float_state(module).items():
+                    v.copy_(distinct[name])
         dims = [torch.export.Dim.AUTO] * t.ndim
         if kind.startswith("BatchNorm") and t.ndim >= 2:
             dims[1] = None  # the channel count is the module's num_features
@@ -218,6 +217,38 @@ class ExportOnnxruntimeImplementation(PathImplementation):
                                         dynamic_shapes=shapes)
         self.exports_done += 1
         return program
+
+    @staticmethod
+    def _float_state(module) -> dict:
+        return {k: v for k, v in module.state_dict().items() if v.is_floating_point()}
+
+    @classmethod
+    def _distinct_values(cls, module) -> dict:
+        """Values for the module's floating state that no constant of an export can equal by chance (not 0,
+        1, eps or each other; running_var positive): 0.7301 + 0.1129 i + 0.0137 j for tensor i, element j."""
+        out = {}
+        for i, (k, v) in enumerate(cls._float_state(module).items()):
+            vals = 0.7301 + 0.1129 * i + 0.0137 * torch.arange(v.numel(), dtype=torch.float64)
+            out[k] = vals.reshape(v.shape).to(v.dtype)
+        return out
+
+    @staticmethod
+    def _state_initializers(model, distinct: dict):
+        """The state names whose values the export carries as initializers of their own, unchanged, or None
+        when it does not: a state tensor missing from the initializers (folded into another constant),
+        changed, or equal to another initializer (merged: onnxscript's optimiser deduplicates equal
+        constants, so a state value equal to a constant such as affine=False's ones would be shared with it
+        and cannot be rewritten alone)."""
+        inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+        for name, value in distinct.items():
+            got = inits.get(name)
+            if got is None or got.shape != tuple(value.shape) or not np.array_equal(got, value.numpy()):
+                return None
+        state_values = [v.numpy() for v in distinct.values()]
+        for name, arr in inits.items():
+            if name not in distinct and any(arr.shape == s.shape and np.array_equal(arr, s) for s in state_values):
+                return None
+        return tuple(distinct)
 
     @staticmethod
     def _digest(state):
