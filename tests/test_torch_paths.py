@@ -313,6 +313,7 @@ def test_export_of_train_mode_batchnorm_is_eval():
     np.testing.assert_allclose(y, y_eval.numpy(), rtol=0, atol=1e-6)  # eval BatchNorm, float32 rounding
 
 
+@slow
 @needs_export
 def test_export_path_reuses_exports_and_rewrites_state():
     """The adapter exports once per configuration and shape signature and writes later state into the
