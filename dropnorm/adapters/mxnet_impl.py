@@ -30,6 +30,8 @@ Mapping of the torch-style interface:
                        mx.nd.transpose of an array stored in that order, "strided" an
                        mx.nd.slice(step=2) of an array twice as long in the last axis; the layer
                        receives the operator's (dense) result
+  empty input          run under mx.util.np_shape(True): MXNet 1.x's legacy shapes read 0 as an unknown
+                       dimension, so no operator runs on an empty array without NumPy shape semantics
   dtypes               float64 (float64 parameters), float32, float16 input with float32 parameters
                        (Gluon's BatchNorm.cast('float16') keeps float32 parameters, by design);
                        bfloat16 not provided (numpy has no bfloat16 to build arrays from)
@@ -37,7 +39,11 @@ Mapping of the torch-style interface:
   state                gamma, beta, running_mean, running_var (Parameter.data()); no counter
   load                 Parameter.set_data
   roundtrip            save_parameters(file) -> a fresh layer's load_parameters(file)
-  gradients            autograd: x.attach_grad(), y.backward(dy); gamma.grad(), beta.grad()
+  gradients            autograd: x.attach_grad(), y.backward(dy, train_mode=<the layer's mode>);
+                       gamma.grad(), beta.grad(). NDArray.backward's train_mode defaults to True
+                       whatever the recording mode was: an eval-mode gradient needs train_mode=False
+                       (else BatchNorm backpropagates the training formula with the running statistics
+                       in place of the batch statistics, and updates them)
 Not provided: inplace, momentum=None, track_running_stats=False (use_global_stats=True is eval's
 normalisation, not batch statistics in eval), bfloat16, float16 parameters, gradcheck, rng_state.
 """
@@ -117,6 +123,25 @@ class _MxLayer(FlagModeLayer):
             return autograd.record(train_mode=True)
         return autograd.record(train_mode=False) if backward else autograd.predict_mode()
 
+    def _call(self, block, x, dtype, layout, dy):
+        """(y, t): the block run on x under this layer's mode, then backward with dy when given."""
+        import contextlib
+        # MXNet 1.x's legacy shapes read a 0 as an unknown dimension ('Shape dim size cannot be a negative
+        # value -1' for any operator on an empty array); zero-size arrays exist only under its NumPy shape
+        # semantics (mx.util.set_np_shape: 'tuples with 0 elements ... represent the shapes of zero-size
+        # tensors'), which an empty input is run under
+        scope = mx.util.np_shape(True) if 0 in np.shape(x) else contextlib.nullcontext()
+        with scope:
+            t = tensor(x, dtype, layout)
+            if dy is not None:
+                t.attach_grad()
+            with self._mode(dy is not None):
+                y = block(t)
+            if dy is not None:
+                y.backward(mx.nd.array(np.asarray(dy, np.float64), ctx=CTX, dtype=y.dtype),
+                           train_mode=self._training)
+        return y, t
+
 
 class MxDropout(c.StatelessDropout, _MxLayer):
     def __init__(self, impl, kind, p, inplace):
@@ -141,15 +166,9 @@ class MxDropout(c.StatelessDropout, _MxLayer):
         return self._blocks[axes]
 
     def _run(self, x, dtype, layout, dy=None):
-        t = tensor(x, dtype, layout)
-        block = self._axes(t.ndim)
-        if dy is not None:
-            t.attach_grad()
-        with self._mode(dy is not None):
-            y = block(t)
+        y, t = self._call(self._axes(np.ndim(x)), x, dtype, layout, dy)
         out = Output(y=numpy(y), dtype=_dtype_name(y), x_after=numpy(t), shares_input_memory=_shares(y, t))
         if dy is not None:
-            y.backward(mx.nd.array(np.asarray(dy, np.float64), ctx=CTX, dtype=y.dtype))
             out.dx = numpy(t.grad)
         return out
 
@@ -189,14 +208,9 @@ class MxBatchNorm(_MxLayer):
                 dtype != "float64" and self.param_dtype == "float64":
             raise NotProvided(f"mxnet BatchNorm: {dtype} input with {self.param_dtype} parameters (the operator "
                               f"takes float64 parameters with float64 data only)")
-        t = tensor(x, dtype, layout)
-        if dy is not None:
-            t.attach_grad()
-        with self._mode(dy is not None):
-            y = self.block(t)
+        y, t = self._call(self.block, x, dtype, layout, dy)
         out = Output(y=numpy(y), dtype=_dtype_name(y), x_after=numpy(t), shares_input_memory=_shares(y, t))
         if dy is not None:
-            y.backward(mx.nd.array(np.asarray(dy, np.float64), ctx=CTX, dtype=y.dtype))
             out.dx = numpy(t.grad)
             if self.affine:
                 out.dweight, out.dbias = numpy(self.block.gamma.grad()), numpy(self.block.beta.grad())
