@@ -68,7 +68,7 @@ def _locate(calls, got) -> tuple[int, str] | None:
         c = calls[i]
         r = c.result
         fields = []
-        if c.method in ("forward", "forward_backward") and r is not None:
+        if c.method in ("forward", "forward_backward", "forward_in") and r is not None:
             fields = [(f, getattr(r, f, None)) for f in OUTPUT_FIELDS]
         elif c.method == "state" and isinstance(r, dict):
             fields = [(f, r.get(f)) for f in STATE_FIELDS]
@@ -84,7 +84,7 @@ def _locate(calls, got) -> tuple[int, str] | None:
 def _result_code(call) -> str | None:
     """What the replay compares for a call in the predicate mode: its recorded result."""
     r = call.result
-    if call.method in ("forward", "forward_backward") and r is not None:
+    if call.method in ("forward", "forward_backward", "forward_in") and r is not None:
         return "{" + ", ".join(f"{f!r}: {array_code(getattr(r, f))}" for f in OUTPUT_FIELDS
                                if getattr(r, f, None) is not None) + "}"
     if call.method == "state" and isinstance(r, dict):
@@ -119,6 +119,15 @@ def _call_code(call) -> str:
         return f"L[{call.result}] = roundtrip(L[{n}])"
     if call.method == "gradcheck":
         return f"gradcheck(L[{n}], {array_code(a['x'])}, {a['second_order']!r})"
+    if call.method in ("reset_running_stats", "reset_parameters"):
+        return f"{call.method}(L[{n}])"
+    if call.method == "load_state":
+        values = ", ".join(f"{k!r}: {value_code(v)}" for k, v in a["values"].items())
+        return f"load_state(L[{n}], {{{values}}}, {a['legacy']!r})"
+    if call.method == "forward_in":
+        return f"forward_in(L[{n}], {array_code(a['x'])}, {a['context']!r}, {a['dtype']!r})"
+    if call.method == "convert_sync":
+        return f"L[{call.result}] = convert_sync(L[{n}])"
     raise ValueError(f"no reproduction for a traced call {call.method!r}")
 
 
@@ -208,6 +217,39 @@ def roundtrip(layer):
     fresh.load_state_dict(torch.load(buf, weights_only=True))
     fresh.train(layer.training)
     return fresh
+
+
+def reset_running_stats(layer):
+    layer.reset_running_stats()
+
+
+def reset_parameters(layer):
+    layer.reset_parameters()
+
+
+def load_state(layer, values, legacy):
+    from collections import OrderedDict
+    own = layer.state_dict()
+    sd = OrderedDict((k, torch.as_tensor(np.asarray(v)).to(own[k].dtype if k in own else torch.float32))
+                     for k, v in values.items())
+    meta = OrderedDict((k, dict(v)) for k, v in getattr(own, '_metadata', {{}}).items())
+    if legacy:
+        meta[''] = dict(meta.get('', {{}}), version=1)
+    sd._metadata = meta
+    layer.load_state_dict(sd)
+
+
+def forward_in(layer, x, context, dtype):
+    t = make_tensor(x, dtype, 'contiguous').detach().requires_grad_(True)
+    with {{'no_grad': torch.no_grad, 'inference_mode': torch.inference_mode}}[context]():
+        y = layer(t)
+    return {{'y': to_numpy(y), 'x_after': to_numpy(t)}}
+
+
+def convert_sync(layer):
+    fresh = nn.SyncBatchNorm.convert_sync_batchnorm(layer)
+    KWARGS[id(fresh)] = KWARGS.get(id(layer))
+    return fresh
 """
 
 
@@ -254,6 +296,26 @@ def roundtrip(layer):
 
 def gradcheck(layer, x, second_order):
     return layer.gradcheck(x, second_order=second_order)
+
+
+def reset_running_stats(layer):
+    layer.reset_running_stats()
+
+
+def reset_parameters(layer):
+    layer.reset_parameters()
+
+
+def load_state(layer, values, legacy):
+    layer.load_state(values, legacy=legacy)
+
+
+def forward_in(layer, x, context, dtype):
+    return _output(layer.forward_in(x, context=context, dtype=dtype))
+
+
+def convert_sync(layer):
+    return layer.convert_sync()
 """
 
 

@@ -154,6 +154,31 @@ class TracedLayer:
         rec.result = fresh.number
         return fresh
 
+    # the rest of the BatchNorm family (issue 15)
+    def reset_running_stats(self) -> None:
+        self._call("reset_running_stats", layer=self.number, kind=self.kind)
+
+    def reset_parameters(self) -> None:
+        self._call("reset_parameters", layer=self.number, kind=self.kind)
+
+    def load_state(self, values: dict, *, legacy: bool = False) -> None:
+        self._call("load_state", layer=self.number, kind=self.kind, values=dict(values), legacy=legacy)
+
+    def forward_in(self, x, *, context: str, dtype="float32") -> Output:
+        self._note_input(dtype, "contiguous")
+        return self._call("forward_in", layer=self.number, kind=self.kind, x=np.asarray(x), context=context,
+                          dtype=dtype)
+
+    def convert_sync(self) -> "TracedLayer":
+        rec = TRACE.add(Call("convert_sync", self.number, self.kind, {}))
+        try:
+            fresh = TracedLayer(self.inner.convert_sync(), TRACE.new_layer_number())
+        except Exception as e:
+            rec.error = f"{type(e).__name__}: {e}"
+            raise
+        rec.result = fresh.number
+        return fresh
+
     def __getattr__(self, name):  # anything else an adapter offers (not traced)
         return getattr(self.inner, name)
 
@@ -213,3 +238,13 @@ class Traced:
 
     def batchnorm_defaults(self, dims, num_features) -> TracedLayer:
         return self._construct(f"BatchNorm{dims}d", "batchnorm_defaults", dims=dims, num_features=num_features)
+
+    # the rest of the BatchNorm family (issue 15): recorded under the class a reproduction constructs
+    def lazy_batchnorm(self, dims, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True) -> TracedLayer:
+        return self._construct(f"LazyBatchNorm{dims}d", "lazy_batchnorm", dims=dims, eps=eps, momentum=momentum,
+                               affine=affine, track_running_stats=track_running_stats)
+
+    def sync_batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True,
+                       track_running_stats=True) -> TracedLayer:
+        return self._construct("SyncBatchNorm", "sync_batchnorm", dims=dims, num_features=num_features, eps=eps,
+                               momentum=momentum, affine=affine, track_running_stats=track_running_stats)
