@@ -133,8 +133,15 @@ class ExportOnnxruntimeImplementation(PathImplementation):
         return ExportLayer(self, kind, cls, kwargs, cls(**kwargs))
 
     def seed(self, seed):
+        """onnxruntime.set_seed(seed), and fresh sessions from here on. onnxruntime's ONNX Dropout kernel
+        draws from the global generator that set_seed resets, but RandomUniformLike (the exported channel
+        and alpha dropout masks) seeds a generator of its own when the session is created and set_seed does
+        not touch it afterwards: a session created before the seed would continue its old stream. A
+        deployment that seeds for reproducibility creates its session after seeding; so does the adapter
+        (sessions are cheap; the exports stay cached)."""
         torch.manual_seed(seed)  # export itself draws nothing; the masks come from onnxruntime
         ort.set_seed(int(seed))
+        _sessions.clear()
 
     def rng_state(self):
         raise NotProvided("onnxruntime exposes no generator state (only onnxruntime.set_seed)")
