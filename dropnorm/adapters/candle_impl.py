@@ -16,7 +16,9 @@ Mapping of the torch-style interface: one to one (candle.nn.<Kind>(**torch keywo
                      converted to the same dtype
   gradients          y.backward(dy); x.grad, weight.grad, bias.grad
 Not provided: momentum=None (candle's F.batch_norm computes 1 - momentum: TypeError at the first
-training call, recorded in docs/findings/candle-batchnorm-departures-from-torch.md), gradcheck.
+training call) and track_running_stats=False (the layer registers None buffers, which leave no
+attribute, and forward reads self.running_mean: AttributeError at every call), both accepted at
+construction and recorded in docs/findings/candle-batchnorm-departures-from-torch.md; gradcheck.
 The CPU device only. Importing candle installs nothing over torch: its startup hook
 (_candle_torch_compat, from a .pth file) redirects `import torch` only where no real torch is
 installed or USE_CANDLE=1.
@@ -154,7 +156,7 @@ class CandleImplementation(Implementation):
         return kind in KINDS
 
     def expresses(self, kind, **o):
-        return not ("momentum" in o and o["momentum"] is None)
+        return not (("momentum" in o and o["momentum"] is None) or o.get("track_running_stats") is False)
 
     def seed(self, seed):
         candle.manual_seed(int(seed))
@@ -171,6 +173,10 @@ class CandleImplementation(Implementation):
     def batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
         if dims not in (1, 2, 3):
             raise ValueError(f"dims must be 1, 2 or 3, got {dims!r}")
+        if not track_running_stats:
+            raise NotProvided("candle.nn.BatchNorm(track_running_stats=False) constructs but every call raises "
+                              "AttributeError (no running_mean attribute; "
+                              "docs/findings/candle-batchnorm-departures-from-torch.md)")
         if momentum is None:
             raise NotProvided("candle's F.batch_norm computes (1 - momentum): momentum=None raises TypeError "
                               "at the first training call (docs/findings/candle-batchnorm-departures-from-torch.md)")
