@@ -108,3 +108,13 @@ def test_read_records_keeps_the_first_failure_and_survives_a_cut_line(tmp_path):
     path.write_text("\n".join(json.dumps(x) for x in lines) + '\n{"event": "test", "nodeid": "t3", "outc')
     records, _ = model.read_records(path)
     assert [r["nodeid"] for r in records] == ["t1", "t2"] and records[0]["violations"]
+
+
+def test_known_defect_script_names_are_plain_files_whatever_the_condition(tmp_path):
+    """A condition such as D2-EDGE-01's "p=1.0" becomes a plain file name (the audit exited 2 on it)."""
+    from dropnorm.report import files
+    dev = {"kind": "known-defect", "condition": "p=1.0", "script": "#!/usr/bin/env python\nraise SystemExit(1)\n"}
+    report = {"implementation": {"description": "x"},
+              "clauses": [{"id": "D2-EDGE-01", "failure": None, "deviations": [dev]}]}
+    files.write_scripts(tmp_path, report)
+    assert dev["script_file"] == "repro-D2-EDGE-01-p_1.0.py" and (tmp_path / dev["script_file"]).exists()

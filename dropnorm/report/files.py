@@ -60,7 +60,8 @@ def write_scripts(directory: pathlib.Path, report: dict) -> None:
             if dev.get("kind") != "known-defect" or not dev.get("script") or dev["condition"] in written:
                 continue
             written.add(dev["condition"])
-            name = f"repro-{entry['id']}-{dev['condition']}.py"
+            # a condition may hold "=" or "/" (D2-EDGE-01's p=1.0): only the characters of a plain name
+            name = f"repro-{entry['id']}-{re.sub(r'[^A-Za-z0-9._-]', '_', dev['condition'])}.py"
             first, _, rest = dev["script"].partition("\n")
             header = (f"# Known defect of {report['implementation']['description']}: {entry['id']}/{dev['condition']}\n"
                       f"# Finding: {dev.get('finding') or '-'}\n# Run: python {name}\n")
