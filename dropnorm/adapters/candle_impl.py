@@ -42,15 +42,22 @@ NAMES = {str(v): k for k, v in DTYPES.items()}
 KINDS = ("Dropout", "Dropout2d", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
 
 
+def _from(v: np.ndarray, dtype: str):
+    """A candle tensor of `dtype` with v's values: candle.from_numpy of the float64 array, then .to(dtype).
+    (candle.tensor(ndarray) is not torch.tensor: it makes float64 data float32, and with
+    dtype=candle.bfloat16 it casts the values to uint16 integers, 1.5 -> 1, -3.25 -> 65533.)"""
+    return candle.from_numpy(np.array(v, dtype=np.float64)).to(DTYPES[dtype])
+
+
 def tensor(x: np.ndarray, dtype: str, layout: str = "contiguous"):
     """A candle tensor of `dtype` holding x's values, viewed in `layout`."""
     v = np.array(round_to(x, dtype), dtype=np.float64)
-    t = candle.tensor(v).to(DTYPES[dtype])
+    t = _from(v, dtype)
     perm = storage_permutation(t.ndim, layout) if v.ndim else ()
     if perm is None:
         if v.ndim == 0:
             return t
-        buf = candle.tensor(np.zeros(v.shape[:-1] + (2 * v.shape[-1],))).to(DTYPES[dtype])
+        buf = _from(np.zeros(v.shape[:-1] + (2 * v.shape[-1],)), dtype)
         buf[..., ::2] = t
         return buf[..., ::2]
     if perm and tuple(perm) != tuple(range(v.ndim)):
@@ -122,7 +129,7 @@ class CandleLayer(Layer):
                 if not _is_tensor(target):
                     raise NotProvided(f"{self.kind} has no tensor attribute {key!r}")
                 v = np.broadcast_to(np.asarray(value, np.float64), tuple(target.shape))
-                target.copy_(candle.tensor(np.array(v)).to(target.dtype))
+                target.copy_(_from(v, NAMES.get(str(target.dtype), "float32")))
 
     def roundtrip(self):
         if not self.kind.startswith("BatchNorm"):
