@@ -67,9 +67,12 @@ def tensor(x: np.ndarray, dtype: str, layout: str = "contiguous"):
 
 
 def numpy(t) -> np.ndarray | None:
+    """The tensor's logical values as float64. contiguous() first: candle's .to(dtype) of a
+    non-contiguous view returns the values in storage order (a permuted float32 view converted to
+    float64 comes back transposed), which would make the adapter misread correct outputs."""
     if t is None:
         return None
-    return np.array(t.detach().to(candle.float64).numpy(), dtype=np.float64)
+    return np.array(t.detach().contiguous().to(candle.float64).numpy(), dtype=np.float64)
 
 
 def dtype_name(t) -> str:
