@@ -83,7 +83,8 @@ def plan(impls: list[str], pythons: list[str], paths: bool) -> tuple[dict[str, s
         wanted = [i for i in wanted if i not in PATHS]
     order = {name: k for k, name in enumerate(REGISTRY)}
     chosen, problems = {}, {}
-    for impl in sorted(wanted, key=lambda i: order.get(i, len(order))):
+    # columns in the order asked for, else the registry's
+    for impl in (wanted if impls else sorted(wanted, key=lambda i: order.get(i, len(order)))):
         if impl in here:
             chosen[impl] = sys.executable
         elif found := next((py for py, have in others.items() if impl in have), None):
