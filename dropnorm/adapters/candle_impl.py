@@ -16,9 +16,11 @@ Mapping of the torch-style interface: one to one (candle.nn.<Kind>(**torch keywo
                      converted to the same dtype
   gradients          y.backward(dy); x.grad, weight.grad, bias.grad
 Not provided: momentum=None (candle's F.batch_norm computes 1 - momentum: TypeError at the first
-training call) and track_running_stats=False (the layer registers None buffers, which leave no
-attribute, and forward reads self.running_mean: AttributeError at every call), both accepted at
-construction and recorded in docs/findings/candle-batchnorm-departures-from-torch.md; gradcheck.
+training call), track_running_stats=False and affine=False (the layer registers None buffers and
+parameters, which leave no attribute, and forward reads self.running_mean / self.weight:
+AttributeError at every call), Dropout2d(p=1) (ZeroDivisionError at every training call), all
+accepted at construction and recorded in docs/findings/candle-batchnorm-departures-from-torch.md;
+gradcheck.
 The CPU device only. Importing candle installs nothing over torch: its startup hook
 (_candle_torch_compat, from a .pth file) redirects `import torch` only where no real torch is
 installed or USE_CANDLE=1.
@@ -166,7 +168,10 @@ class CandleImplementation(Implementation):
         return kind in KINDS
 
     def expresses(self, kind, **o):
-        return not (("momentum" in o and o["momentum"] is None) or o.get("track_running_stats") is False)
+        if kind == "Dropout2d" and o.get("p") == 1:
+            return False
+        return not (("momentum" in o and o["momentum"] is None) or o.get("track_running_stats") is False
+                    or o.get("affine") is False)
 
     def seed(self, seed):
         candle.manual_seed(int(seed))
@@ -178,11 +183,17 @@ class CandleImplementation(Implementation):
         return CandleLayer(self, "Dropout", dict(p=p, inplace=inplace))
 
     def dropout2d(self, p=0.5, inplace=False):
+        if p == 1:
+            raise NotProvided("candle's Dropout2d(p=1) raises ZeroDivisionError at every training call "
+                              "(1.0 / (1.0 - p)); docs/findings/candle-batchnorm-departures-from-torch.md")
         return CandleLayer(self, "Dropout2d", dict(p=p, inplace=inplace))
 
     def batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
         if dims not in (1, 2, 3):
             raise ValueError(f"dims must be 1, 2 or 3, got {dims!r}")
+        if not affine:
+            raise NotProvided("candle.nn.BatchNorm(affine=False) constructs but every call raises AttributeError "
+                              "(no weight attribute; docs/findings/candle-batchnorm-departures-from-torch.md)")
         if not track_running_stats:
             raise NotProvided("candle.nn.BatchNorm(track_running_stats=False) constructs but every call raises "
                               "AttributeError (no running_mean attribute; "
