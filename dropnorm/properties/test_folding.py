@@ -84,6 +84,9 @@ def test_folding_equals_layer_then_eval_batchnorm(impl, data):
     what = (f"{kind} -> {bn_kind}(affine={affine}, eps={bn['eps']:.3g}), {dtype}, x {x.shape}, weight {w.shape}, "
             f"layer bias {'none' if bias is None else 'yes'}, running_mean {bn['running_mean'].tolist()}, "
             f"running_var {bn['running_var'].tolist()}, gamma {None if bn['weight'] is None else bn['weight'].tolist()}")
+    # the BatchNorm being folded, constructed through the traced implementation: the trace (and so the report
+    # and the scope of a recorded deviation) names its kind, eps and affine
+    impl.batchnorm(int(bn_kind[9]), out_c, eps=bn["eps"], affine=affine)
     for method in methods:
         try:
             out = impl.fold_conv_bn(kind, w, bias, bn, x, method=method, dtype=dtype)
