@@ -41,7 +41,8 @@ MARK = {"pass": "pass", "fail": "FAIL", "error": "ERROR", "not-reached": "N/R", 
         "deviation": "dev", "not-provided": "n/p", "skip": "skip"}
 CONVENTION_ROWS = (
     ("momentum weighs", lambda c: "new batch" if c.momentum_of == "new" else "old value"),
-    ("momentum default", lambda c: repr(c.momentum_default)),
+    ("momentum default", lambda c: "none (required)" if c.momentum_default is None else repr(c.momentum_default)),
+    ("zero-debiased averages", lambda c: "yes" if c.zero_debias else "no"),
     ("running variance", lambda c: c.running_var),
     ("eps default", lambda c: repr(c.eps_default)),
     ("momentum=None", lambda c: "yes" if c.cumulative_average else "no"),
