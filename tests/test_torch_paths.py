@@ -162,7 +162,8 @@ from dropnorm import stats, tolerances  # noqa: E402
 from reference import batchnorm as refbn  # noqa: E402
 
 slow = pytest.mark.skipif(not os.environ.get("DROPNORM_SLOW_TESTS"),
-                          reason="slow (torch.compile, 10-60 s per compile): set DROPNORM_SLOW_TESTS=1 to run")
+                          reason="slow (torch.compile or torch.onnx.export, 5-60 s each on 2 loaded cores): "
+                                 "set DROPNORM_SLOW_TESTS=1 to run")
 
 
 def _steps(seed: int, count: int) -> list:
