@@ -142,6 +142,8 @@ class KerasImplementation(Implementation):
     def expresses(self, kind, **o):
         if o.get("inplace") or ("momentum" in o and o["momentum"] is None) or o.get("track_running_stats") is False:
             return False
+        if kind == "Dropout2d" and o.get("ndim", 4) != 4:  # SpatialDropout2D documents 4-D input only
+            return False
         if kind.startswith("BatchNorm") and "dtype" in o:
             return _policy(o["dtype"], o.get("param_dtype", "float32")) is not None
         return True
@@ -244,11 +246,19 @@ class KerasDropout(c.StatelessDropout, _KerasLayer):
         return Output(y=impl.numpy(y), dtype=impl.dtype_name(y), x_after=impl.numpy(t), shares_input_memory=same,
                       dx=None if "x" not in grads else impl.numpy(grads["x"]))
 
+    def _documented_rank(self, x):
+        # SpatialDropout2D documents 4-D input only ("4D tensor with shape (samples, channels, rows, cols)");
+        # torch's Dropout2d also takes (N, C, L) and (C, H, W) (D2-RANK-01), which Keras cannot express
+        if self.kind == "Dropout2d" and np.ndim(x) != 4:
+            raise NotProvided(f"keras.layers.SpatialDropout2D takes 4-D input only, not {np.ndim(x)}-D")
+
     def forward(self, x, *, dtype="float32", layout="contiguous"):
+        self._documented_rank(x)
         y, t, g = self._call(self.layer, x, dtype, layout)
         return self._out(y, t, g, dtype)
 
     def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
+        self._documented_rank(x)
         y, t, g = self._call(self.layer, x, dtype, layout, dy=dy)
         if g.get("x") is None:  # eval and p = 0 return the input itself: the gradient is dy
             g["x"] = self.impl.tensor(dy, dtype, "contiguous")
