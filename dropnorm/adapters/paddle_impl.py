@@ -197,6 +197,8 @@ class PaddleImplementation(Implementation):
             return False
         if kind == "Dropout2d" and o.get("inplace"):
             return False
+        if kind == "Dropout2d" and o.get("ndim", 4) != 4:  # paddle.nn.Dropout2D documents 4-D input only
+            return False
         if kind.startswith("BatchNorm") and (o.get("dtype") in HALF or o.get("param_dtype") in HALF):
             return False
         if kind.startswith("Dropout") and o.get("dtype") == "float16":
