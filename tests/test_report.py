@@ -12,6 +12,7 @@ audited implementations are blamed for.
 """
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -241,5 +242,10 @@ def test_matrix_from_reports(torch_run, defect_run, tmp_path):
     # each column's audit: profile and its own wall time, and the command that reproduces it
     assert "| audit | quick, " in md and "- torch: `dropnorm audit --impl" in md, md[-1500:]
     assert "--report-dir" not in md.split("reproduced by")[1]
+    # a committed report may be compressed (docs/matrix-run/reports/<impl>/report.json.gz)
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    (packed / "report.json.gz").write_bytes(gzip.compress((torch_run[0] / "report.json").read_bytes()))
+    assert files.load_report(packed) == files.load_report(torch_run[0])
     page = (tmp_path / "matrix.html").read_text()
     assert '<td class="fail" title="DO-TRAIN-01/scale' in page

@@ -7,6 +7,7 @@ escape the report directory.
 """
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import pathlib
@@ -119,8 +120,11 @@ def load_report(path: str | pathlib.Path) -> dict:
     path = pathlib.Path(path)
     if path.is_dir():
         path = path / "report.json"
+        if not path.exists() and path.with_suffix(".json.gz").exists():
+            path = path.with_suffix(".json.gz")  # a committed report, compressed (docs/matrix-run/reports/)
     try:
-        report = json.loads(path.read_text(encoding="utf-8"))
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        report = json.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise ReportError(f"no report at {path}: run `dropnorm audit` first") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
