@@ -58,7 +58,12 @@ def abbreviated(script: str, limit: int = 8000) -> str:
                    lambda m: f"arr('<{len(m.group(1))} characters of base64>', {m.group(2)})", script)
     if len(short) <= limit:
         return short
-    return short[:limit].rsplit("\n", 1)[0] + f"\n# ... ({len(script)} characters in all: the repro file holds it whole)"
+    # the head (what is imported and reproduced) and the tail (the case itself: layers, calls, checks); the
+    # runtime helpers in between are what gets left out
+    head = short[:limit // 3].rsplit("\n", 1)[0]
+    tail = short[-(2 * limit // 3):].split("\n", 1)[-1]
+    return (head + f"\n# ... ({len(short) - len(head) - len(tail)} characters of runtime helpers left out; "
+            f"{len(script)} characters in all: the repro file holds it whole)\n" + tail)
 
 
 def _locate(calls, got) -> tuple[int, str] | None:

@@ -134,6 +134,8 @@ def test_haiku_running_statistics_are_zero_debiased():
     """Convention haiku (BN-TRAIN-02/03, zero_debias): hk.BatchNorm's moving averages are
     hk.ExponentialMovingAverage's debiased averages, hidden / (1 - d^t), of the batch means and biased
     batch variances (the first batch replaces the zero initial value), and eval normalises with them."""
+    pytest.importorskip("haiku")
+    pytest.importorskip("jax")
     import jax.numpy as jnp
     import reference as ref
     d = 0.75
@@ -157,6 +159,8 @@ def test_haiku_constant_channel_normalises_to_zero():
     """docs/findings/haiku-batchnorm-one-pass-variance.md (BN-NUM-01, pytorch/pytorch#5410 for Haiku): a
     constant float32 channel of 1.234567e8 normalises to 0 and leaves a non-negative running variance,
     not NaN and -9.7e9 (the batch variance is mean(x^2) - mean(x)^2, unclamped)."""
+    pytest.importorskip("haiku")
+    pytest.importorskip("jax")
     import jax.numpy as jnp
     bn = _haiku_batchnorm(0.9)
     x = jnp.full((64, 3), 1.234567e8, jnp.float32)

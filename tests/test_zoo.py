@@ -93,7 +93,9 @@ def test_variant_passes_every_clause(entry, zoo):
     audit = zoo[entry.spec]
     assert not audit.failed, (f"correct {entry.describe()} failed {audit.failed}: clauses {audit.violated}, "
                               f"other failures {audit.errors} - a test or tolerance too strict")
-    untested = sorted(entry.clauses - audit.passed_clauses)
+    # a clause the from-scratch layers cannot express (folding, Lazy, reset, SyncBatchNorm) is not provided,
+    # reported so, never counted as passed; every other clause of the variant's layer needs a passing test
+    untested = sorted(entry.clauses - audit.passed_clauses - audit.not_provided_clauses)
     assert not untested, f"{entry.describe()}: no passing test exercised {untested}"
 
 

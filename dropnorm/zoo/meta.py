@@ -104,13 +104,16 @@ class Audit:
     passed_clauses: set = field(default_factory=set)  # clauses cited by passing tests
     fail_seconds: float = 0.0                         # time spent in the tests that failed it
     scripts: dict = field(default_factory=dict)       # clause -> the first failure's reproduction script
+    not_provided_clauses: set = field(default_factory=set)  # clauses of tests skipped as not provided
 
     def to_json(self) -> dict:
-        return {**self.__dict__, "passed_clauses": sorted(self.passed_clauses)}
+        return {**self.__dict__, "passed_clauses": sorted(self.passed_clauses),
+                "not_provided_clauses": sorted(self.not_provided_clauses)}
 
     @classmethod
     def from_json(cls, data: dict) -> "Audit":
-        return cls(**{**data, "passed_clauses": set(data["passed_clauses"])})
+        return cls(**{**data, "passed_clauses": set(data["passed_clauses"]),
+                      "not_provided_clauses": set(data.get("not_provided_clauses") or ())})
 
 
 def parse_results(path: pathlib.Path) -> dict[str, Audit]:
@@ -126,6 +129,8 @@ def parse_results(path: pathlib.Path) -> dict[str, Audit]:
         audit = audits.setdefault(spec, Audit(spec))
         audit.tests += 1
         if rec["outcome"] == "skipped":
+            if str(rec.get("skip_reason") or "").startswith("not provided"):
+                audit.not_provided_clauses |= set(rec.get("clauses") or ())
             continue
         if rec["outcome"] == "passed":
             audit.passed_clauses |= set(rec.get("clauses") or ())
