@@ -182,7 +182,8 @@ def _command(report: dict) -> str:
             kept.append(a)
     command = shlex.join(kept[:-1] if kept and kept[-1] == "--report-dir" else kept)
     python = run.get("python")
-    if python and os.path.realpath(python) != os.path.realpath(sys.executable):
+    # abspath, not realpath: a venv's python is a symlink to the same base interpreter as every other venv's
+    if python and os.path.abspath(python) != os.path.abspath(sys.executable):
         command = f"{python} -m dropnorm.cli " + command.removeprefix("dropnorm ")
     return command
 
