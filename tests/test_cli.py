@@ -112,7 +112,10 @@ def test_interrupted_audit_leaves_a_valid_incomplete_report(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "dropnorm.cli", "audit", "--impl", "reference", "--profile=ci",
                              "--jobs=1", f"--report-dir={tmp_path}"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True,
+                            # Ctrl-C's default disposition: a test run started in the background (`cmd &`
+                            # without job control) inherits SIGINT ignored, and the audit rightly keeps it so
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     results = tmp_path / ".results.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
