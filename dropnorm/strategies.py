@@ -20,6 +20,21 @@ LOW_PRECISION = ("float16", "bfloat16")
 
 
 _FOCUS: list = [None]  # the layer kind the current hypothesis run draws, or None for any
+_GRID: list = [False]  # whether the current run draws constructor parameters from their grids
+
+
+def grid_or(full, grid):
+    """`full`, or where the implementation under test has `parameter_grid` (a compiled path: each new p,
+    eps or momentum is a recompile of seconds) a value of `grid`, so that the run compiles a few layer
+    configurations and reuses them across its examples. Each grid keeps the strategy's regions (ends,
+    middle, values inexact in binary such as 1/3, 0.1, 0.7); what it gives up is stated in
+    docs/execution-paths.md ("Constructor grids")."""
+    grid = tuple(grid)
+
+    @st.composite
+    def draw(draw_):
+        return draw_(st.sampled_from(grid) if _GRID[0] else full)
+    return draw()
 
 
 def focus() -> str | None:
@@ -74,6 +89,7 @@ def given(*args, **kwargs):
         @functools.wraps(inner)
         def per_kind(*a, **kw):
             __tracebackhide__ = True
+            _GRID[0] = bool(getattr(kw.get("impl"), "parameter_grid", False))
             kinds = _kinds_to_cover(kw.get("impl"))
             own = getattr(per_kind, "_hypothesis_internal_use_settings", None) or settings.default
             if len(kinds) <= 1:
@@ -122,7 +138,8 @@ def seeds():
 def probabilities(lo: float = 0.0, hi: float = 1.0):
     """p in [lo, hi], with the endpoints and awkward values (1/3, near 0 and 1) favoured."""
     specials = [x for x in (0.0, 1.0, 1 / 3, 0.1, 0.9, 1e-3, 0.999) if lo <= x <= hi]
-    return st.one_of(st.sampled_from(specials), st.floats(lo, hi, allow_nan=False))
+    grid = sorted({lo, hi, *specials, *(x for x in (0.5, 0.7) if lo <= x <= hi)})
+    return grid_or(st.one_of(st.sampled_from(specials), st.floats(lo, hi, allow_nan=False)), grid)
 
 
 def keep_probabilities():
@@ -132,8 +149,10 @@ def keep_probabilities():
     p and 1-p hides: the other p values of the same run catch it) and the whole interval; the
     statistical tests also run explicit examples at 0.5, 0.47, 0.0015 and 0.999."""
     from dropnorm.stats import P_MIN
-    return st.one_of(st.floats(P_MIN, 1 - P_MIN), st.floats(P_MIN, 0.02), st.floats(0.98, 1 - P_MIN),
-                     st.floats(0.45, 0.55), st.sampled_from([0.5, 1e-3, 0.999, 0.01, 0.99, 0.2, 0.8]))
+    specials = [0.5, 1e-3, 0.999, 0.01, 0.99, 0.2, 0.8]
+    full = st.one_of(st.floats(P_MIN, 1 - P_MIN), st.floats(P_MIN, 0.02), st.floats(0.98, 1 - P_MIN),
+                     st.floats(0.45, 0.55), st.sampled_from(specials))
+    return grid_or(full, [P_MIN, 1 - P_MIN, 0.47, 1 / 3, *specials])
 
 
 def dtypes(allowed=DTYPES):
@@ -172,11 +191,11 @@ def bn_dims():
 
 def eps_values():
     """eps log-uniform in [1e-6, 1]: large eps makes its placement visible."""
-    return st.floats(-6.0, 0.0).map(lambda e: float(10.0 ** e))
+    return grid_or(st.floats(-6.0, 0.0).map(lambda e: float(10.0 ** e)), [1e-6, 1e-5, 1e-3, 0.1, 1.0])
 
 
 def momenta(allow_none: bool = True):
-    m = st.one_of(st.sampled_from([0.0, 1.0, 0.1]), st.floats(0.0, 1.0))
+    m = grid_or(st.one_of(st.sampled_from([0.0, 1.0, 0.1]), st.floats(0.0, 1.0)), [0.0, 0.1, 0.7, 1.0])
     return st.one_of(m, st.none()) if allow_none else m  # shrinks towards a number, not None
 
 

@@ -140,6 +140,33 @@ def test_compiled_dropout_seeds_its_own_stream():
     assert set(np.unique(a)) <= {0.0, 2.0} and 800 < np.count_nonzero(a) < 1200
 
 
+def test_compiled_paths_draw_constructor_parameters_from_grids():
+    """Only the compile paths draw p, eps and momentum from grids (strategies.grid_or), and hh.given
+    switches the grid on for exactly the runs of such an implementation."""
+    import hypothesis
+    from hypothesis import strategies as st
+
+    from dropnorm import strategies as hh
+
+    grid_paths = {n for n, cls in torch_paths.PATHS.items() if cls.parameter_grid}
+    assert grid_paths == {"torch-compile", "torch-compile-fullgraph", "torch-compile-dynamic"}
+    assert not load("torch").parameter_grid and not load("reference").parameter_grid
+    eps_grid = {1e-6, 1e-5, 1e-3, 0.1, 1.0}
+    for grid in (True, False):
+        impl = type("Fake", (), {"parameter_grid": grid, "provides": lambda self, k: True})()
+        seen = set()
+
+        @hypothesis.settings(max_examples=60, database=None, derandomize=True)
+        @hh.given(data=st.data())
+        def draws(impl, data):
+            seen.add(data.draw(hh.eps_values()))
+            p = data.draw(hh.probabilities(0.2, 0.8))
+            assert (p in {0.2, 1 / 3, 0.5, 0.7, 0.8}) or not grid
+
+        draws(impl=impl)
+        assert seen <= eps_grid if grid else len(seen - eps_grid) > 10
+
+
 @pytest.mark.parametrize("name", ["torch-compile", "torch-compile-fullgraph", "torch-compile-dynamic"])
 def test_compiled_paths_declare_no_double_backward(name):
     """gradgradcheck through a compiled function raises 'torch.compile with aot_autograd does not currently

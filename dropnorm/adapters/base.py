@@ -153,6 +153,10 @@ class Implementation(abc.ABC):
     target: str
     convention: str = "torch"   # a name in spec/conventions.toml: what the framework documents
     cost_factor: float = 1.0    # how much slower than eager torch a test runs (the audit's time limits)
+    # True where each new constructor value (p, eps, momentum) costs a compile (torch.compile guards them
+    # as constants): the tests then draw those values from each strategy's grid (strategies.grid_or),
+    # so the paths compile once per layer configuration and reuse it across examples
+    parameter_grid: bool = False
 
     def provides(self, kind: str) -> bool:
         """Whether this implementation has the layer kind at all (one of KINDS). A kind it lacks makes
@@ -166,7 +170,8 @@ class Implementation(abc.ABC):
         """Whether this implementation can express a layer kind ("Dropout", "Dropout2d",
         "BatchNorm1d", ...) with these options; any of: the constructor keywords (p,
         inplace, eps, momentum, affine, track_running_stats), dtype (of the input) and
-        param_dtype (of parameters and buffers). False means the layer or call raises NotProvided."""
+        param_dtype (of parameters and buffers), training (the mode a forward runs in: a path may run a
+        layer in eval mode only). False means the layer or call raises NotProvided."""
         return True
 
     def batchnorm_defaults(self, dims: int, num_features: int) -> Layer:

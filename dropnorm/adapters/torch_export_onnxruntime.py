@@ -117,8 +117,8 @@ class ExportOnnxruntimeImplementation(PathImplementation):
 
     # ------------------------------------------------------------------ what the path can express
     def expresses(self, kind, **o):
-        if o.get("inplace"):
-            return False
+        if o.get("inplace") or (kind.startswith("BatchNorm") and o.get("training")):
+            return False  # training BatchNorm: TRAIN_BN_REASON
         if o.get("dtype", "float32") not in NP_TYPES or o.get("param_dtype", "float32") not in NP_TYPES:
             return False
         return super().expresses(kind, **{k: v for k, v in o.items() if k not in ("dtype", "param_dtype")})
