@@ -65,6 +65,7 @@ class Options:
     deviations: list[str] = field(default_factory=list)
     quiet: bool = False
     timeout: float | None = None  # None: TIMEOUTS[profile]
+    replay: bool = True  # run the reproduction scripts in fresh processes (dropnorm/report/replay.py)
     argv: list[str] = field(default_factory=list)
 
     @property
@@ -460,6 +461,8 @@ def audit(opts: Options) -> int:
         signal.signal(signal.SIGTERM, previous)
     report = build_report(opts, target, directory, started, time.time(), exit_status, interrupted)
     files.write_report(directory, report)
+    if opts.replay and not interrupted:
+        replay_and_rewrite(directory, report, opts, target)
     print(summary_line(report, directory), file=sys.stderr)
     if interrupted or not report["complete"]:
         return EXIT_INTERRUPTED if interrupted else _incomplete(report, directory)
@@ -469,6 +472,20 @@ def audit(opts: Options) -> int:
     if report["conformant"]:
         return EXIT_CONFORMANT
     return EXIT_KNOWN_DEFECTS if model.only_known_defects(report["clauses"], opts.strict) else EXIT_NONCONFORMANT
+
+
+def replay_and_rewrite(directory: pathlib.Path, report: dict, opts: Options, target) -> None:
+    """Run each reproduction script in a fresh process (report/replay.py) and write the report again with
+    the outcomes. A script gets the time limit of a test of its cost (a compiling path recompiles)."""
+    from dropnorm.report import replay
+    if not any(e.get("failure") or e.get("deviations") for e in report["clauses"]):
+        return
+    if not opts.quiet:
+        print("dropnorm audit: running the reproduction scripts in fresh processes (--no-replay skips this)",
+              file=sys.stderr)
+    limit = min(600.0, 60.0 * max(1.0, target.cost_factor / 10))
+    report["run"]["replay_s"] = round(replay.replay_scripts(directory, report, limit), 1)
+    files.write_report(directory, report)
 
 
 def _incomplete(report: dict, directory: pathlib.Path) -> int:
@@ -493,7 +510,14 @@ def summary_line(report: dict, directory: pathlib.Path) -> str:
         if e["status"] in model.FAILING:
             first = (e["reason"] or "").splitlines()[0] if e["reason"] else ""
             script = (e.get("failure") or {}).get("script_file")
-            lines.append(f"  {e['status']:<12} {e['id']:<15} {first[:220]}" + (f"  [{script}]" if script else ""))
+            alone = (e.get("failure") or {}).get("standalone", {}).get("outcome")
+            note = {"reproduced": ", reproduces alone", "not-reproduced": ", DOES NOT reproduce alone",
+                    "error": ", script error", "timed-out": ", script timed out"}.get(alone, "")
+            lines.append(f"  {e['status']:<12} {e['id']:<15} {first[:220]}" + (f"  [{script}{note}]" if script else ""))
+    unreplayed = sorted({f"{e['id']}/{d['condition']}" for e in report["clauses"] for d in e.get("deviations", [])
+                         if d.get("standalone", {}).get("outcome", "reproduced") != "reproduced"})
+    if unreplayed:
+        lines.append(f"known defects whose evidence script did not reproduce alone: {'; '.join(unreplayed)}")
     stale = [d["key"] for d in report.get("deviations", []) if d["stale"]]
     if stale:
         lines.append(f"stale deviations (recorded, but no example met them): {'; '.join(stale)}")

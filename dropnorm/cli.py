@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="per-test time limit; a test over it has its worker killed and is reported as an error "
                         "(default: 120 quick, 300 ci, 1800 thorough)")
     a.add_argument("--quiet", action="store_true", help="no progress lines")
+    a.add_argument("--no-replay", dest="replay", action="store_false",
+                   help="do not run the reproduction scripts in fresh processes after the audit (by default "
+                        "each failure's script is run, and the report says whether it reproduces alone)")
 
     c = sub.add_parser("clauses", help="list the spec's clauses")
     c.add_argument("--layer", action="append", default=[], choices=LAYERS)
@@ -113,7 +116,7 @@ def cmd_audit(args, argv) -> int:
     return audit(Options(impl=args.impl, layers=args.layer, clauses=args.clause, profile=args.profile,
                          report_dir=args.report_dir, jobs=args.jobs, device=args.device, seed=args.seed,
                          strict=args.strict, deviations=args.deviations, quiet=args.quiet,
-                         timeout=args.timeout, argv=argv))
+                         timeout=args.timeout, replay=args.replay, argv=argv))
 
 
 def cmd_clauses(args, argv) -> int:

@@ -392,7 +392,7 @@ def script(violation) -> str:
                       "bad = ~((observed == expected) | (np.isnan(observed) & np.isnan(expected)))"]
         what = comp.get("what", "")
         lines += ["if observed.shape != expected.shape:",
-                  "    print(f'observed shape {observed.shape}, expected {expected.shape}')",
+                  "    print(f'REPRODUCED: observed shape {observed.shape}, expected {expected.shape}')",
                   "    sys.exit(1)",
                   f"print({violation.clause + '/' + violation.condition + ' [' + what + ']'!r})",
                   "print('observed:', observed)", "print('expected:', expected)", "print('tolerance:', tolerance)",

@@ -85,6 +85,34 @@ def test_defective_audit_exits_1_and_reports_the_failing_clause(defect_run):
     assert report["implementation"]["name"] == DEFECT
 
 
+def test_audit_replays_each_reproduction_alone(defect_run):
+    """After the audit, each failure's script is run in a fresh process (dropnorm/report/replay.py):
+    the report says it reproduces alone, in report.json, report.md and the summary line."""
+    directory, run = defect_run
+    report = files.load_report(directory)
+    alone = clause(report, "DO-TRAIN-01")["failure"]["standalone"]
+    assert alone["outcome"] == "reproduced" and alone["exit"] == 1 and "REPRODUCED" in alone["tail"], alone
+    assert report["run"]["replay_s"] >= alone["seconds"] > 0
+    assert "repro-DO-TRAIN-01.py, reproduces alone]" in run.stderr
+    assert "run alone after the audit: reproduces when run alone" in (directory / "report.md").read_text()
+
+
+def test_replay_tells_a_script_that_does_not_reproduce(tmp_path):
+    """A script that exits 0 (the case alone behaves correctly: the audit's failure depended on the
+    process's history) is reported not-reproduced; exit 1 without REPRODUCED (a traceback) is an error."""
+    from dropnorm.report import replay
+    cases = {"ok.py": ("print('not reproduced: every value is within the tolerance')", "not-reproduced"),
+             "bad.py": ("print('REPRODUCED: 1 of 1'); raise SystemExit(1)", "reproduced"),
+             "crash.py": ("import no_such_module_xyz", "error")}
+    for name, (code, outcome) in cases.items():
+        (tmp_path / name).write_text(code + "\n")
+        got = replay.run_script(tmp_path / name, timeout_s=60)
+        assert got["outcome"] == outcome, (name, got)
+    assert "does NOT reproduce" in replay.describe(replay.run_script(tmp_path / "ok.py", 60))
+    (tmp_path / "slow.py").write_text("import time; time.sleep(30)\n")
+    assert replay.run_script(tmp_path / "slow.py", timeout_s=1)["outcome"] == "timed-out"
+
+
 def test_every_format_names_the_failure(defect_run):
     directory, _ = defect_run
     md = (directory / "report.md").read_text()

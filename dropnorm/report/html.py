@@ -13,7 +13,7 @@ import hashlib
 
 import jinja2
 
-from dropnorm.report import figures
+from dropnorm.report import figures, replay
 from dropnorm.report.markdown import by_layer, headline, layers_line, pass_detail, short_script, stale_line
 from dropnorm.report.model import STATUSES
 
@@ -63,6 +63,7 @@ def render(report: dict) -> str:
         verdict=headline(report, esc=str), verdict_class=verdict_class, summary=s, statuses=STATUSES,
         counts=", ".join(f"{s[k]} {k}" for k in STATUSES if s[k]) + f" of {s['total']} clauses",
         scripts={e["id"]: short_script(e["failure"]) for e in rows if e["failure"]},
+        alone={e["id"]: replay.describe(e["failure"].get("standalone")) for e in rows if e["failure"]},
         layers=layers_line(report), stale=stale_line(report), by_layer={e["id"]: by_layer(e) for e in rows},
         rows=rows, details={e["id"]: e["reason"] if e["status"] != "pass" else pass_detail(e) for e in rows},
         failures=[e for e in rows if e["failure"] or e["errors"]],

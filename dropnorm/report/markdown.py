@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 
+from dropnorm.report import replay
 from dropnorm.report.model import STATUSES
 
 ICON = {"fail": "FAIL", "error": "ERROR", "not-reached": "NOT REACHED", "known-defect": "KNOWN DEFECT",
@@ -81,6 +82,8 @@ def render(report: dict) -> str:
                     f"- expected: {cell(f['expected'] or '(see the message)')}"]
             if f.get("script_file"):
                 out.append(f"- standalone script: `{f['script_file']}`")
+            if f.get("standalone"):
+                out.append(f"- run alone after the audit: {cell(replay.describe(f['standalone']))}")
             out += ["", "<details><summary>message, counterexample and reproduction (exits 1 while it fails)</summary>",
                     "",
                     fence(f["message"] + ("\n\n" + f["counterexample"] if f["counterexample"] else "")), "",
