@@ -8,7 +8,8 @@ Each run is one `dropnorm audit --impl IMPL --profile PROFILE --jobs 2` in a tem
 its wall time measured around the whole command (the audit, its report, and the replay of the
 reproduction scripts in fresh processes). For the compile paths `--cache cold` gives the run an empty
 inductor cache (TORCHINDUCTOR_CACHE_DIR, as on a fresh CI machine) and `--cache warm` the shared one
-under benchmarks/.inductor-cache that earlier runs filled. Every run appends one line to
+under benchmarks/.inductor-cache that earlier runs filled (a run that finds it empty fills it and is
+recorded as cold). Every run appends one line to
 benchmarks/results/path-audits.jsonl: the commit, the machine's load average before and after (this
 machine is shared, so a time is an upper bound for its code), the verdict and the clause counts.
 """
@@ -41,6 +42,8 @@ def one_run(impl: str, profile: str, cache: str) -> dict:
     with tempfile.TemporaryDirectory() as d, tempfile.TemporaryDirectory() as fresh:
         if cache != "none":
             WARM_CACHE.mkdir(parents=True, exist_ok=True)
+            if cache == "warm" and not any(WARM_CACHE.iterdir()):
+                cache = "cold"  # an empty shared cache: this run fills it, and is timed as cold
             env["TORCHINDUCTOR_CACHE_DIR"] = fresh if cache == "cold" else str(WARM_CACHE)
         load_before = os.getloadavg()[0]
         started = time.monotonic()
