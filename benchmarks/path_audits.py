@@ -42,9 +42,9 @@ def one_run(impl: str, profile: str, cache: str) -> dict:
     with tempfile.TemporaryDirectory() as d, tempfile.TemporaryDirectory() as fresh:
         if cache != "none":
             WARM_CACHE.mkdir(parents=True, exist_ok=True)
+            env["TORCHINDUCTOR_CACHE_DIR"] = fresh if cache == "cold" else str(WARM_CACHE)
             if cache == "warm" and not any(WARM_CACHE.iterdir()):
                 cache = "cold"  # an empty shared cache: this run fills it, and is timed as cold
-            env["TORCHINDUCTOR_CACHE_DIR"] = fresh if cache == "cold" else str(WARM_CACHE)
         load_before = os.getloadavg()[0]
         started = time.monotonic()
         proc = subprocess.run([sys.executable, "-m", "dropnorm.cli", "audit", f"--impl={impl}", f"--profile={profile}",
