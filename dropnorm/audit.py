@@ -65,7 +65,7 @@ class Options:
     deviations: list[str] = field(default_factory=list)
     quiet: bool = False
     timeout: float | None = None  # None: TIMEOUTS[profile]
-    replay: bool = True  # run the reproduction scripts in fresh processes (dropnorm/report/replay.py)
+    replay: str = "failures"  # which reproduction scripts to run in fresh processes: failures, all, none
     argv: list[str] = field(default_factory=list)
 
     @property
@@ -461,7 +461,7 @@ def audit(opts: Options) -> int:
         signal.signal(signal.SIGTERM, previous)
     report = build_report(opts, target, directory, started, time.time(), exit_status, interrupted)
     files.write_report(directory, report)
-    if opts.replay and not interrupted:
+    if opts.replay != "none" and not interrupted:
         replay_and_rewrite(directory, report, opts, target)
     print(summary_line(report, directory), file=sys.stderr)
     if interrupted or not report["complete"]:
@@ -478,13 +478,14 @@ def replay_and_rewrite(directory: pathlib.Path, report: dict, opts: Options, tar
     """Run each reproduction script in a fresh process (report/replay.py) and write the report again with
     the outcomes. A script gets the time limit of a test of its cost (a compiling path recompiles)."""
     from dropnorm.report import replay
-    if not any(e.get("failure") or e.get("deviations") for e in report["clauses"]):
+    known = opts.replay == "all"
+    if not any(e.get("failure") or (known and e.get("deviations")) for e in report["clauses"]):
         return
     if not opts.quiet:
-        print("dropnorm audit: running the reproduction scripts in fresh processes (--no-replay skips this)",
+        print("dropnorm audit: running the reproduction scripts in fresh processes (--replay none skips this)",
               file=sys.stderr)
     limit = min(600.0, 60.0 * max(1.0, target.cost_factor / 10))
-    report["run"]["replay_s"] = round(replay.replay_scripts(directory, report, limit), 1)
+    report["run"]["replay_s"] = round(replay.replay_scripts(directory, report, limit, known_defects=known), 1)
     files.write_report(directory, report)
 
 

@@ -51,9 +51,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="per-test time limit; a test over it has its worker killed and is reported as an error "
                         "(default: 120 quick, 300 ci, 1800 thorough)")
     a.add_argument("--quiet", action="store_true", help="no progress lines")
-    a.add_argument("--no-replay", dest="replay", action="store_false",
-                   help="do not run the reproduction scripts in fresh processes after the audit (by default "
-                        "each failure's script is run, and the report says whether it reproduces alone)")
+    a.add_argument("--replay", choices=("failures", "all", "none"), default="failures",
+                   help="after the audit, run reproduction scripts in fresh processes and report whether each "
+                        "reproduces alone: each failure's (default), also each known defect's evidence (all), "
+                        "or none")
 
     c = sub.add_parser("clauses", help="list the spec's clauses")
     c.add_argument("--layer", action="append", default=[], choices=LAYERS)

@@ -12,8 +12,9 @@ interpreter tells the reader which of the two they hold:
   error            any other exit (the script could not run here), with its last lines
   timed-out        it ran past the limit
 
-Known defects' evidence scripts (repro-<clause>-<condition>.py) are run the same way: a recorded defect
-whose script no longer reproduces is worth a look (the bug may be fixed).
+With `--replay all`, known defects' evidence scripts (repro-<clause>-<condition>.py) are run the same
+way: a recorded defect whose script no longer reproduces alone is worth a look (the bug may be fixed, or
+depend on the process's history). Not by default: ten scripts that import torch cost half a minute.
 """
 from __future__ import annotations
 
@@ -47,13 +48,15 @@ def run_script(path: pathlib.Path, timeout_s: float) -> dict:
             "tail": "\n".join(line[:300] for line in out[-TAIL_LINES:])}
 
 
-def replay_scripts(directory: pathlib.Path, report: dict, timeout_s: float) -> float:
-    """Run every reproduction script the report names and record the result as `standalone` on the
-    failure or deviation that names it. Returns the seconds it took."""
+def replay_scripts(directory: pathlib.Path, report: dict, timeout_s: float, *, known_defects: bool = False) -> float:
+    """Run each failure's reproduction script (with known_defects, also each known defect's evidence
+    script) and record the result as `standalone` on the failure or deviation that names it. Returns the
+    seconds it took."""
     started = time.monotonic()
     for entry in report["clauses"]:
         targets = [entry["failure"]] if entry.get("failure") else []
-        targets += [d for d in entry.get("deviations", []) if d.get("script_file")]
+        if known_defects:
+            targets += [d for d in entry.get("deviations", []) if d.get("script_file")]
         for target in targets:
             name = target.get("script_file")
             if name and (directory / name).is_file():
