@@ -46,6 +46,7 @@ def one_run(impl: str, profile: str, cache: str) -> dict:
             if cache == "warm" and not any(WARM_CACHE.iterdir()):
                 cache = "cold"  # an empty shared cache: this run fills it, and is timed as cold
         load_before = os.getloadavg()[0]
+        code = commit()  # before the run: the code it ran is the code on disk when it started
         started = time.monotonic()
         proc = subprocess.run([sys.executable, "-m", "dropnorm.cli", "audit", f"--impl={impl}", f"--profile={profile}",
                                "--jobs=2", "--quiet", f"--report-dir={d}"], cwd=ROOT, env=env,
@@ -55,7 +56,7 @@ def one_run(impl: str, profile: str, cache: str) -> dict:
     return {"impl": impl, "profile": profile, "cache": cache, "wall_s": round(wall, 1),
             "audit_s": report["run"]["duration_s"], "replay_s": report["run"].get("replay_s", 0.0),
             "tests": report["run"]["tests"], "exit": proc.returncode, "verdict": report["verdict"],
-            "summary": {k: v for k, v in report["summary"].items() if v}, "commit": commit(),
+            "summary": {k: v for k, v in report["summary"].items() if v}, "commit": code,
             "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2),
             "cpus": os.cpu_count(), "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
