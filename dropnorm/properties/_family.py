@@ -1,12 +1,17 @@
 """Helpers for the rest of the dropout family (issue 15): construction by kind, channel-dropout
-shapes, and the alpha-dropout read-back (AD-TRAIN-01) with its derived tolerance.
+shapes, the alpha-dropout read-back (AD-TRAIN-01) with its derived tolerance, and the checks that several
+dropout kinds share: rejecting a bad p at construction (DO-API-01 and the clauses "as DO-API-01"), reading
+the generator state, and the eval identity (AD-EVAL-01, D2-EVAL-01).
 
-Not a test module: the property tests of test_dropout2d.py, test_dropout_grad.py,
+Not a test module: the property tests of test_dropout2d.py, test_dropout_grad.py, test_dropout_modes.py,
 test_channel_dropout_ranks.py and test_alpha_dropout.py use it.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import pytest
 
 from dropnorm import checks as ph
 from dropnorm.adapters import NotProvided
@@ -41,6 +46,68 @@ def channel_shape(kind: str, n: int, c: int, sides, batched: bool = True) -> tup
     sides = list(sides) or [1]
     spatial = tuple(sides[i % len(sides)] for i in range(k))
     return ((n, c) if batched else (c,)) + spatial
+
+
+# ------------------------------------------------------------------ construction, RNG state, eval
+BAD_P = {"negative": -0.1, "above-one": 1.1, "infinite": math.inf, "nan": math.nan}  # the API-01 conditions
+
+
+def check_rejects_bad_p(build, kind: str, clause: str, condition: str, *, not_provided_skips: bool = True) -> None:
+    """build(p=BAD_P[condition]) must raise ValueError with a message naming p ("p" or "probab"): DO-API-01
+    and the clauses "as DO-API-01" (`kind` names the layer in the messages). A NotProvided from build makes
+    the test not provided; with not_provided_skips=False it is reported as any other wrong exception type."""
+    __tracebackhide__ = True
+    p = BAD_P[condition]
+    try:
+        build(p=p)
+    except ValueError as e:
+        ph.check("p" in str(e) or "probab" in str(e), clause, "message",
+                 f"got ValueError({str(e)!r}), expected a message naming p [{kind}(p={p})]")
+        return
+    except Exception as e:  # noqa: BLE001 - any other type is the failure we report
+        if not_provided_skips and isinstance(e, NotProvided):
+            raise
+        ph.check(False, clause, condition, f"got {type(e).__name__}: {e}, expected ValueError [{kind}(p={p})]")
+        return
+    ph.check(False, clause, condition, f"got a constructed layer, expected ValueError [{kind}(p={p})]")
+
+
+def check_kind_rejects_bad_p(impl, kind: str, clause: str, condition: str) -> None:
+    """check_rejects_bad_p for a dropout kind built by construct(); the test is skipped where impl lacks it."""
+    __tracebackhide__ = True
+    if not impl.provides(kind):
+        pytest.skip(f"not provided: {impl.name} has no {kind}")
+    check_rejects_bad_p(lambda p: construct(impl, kind, p=p), kind, clause, condition)
+
+
+def rng_state_or_none(impl):
+    """impl's global generator state, or None where it cannot be read (NotProvided: onnxruntime)."""
+    try:
+        return impl.rng_state()
+    except NotProvided:
+        return None
+
+
+def check_eval_identity(impl, kind: str, p: float, x, shape, dtype: str, layout: str, seed: int,
+                        clause: str) -> None:
+    """A fresh `kind`(p) layer in eval mode (impl seeded with seed) returns x bitwise, twice in a row, in
+    x's dtype, without touching the global generator state (where readable) or switching itself back to
+    training: `clause`'s identity, deterministic, dtype, rng-untouched and mode-kept."""
+    __tracebackhide__ = True
+    layer = construct(impl, kind, p=p)
+    layer.train(False)
+    impl.seed(seed)
+    before = rng_state_or_none(impl)
+    first = layer.forward(x, dtype=dtype, layout=layout)
+    second = layer.forward(x, dtype=dtype, layout=layout)
+    what = f"{kind}(p={p}).eval(), {shape}, {dtype}, {layout}"
+    ph.assert_equal(first.y, x, clause, "identity", what)
+    ph.assert_equal(second.y, first.y, clause, "deterministic", what + ", twice")
+    ph.assert_dtype(first.dtype, dtype, clause, what)
+    if before is not None:
+        ph.check(impl.rng_state() == before, clause, "rng-untouched",
+                 f"got a changed global RNG state, expected it untouched [{what}]")
+    ph.check(not layer.training, clause, "mode-kept", f"the layer switched itself back to training [{what}]")
 
 
 # ------------------------------------------------------------------ alpha dropout

@@ -20,11 +20,10 @@ from dropnorm import strategies as hh
 from dropnorm.adapters import NotProvided
 from dropnorm.dtypes import UNIT_ROUNDOFF
 from dropnorm.kinds import ALPHA_KINDS
-from dropnorm.properties._family import alpha_inputs, assert_alpha_dropout, construct, provided, read_alpha_mask
-from dropnorm.properties.test_dropout_stats import X, _explicit, _stat_settings
+from dropnorm.properties._family import (alpha_inputs, assert_alpha_dropout, check_eval_identity,
+                                         check_kind_rejects_bad_p, construct, provided, read_alpha_mask)
+from dropnorm.properties.test_dropout_stats import X, _statistical
 from reference.dropout import alpha_dropout_constants
-
-BAD_P = {"negative": -0.1, "above-one": 1.1, "infinite": math.inf, "nan": math.nan}
 
 
 def _channelwise(kind: str) -> bool:
@@ -48,21 +47,7 @@ def _p_inside():
 @pytest.mark.parametrize("condition", ["negative", "above-one", "infinite", "nan"])
 def test_rejects_bad_p(impl, kind, condition):
     """As DO-API-01: ValueError at construction, naming p."""
-    if not impl.provides(kind):
-        pytest.skip(f"not provided: {impl.name} has no {kind}")
-    p = BAD_P[condition]
-    try:
-        construct(impl, kind, p=p)
-    except ValueError as e:
-        ph.check("p" in str(e) or "probab" in str(e), "AD-API-01", "message",
-                 f"got ValueError({str(e)!r}), expected a message naming p [{kind}(p={p})]")
-        return
-    except NotProvided:
-        raise
-    except Exception as e:  # noqa: BLE001 - any other type is the failure we report
-        ph.check(False, "AD-API-01", condition, f"got {type(e).__name__}: {e}, expected ValueError [{kind}(p={p})]")
-        return
-    ph.check(False, "AD-API-01", condition, f"got a constructed layer, expected ValueError [{kind}(p={p})]")
+    check_kind_rejects_bad_p(impl, kind, "AD-API-01", condition)
 
 
 @pytest.mark.clause("AD-TRAIN-01", "AD-DTYPE-01")
@@ -94,10 +79,7 @@ def test_kept_and_dropped_values(impl, data):
 
 
 @pytest.mark.clause("AD-TRAIN-02", "AD-TRAIN-01")
-@pytest.mark.statistical(checks=1)
-@_stat_settings()
-@_explicit(with_dtype=True)
-@hh.given(p=hh.keep_probabilities(), seed=hh.seeds(), dtype=hh.dtypes())
+@_statistical(checks=1, with_dtype=True)
 def test_keep_rate(impl, p, seed, dtype):
     """The number of kept units is Binomial(n, 1-p): elements of AlphaDropout, (sample, channel) planes
     of FeatureAlphaDropout, read back exactly (every value checked as in AD-TRAIN-01); n from
@@ -119,13 +101,6 @@ def test_keep_rate(impl, p, seed, dtype):
                        f"{what} keep rate")
 
 
-def _rng_state(impl):
-    try:
-        return impl.rng_state()
-    except NotProvided:
-        return None
-
-
 @pytest.mark.clause("AD-EVAL-01")
 @hh.given(data=st.data())
 def test_eval_is_identity(impl, data):
@@ -137,20 +112,7 @@ def test_eval_is_identity(impl, data):
     layout = data.draw(hh.layouts(len(shape)), label="layout")
     seed = data.draw(hh.seeds(), label="seed")
     x = alpha_inputs(seed, shape, dtype)
-    layer = construct(impl, kind, p=p)
-    layer.train(False)
-    impl.seed(seed)
-    before = _rng_state(impl)
-    first = layer.forward(x, dtype=dtype, layout=layout)
-    second = layer.forward(x, dtype=dtype, layout=layout)
-    what = f"{kind}(p={p}).eval(), {shape}, {dtype}, {layout}"
-    ph.assert_equal(first.y, x, "AD-EVAL-01", "identity", what)
-    ph.assert_equal(second.y, first.y, "AD-EVAL-01", "deterministic", what + ", twice")
-    ph.assert_dtype(first.dtype, dtype, "AD-EVAL-01", what)
-    if before is not None:
-        ph.check(impl.rng_state() == before, "AD-EVAL-01", "rng-untouched",
-                 f"got a changed global RNG state, expected it untouched [{what}]")
-    ph.check(not layer.training, "AD-EVAL-01", "mode-kept", f"the layer switched itself back to training [{what}]")
+    check_eval_identity(impl, kind, p, x, shape, dtype, layout, seed, "AD-EVAL-01")
 
 
 @pytest.mark.clause("AD-EDGE-01")

@@ -105,6 +105,24 @@ def _probe_forward_in(inner, dims):
     layer.forward_in(np.ones((2, 2) + (1,) * (dims - 1) if dims > 1 else (2, 2)), context="no_grad")
 
 
+def _assert_same_counter(s_got, s_exp, clause, condition, what, *, report_values=True):
+    """num_batches_tracked of the state s_got equals s_exp's exactly (with report_values, both values go
+    into the report as observed/expected)."""
+    __tracebackhide__ = True
+    got, exp = s_got["num_batches_tracked"], s_exp["num_batches_tracked"]
+    ph.check(got == exp, clause, condition, f"got num_batches_tracked {got!r}, expected {exp!r} [{what}]",
+             observed=got if report_values else None, expected=exp if report_values else None)
+
+
+def _assert_same_running_state(s_got, s_exp, clause, condition, what, *, report_values=True):
+    """The running statistics (where both states have them) and the counter of s_got equal s_exp's, bitwise."""
+    __tracebackhide__ = True
+    for key in STATS:
+        if s_exp[key] is not None and s_got[key] is not None:
+            ph.assert_equal(s_got[key], s_exp[key], clause, condition, f"{key}, {what}")
+    _assert_same_counter(s_got, s_exp, clause, condition, what, report_values=report_values)
+
+
 def _require_counter(impl):
     conv = conventions.of(impl)
     if not conv.counter:
@@ -162,14 +180,7 @@ def test_reset_restores_a_fresh_layer(impl, data):
         expected = twin.forward(x, dtype=case.dtype)
         step = f"{what}; call {call + 1} after the reset ({'training' if mode else 'eval'}) against a fresh layer"
         ph.assert_equal(got.y, expected.y, "BN-RESET-01", "fresh-output", step)
-        s_got, s_exp = case.layer.state(), twin.state()
-        for key in STATS:
-            if s_exp[key] is not None and s_got[key] is not None:
-                ph.assert_equal(s_got[key], s_exp[key], "BN-RESET-01", "fresh-state", f"{key}, {step}")
-        ph.check(s_got["num_batches_tracked"] == s_exp["num_batches_tracked"], "BN-RESET-01", "fresh-state",
-                 f"got num_batches_tracked {s_got['num_batches_tracked']!r}, expected "
-                 f"{s_exp['num_batches_tracked']!r} [{step}]",
-                 observed=s_got["num_batches_tracked"], expected=s_exp["num_batches_tracked"])
+        _assert_same_running_state(case.layer.state(), twin.state(), "BN-RESET-01", "fresh-state", step)
 
 
 # ------------------------------------------------------------------------------------------- BN-LOAD-01
@@ -303,10 +314,7 @@ def test_lazy_batchnorm_is_the_eager_one(impl, data):
                 # the running statistics too when the first call was in eval
                 if call == 0 and (key in ("weight", "bias") or not first):
                     ph.assert_equal(s_got[key], fresh[key], "BN-LAZY-01", "initial-values", f"{key}, {step}")
-        ph.check(s_got["num_batches_tracked"] == s_exp["num_batches_tracked"], "BN-LAZY-01", "counter",
-                 f"got num_batches_tracked {s_got['num_batches_tracked']!r}, expected "
-                 f"{s_exp['num_batches_tracked']!r} [{step}]",
-                 observed=s_got["num_batches_tracked"], expected=s_exp["num_batches_tracked"])
+        _assert_same_counter(s_got, s_exp, "BN-LAZY-01", "counter", step)
 
 
 # ------------------------------------------------------------------------------------------- BN-SYNC-01
@@ -349,13 +357,8 @@ def test_sync_batchnorm_in_one_process(impl, data):
         got = None
     if got is not None:
         ph.assert_equal(got.y, expected.y, "BN-SYNC-01", "train-output", f"{what}, training")
-        s_got, s_exp = sync.state(), case.layer.state()
-        for key in STATS:
-            if s_exp[key] is not None and s_got[key] is not None:
-                ph.assert_equal(s_got[key], s_exp[key], "BN-SYNC-01", "train-state", f"{key}, {what}, training")
-        ph.check(s_got["num_batches_tracked"] == s_exp["num_batches_tracked"], "BN-SYNC-01", "train-state",
-                 f"got num_batches_tracked {s_got['num_batches_tracked']!r}, expected "
-                 f"{s_exp['num_batches_tracked']!r} [{what}, training]")
+        _assert_same_running_state(sync.state(), case.layer.state(), "BN-SYNC-01", "train-state", f"{what}, training",
+                                   report_values=False)
 
     # conversion of a layer with a history: trained 0-2 times, in either mode
     source = case.fresh(impl)
@@ -373,9 +376,7 @@ def test_sync_batchnorm_in_one_process(impl, data):
                      f"got {key} {s_conv[key]!r}, expected {s_src[key]!r} [{conv_what}]")
         else:
             ph.assert_equal(s_conv[key], s_src[key], "BN-SYNC-01", "converted-state", f"{key}, {conv_what}")
-    ph.check(s_conv["num_batches_tracked"] == s_src["num_batches_tracked"], "BN-SYNC-01", "converted-state",
-             f"got num_batches_tracked {s_conv['num_batches_tracked']!r}, expected {s_src['num_batches_tracked']!r} "
-             f"[{conv_what}]", observed=s_conv["num_batches_tracked"], expected=s_src["num_batches_tracked"])
+    _assert_same_counter(s_conv, s_src, "BN-SYNC-01", "converted-state", conv_what)
     ph.check(converted.training == mode, "BN-SYNC-01", "converted-mode",
              f"got training={converted.training}, expected {mode} [{conv_what}]")
     source.train(False)

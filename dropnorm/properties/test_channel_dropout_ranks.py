@@ -16,14 +16,13 @@ from hypothesis import strategies as st
 from dropnorm import checks as ph
 from dropnorm import inputs, stats
 from dropnorm import strategies as hh
-from dropnorm.adapters import NotProvided
 from dropnorm.kinds import CHANNEL_KINDS, CHANNEL_RANKS, spatial_dims
-from dropnorm.properties._family import channel_shape, construct, provided
-from dropnorm.properties.test_dropout_stats import (CALLS, SIDE, X, _call_pairs, _explicit, _independent,
-                                                    _row_pairs, _stat_settings)
+from dropnorm.properties._family import (channel_shape, check_eval_identity, check_kind_rejects_bad_p, construct,
+                                         provided)
+from dropnorm.properties.test_dropout_stats import (CALLS, SIDE, X, _check_channel_draws, _check_channel_keep_rate,
+                                                    _statistical)
 
 NEW_KINDS = ("Dropout1d", "Dropout3d")  # the channel kinds test_dropout_modes/test_dropout_stats do not run
-BAD_P = {"negative": -0.1, "above-one": 1.1, "infinite": math.inf, "nan": math.nan}
 
 
 def _new_kinds(impl) -> list:
@@ -101,28 +100,7 @@ def test_documented_ranks(impl, data):
 @pytest.mark.parametrize("condition", ["negative", "above-one", "infinite", "nan"])
 def test_rejects_bad_p(impl, kind, condition):
     """As DO-API-01, for Dropout1d and Dropout3d: ValueError at construction, naming p."""
-    if not impl.provides(kind):
-        pytest.skip(f"not provided: {impl.name} has no {kind}")
-    p = BAD_P[condition]
-    try:
-        construct(impl, kind, p=p)
-    except ValueError as e:
-        ph.check("p" in str(e) or "probab" in str(e), "D2-API-01", "message",
-                 f"got ValueError({str(e)!r}), expected a message naming p [{kind}(p={p})]")
-        return
-    except NotProvided:
-        raise
-    except Exception as e:  # noqa: BLE001 - any other type is the failure we report
-        ph.check(False, "D2-API-01", condition, f"got {type(e).__name__}: {e}, expected ValueError [{kind}(p={p})]")
-        return
-    ph.check(False, "D2-API-01", condition, f"got a constructed layer, expected ValueError [{kind}(p={p})]")
-
-
-def _rng_state(impl):
-    try:
-        return impl.rng_state()
-    except NotProvided:
-        return None
+    check_kind_rejects_bad_p(impl, kind, "D2-API-01", condition)
 
 
 @pytest.mark.clause("D2-EVAL-01")
@@ -141,20 +119,7 @@ def test_eval_is_identity(impl, data):
         dtype = data.draw(hh.expressed(impl, kind, "dtype", hh.DTYPES), label=f"{kind} dtype")
         layout = data.draw(hh.layouts(len(shape)), label=f"{kind} layout")
         x = inputs.nonzero(seed, shape, dtype)
-        layer = construct(impl, kind, p=p)
-        layer.train(False)
-        impl.seed(seed)
-        before = _rng_state(impl)
-        first = layer.forward(x, dtype=dtype, layout=layout)
-        second = layer.forward(x, dtype=dtype, layout=layout)
-        what = f"{kind}(p={p}).eval(), {shape}, {dtype}, {layout}"
-        ph.assert_equal(first.y, x, "D2-EVAL-01", "identity", what)
-        ph.assert_equal(second.y, first.y, "D2-EVAL-01", "deterministic", what + ", twice")
-        ph.assert_dtype(first.dtype, dtype, "D2-EVAL-01", what)
-        if before is not None:
-            ph.check(impl.rng_state() == before, "D2-EVAL-01", "rng-untouched",
-                     f"got a changed global RNG state, expected it untouched [{what}]")
-        ph.check(not layer.training, "D2-EVAL-01", "mode-kept", f"the layer switched itself back to training [{what}]")
+        check_eval_identity(impl, kind, p, x, shape, dtype, layout, seed, "D2-EVAL-01")
 
 
 # ------------------------------------------------------------------ D2-TRAIN-03, D2-TRAIN-04
@@ -177,10 +142,7 @@ def _channel_masks(impl, kind, p, n, c, seed, dtype="float32", calls=1, check_sc
 
 
 @pytest.mark.clause("D2-TRAIN-03", "D2-TRAIN-01")
-@pytest.mark.statistical(checks=1)
-@_stat_settings()
-@_explicit(with_dtype=True)
-@hh.given(p=hh.keep_probabilities(), seed=hh.seeds(), dtype=hh.dtypes())
+@_statistical(checks=1, with_dtype=True)
 def test_channel_keep_rate(impl, p, seed, dtype):
     """Dropout1d and Dropout3d: the number of kept (sample, channel) planes is Binomial(N*C, 1-p), in
     every dtype (n and power as test_dropout_stats.test_keep_rate)."""
@@ -190,30 +152,15 @@ def test_channel_keep_rate(impl, p, seed, dtype):
         channels = 64
         rows = max(2, math.ceil(stats.keep_rate_n(q) / channels))
         (mask,) = _channel_masks(impl, kind, p, rows, channels, seed, dtype, check_scale=True)
-        ph.assert_binomial(stats.binomial(int(mask.sum()), mask.size, q), "D2-TRAIN-03", "channel-keep-rate",
-                           f"{kind}(p={p}) channel keep rate, {dtype}")
+        _check_channel_keep_rate(mask, p, kind, dtype)
 
 
 @pytest.mark.clause("D2-TRAIN-04")
-@pytest.mark.statistical(checks=3 + 4 + 2 * CALLS - 3)
-@_stat_settings()
-@_explicit()
-@hh.given(p=hh.keep_probabilities(), seed=hh.seeds())
+@_statistical(checks=3 + 4 + 2 * CALLS - 3)
 def test_channel_draws_independent(impl, p, seed):
     """Dropout1d and Dropout3d: channel draws z[n, c] of a 512 x 512 (N x C) mask are independent across
     samples, channels (lags 1 and 2) and four successive calls; the checks and their power are
     test_dropout_stats.test_channel_draws_independent's."""
     for kind in _new_kinds(impl):
-        what = f"{kind}(p={p})"
         masks = _channel_masks(impl, kind, p, SIDE, SIDE, seed, calls=CALLS)
-        first = masks[0]
-        for name, (i, j) in _row_pairs(first, seed).items():
-            _independent(first[i.ravel()], first[j.ravel()], "D2-TRAIN-04", "sample-agreement",
-                         f"{what} {name.replace('rows', 'samples').replace('row', 'sample')}")
-        for lag in (1, 2):
-            for offset in (0, lag):
-                ca, cb = stats.lag_pairs(np.arange(first.shape[1]), lag, offset)
-                _independent(first[:, ca.ravel()], first[:, cb.ravel()], "D2-TRAIN-04", "channel-agreement",
-                             f"{what} channels (c, c+{lag}) from offset {offset}")
-        for name, (a, b) in _call_pairs(masks).items():
-            _independent(a, b, "D2-TRAIN-04", "call-agreement", f"{what} {name}")
+        _check_channel_draws(masks, seed, f"{kind}(p={p})")

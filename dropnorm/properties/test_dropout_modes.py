@@ -2,7 +2,6 @@
 in-place contract (DO-API-01, D2-API-01, DO-EVAL-01/02, D2-EVAL-01, DO-SEED-01,
 DO-INPLACE-01/02)."""
 import itertools
-import math
 
 import hypothesis
 import pytest
@@ -12,19 +11,11 @@ from dropnorm import checks as ph
 from dropnorm import inputs
 from dropnorm import strategies as hh
 from dropnorm.adapters import NotProvided
-
-BAD_P = {"negative": -0.1, "above-one": 1.1, "infinite": math.inf, "nan": math.nan}
+from dropnorm.properties._family import check_rejects_bad_p, rng_state_or_none
 
 
 def _factory(impl, layer):
     return impl.dropout if layer == "Dropout" else impl.dropout2d
-
-
-def _rng_state(impl):
-    try:
-        return impl.rng_state()
-    except NotProvided:
-        return None
 
 
 def _shape(layer, shape):
@@ -54,28 +45,14 @@ def _kinds(impl, **options):
 @pytest.mark.parametrize("condition", ["negative", "above-one", "infinite", "nan"])
 def test_dropout_rejects_bad_p(impl, condition):
     """Dropout(p) with p outside [0, 1] or NaN raises ValueError at construction, naming p."""
-    _check_rejects(impl, "Dropout", "DO-API-01", condition)
+    check_rejects_bad_p(_factory(impl, "Dropout"), "Dropout", "DO-API-01", condition, not_provided_skips=False)
 
 
 @pytest.mark.clause("D2-API-01")
 @pytest.mark.parametrize("condition", ["negative", "above-one", "infinite", "nan"])
 def test_dropout2d_rejects_bad_p(impl, condition):
     """As DO-API-01, for Dropout2d."""
-    _check_rejects(impl, "Dropout2d", "D2-API-01", condition)
-
-
-def _check_rejects(impl, layer, clause, condition):
-    p = BAD_P[condition]
-    try:
-        _factory(impl, layer)(p=p)
-    except ValueError as e:
-        ph.check("p" in str(e) or "probab" in str(e), clause, "message",
-                 f"got ValueError({str(e)!r}), expected a message naming p [{layer}(p={p})]")
-        return
-    except Exception as e:  # noqa: BLE001 - any other type is the failure we report
-        ph.check(False, clause, condition, f"got {type(e).__name__}: {e}, expected ValueError [{layer}(p={p})]")
-        return
-    ph.check(False, clause, condition, f"got a constructed layer, expected ValueError [{layer}(p={p})]")
+    check_rejects_bad_p(_factory(impl, "Dropout2d"), "Dropout2d", "D2-API-01", condition, not_provided_skips=False)
 
 
 @pytest.mark.clause("DO-EVAL-01", "DO-EVAL-02", "D2-EVAL-01")
@@ -95,7 +72,7 @@ def test_eval_is_identity_and_leaves_rng(impl, data):
         layer = _factory(impl, layer_kind)(p=p)
         layer.train(False)
         impl.seed(seed)
-        before = _rng_state(impl)  # None where the generator's state cannot be read: see the replay test below
+        before = rng_state_or_none(impl)  # None where the generator's state cannot be read: see the replay test below
         first = layer.forward(x, dtype=dtype, layout=layout)
         second = layer.forward(x, dtype=dtype, layout=layout)
         ph.assert_equal(first.y, x, clause, "identity", f"{layer_kind}(p={p}).eval(), {dtype}, {layout}")

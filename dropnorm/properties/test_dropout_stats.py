@@ -59,6 +59,21 @@ def _explicit(with_dtype=False):
     return decorate
 
 
+def _statistical(checks: int, with_dtype: bool = False):
+    """The decorators of a statistical test over (p, seed[, dtype]): the `statistical` marker with its
+    `checks` per example, _stat_settings(), the explicit examples (_explicit) and hh.given with p from
+    hh.keep_probabilities(), seed from hh.seeds() and, with_dtype, dtype from hh.dtypes()."""
+    marker = pytest.mark.statistical(checks=checks)
+    stat_settings, explicit = _stat_settings(), _explicit(with_dtype)
+    strategies = dict(p=hh.keep_probabilities(), seed=hh.seeds())
+    if with_dtype:
+        strategies["dtype"] = hh.dtypes()
+
+    def decorate(test):
+        return marker(stat_settings(explicit(hh.given(**strategies)(test))))
+    return decorate
+
+
 def _masks(impl, p, rows, cols, seed, dtype="float32", calls=1, channelwise=False, layout="contiguous",
            check_scale=False):
     """Keep masks of `calls` successive training calls on a constant input (one seed);
@@ -103,11 +118,30 @@ def _call_pairs(masks):
             for lag in (1, 2) for i in range(len(masks) - lag) for j in (i + lag,)}
 
 
+def _check_channel_keep_rate(mask, p, kind, dtype):
+    """D2-TRAIN-03: the number of kept (sample, channel) planes of `kind`'s N x C mask is Binomial(N*C, 1-p)."""
+    ph.assert_binomial(stats.binomial(int(mask.sum()), mask.size, 1 - p), "D2-TRAIN-03", "channel-keep-rate",
+                       f"{kind}(p={p}) channel keep rate, {dtype}")
+
+
+def _check_channel_draws(masks, seed, what):
+    """D2-TRAIN-04 on the N x C channel masks of successive calls: the first mask's samples (adjacent
+    pairs, a random matching), its channels (lags 1 and 2, both offsets), and the calls (lags 1 and 2)."""
+    first = masks[0]
+    for name, (i, j) in _row_pairs(first, seed).items():
+        _independent(first[i.ravel()], first[j.ravel()], "D2-TRAIN-04", "sample-agreement",
+                     f"{what} {name.replace('rows', 'samples').replace('row', 'sample')}")
+    for lag in (1, 2):
+        for offset in (0, lag):
+            ca, cb = stats.lag_pairs(np.arange(first.shape[1]), lag, offset)
+            _independent(first[:, ca.ravel()], first[:, cb.ravel()], "D2-TRAIN-04", "channel-agreement",
+                         f"{what} channels (c, c+{lag}) from offset {offset}")
+    for name, (a, b) in _call_pairs(masks).items():
+        _independent(a, b, "D2-TRAIN-04", "call-agreement", f"{what} {name}")
+
+
 @pytest.mark.clause("DO-TRAIN-02", "DO-TRAIN-01")
-@pytest.mark.statistical(checks=1)
-@_stat_settings()
-@_explicit(with_dtype=True)
-@hh.given(p=hh.keep_probabilities(), seed=hh.seeds(), dtype=hh.dtypes())
+@_statistical(checks=1, with_dtype=True)
 def test_keep_rate(impl, p, seed, dtype):
     """The number of kept elements is Binomial(n, 1-p) (exact two-sided test), in every dtype.
 
@@ -124,10 +158,7 @@ def test_keep_rate(impl, p, seed, dtype):
 
 
 @pytest.mark.clause("DO-MOMENT-01")
-@pytest.mark.statistical(checks=2)
-@_stat_settings()
-@_explicit()
-@hh.given(p=hh.keep_probabilities(), seed=hh.seeds())
+@_statistical(checks=2)
 def test_moments_preserved(impl, p, seed):
     """mean(y/x) must be 1 and mean((y/x)^2) must be 1/q, each within the exact binomial interval.
 
@@ -165,10 +196,7 @@ def test_moments_preserved(impl, p, seed):
 
 
 @pytest.mark.clause("DO-TRAIN-03")
-@pytest.mark.statistical(checks=2 * len(LAGS) + 4 * len(MEMORY_LAGS) + 2)
-@_stat_settings()
-@_explicit()
-@hh.given(p=hh.keep_probabilities(), seed=hh.seeds())
+@_statistical(checks=2 * len(LAGS) + 4 * len(MEMORY_LAGS) + 2)
 def test_elements_independent(impl, p, seed):
     """Mask elements are independent at every lag and alignment, and kept counts are Binomial.
 
@@ -221,10 +249,7 @@ def test_elements_independent(impl, p, seed):
 
 
 @pytest.mark.clause("DO-TRAIN-04")
-@pytest.mark.statistical(checks=3)
-@_stat_settings()
-@_explicit()
-@hh.given(p=hh.keep_probabilities(), seed=hh.seeds())
+@_statistical(checks=3)
 def test_samples_independent(impl, p, seed):
     """Rows of a batch have independent masks: every adjacent pair of rows, (2i, 2i+1) and
     (2i+1, 2i+2), and a random matching of the rows (512 x 512 mask, 2^17 element pairs per
@@ -238,10 +263,7 @@ def test_samples_independent(impl, p, seed):
 
 
 @pytest.mark.clause("DO-TRAIN-05")
-@pytest.mark.statistical(checks=2 * CALLS - 3)
-@_stat_settings()
-@_explicit()
-@hh.given(p=hh.keep_probabilities(), seed=hh.seeds())
+@_statistical(checks=2 * CALLS - 3)
 def test_calls_independent(impl, p, seed):
     """Four successive calls draw independent masks: calls at lag 1 (1-2, 2-3, 3-4) and lag 2
     (1-3, 2-4), 2^17 elements each, exact conditional test. Power >= 0.999 against correlation
@@ -253,10 +275,7 @@ def test_calls_independent(impl, p, seed):
 
 
 @pytest.mark.clause("D2-TRAIN-03", "D2-TRAIN-01")
-@pytest.mark.statistical(checks=1)
-@_stat_settings()
-@_explicit(with_dtype=True)
-@hh.given(p=hh.keep_probabilities(), seed=hh.seeds(), dtype=hh.dtypes())
+@_statistical(checks=1, with_dtype=True)
 def test_channel_keep_rate(impl, p, seed, dtype):
     """The number of kept (sample, channel) planes is Binomial(N*C, 1-p), in every dtype
     (n and power as test_keep_rate)."""
@@ -265,32 +284,16 @@ def test_channel_keep_rate(impl, p, seed, dtype):
     channels = 64
     (mask,) = _masks(impl, p, _rows_for(stats.keep_rate_n(q), channels), channels, seed, dtype, channelwise=True,
                       check_scale=True)
-    ph.assert_binomial(stats.binomial(int(mask.sum()), mask.size, q), "D2-TRAIN-03", "channel-keep-rate",
-                       f"Dropout2d(p={p}) channel keep rate, {dtype}")
+    _check_channel_keep_rate(mask, p, "Dropout2d", dtype)
 
 
 @pytest.mark.clause("D2-TRAIN-04")
-@pytest.mark.statistical(checks=3 + 4 + 2 * CALLS - 3)
-@_stat_settings()
-@_explicit()
-@hh.given(p=hh.keep_probabilities(), seed=hh.seeds())
+@_statistical(checks=3 + 4 + 2 * CALLS - 3)
 def test_channel_draws_independent(impl, p, seed):
     """Channel draws z[n, c] of a 512 x 512 (N x C) Dropout2d mask are independent across samples
     (adjacent pairs (2i, 2i+1), (2i+1, 2i+2), a random matching), across channels (lags 1 and 2,
     both offsets) and across four successive calls (lags 1 and 2): 2^17 pairs per check, exact
     conditional test; power as test_samples_independent (rho >= 0.026 at 0.1 <= p <= 0.9;
     1.000 against a shared draw)."""
-    what = f"Dropout2d(p={p})"
     masks = _masks(impl, p, SIDE, SIDE, seed, calls=CALLS, channelwise=True)
-    first = masks[0]
-    for name, (i, j) in _row_pairs(first, seed).items():
-        _independent(first[i.ravel()], first[j.ravel()], "D2-TRAIN-04", "sample-agreement",
-                     f"{what} {name.replace('rows', 'samples').replace('row', 'sample')}")
-    for lag in (1, 2):
-        for offset in (0, lag):
-            cols = np.arange(first.shape[1])
-            ca, cb = stats.lag_pairs(cols, lag, offset)
-            _independent(first[:, ca.ravel()], first[:, cb.ravel()], "D2-TRAIN-04", "channel-agreement",
-                         f"{what} channels (c, c+{lag}) from offset {offset}")
-    for name, (a, b) in _call_pairs(masks).items():
-        _independent(a, b, "D2-TRAIN-04", "call-agreement", f"{what} {name}")
+    _check_channel_draws(masks, seed, f"Dropout2d(p={p})")
