@@ -3,6 +3,7 @@
     python benchmarks/path_audits.py --impl torch-functional --runs 3
     python benchmarks/path_audits.py --impl torch-compile --cache cold --runs 1
     python benchmarks/path_audits.py --table            # the README table, from the results file
+    python benchmarks/path_audits.py --impl torch-compile --cache warm --keep docs/matrix-run/reports/torch-compile
 
 Each run is one `dropnorm audit --impl IMPL --profile PROFILE --jobs 2` in a temporary report directory,
 its wall time measured around the whole command (the audit, its report, and the replay of the
@@ -37,7 +38,18 @@ def commit() -> str:
     return head + ("+dirty" if dirty else "")
 
 
-def one_run(impl: str, profile: str, cache: str) -> dict:
+def keep(report_dir: pathlib.Path, dest: pathlib.Path, wall: float, exit_status: int) -> None:
+    """The report as `dropnorm matrix --from` reads it: report.json.gz, report.md, matrix-run.json."""
+    import gzip
+    import shutil
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "report.json.gz").write_bytes(gzip.compress((report_dir / "report.json").read_bytes(), mtime=0))
+    shutil.copyfile(report_dir / "report.md", dest / "report.md")
+    (dest / "matrix-run.json").write_text(json.dumps({"python": sys.executable, "wall_s": round(wall, 1),
+                                                      "exit_status": exit_status}, indent=1) + "\n")
+
+
+def one_run(impl: str, profile: str, cache: str, keep_dir: pathlib.Path | None = None) -> dict:
     env = dict(os.environ)
     with tempfile.TemporaryDirectory() as d, tempfile.TemporaryDirectory() as fresh:
         if cache != "none":
@@ -53,6 +65,8 @@ def one_run(impl: str, profile: str, cache: str) -> dict:
                               capture_output=True, text=True, check=False)
         wall = time.monotonic() - started
         report = json.loads((pathlib.Path(d) / "report.json").read_text())
+        if keep_dir is not None:
+            keep(pathlib.Path(d), keep_dir, wall, proc.returncode)
     return {"impl": impl, "profile": profile, "cache": cache, "wall_s": round(wall, 1),
             "audit_s": report["run"]["duration_s"], "replay_s": report["run"].get("replay_s", 0.0),
             "tests": report["run"]["tests"], "exit": proc.returncode, "verdict": report["verdict"],
@@ -86,11 +100,13 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", choices=("cold", "warm", "none"), default=None,
                     help="inductor cache for compile paths (default: cold for torch-compile*, none otherwise)")
     ap.add_argument("--table", action="store_true", help="print the README table from the results file")
+    ap.add_argument("--keep", metavar="DIR", help="keep the last run's report there, as `dropnorm matrix --from` "
+                                                   "reads it (e.g. docs/matrix-run/reports/torch-compile)")
     args = ap.parse_args(argv)
     for impl in args.impl:
         cache = args.cache or ("cold" if impl.startswith("torch-compile") else "none")
         for _ in range(args.runs):
-            run = one_run(impl, args.profile, cache)
+            run = one_run(impl, args.profile, cache, pathlib.Path(args.keep) if args.keep else None)
             RESULTS.parent.mkdir(parents=True, exist_ok=True)
             with RESULTS.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(run) + "\n")
