@@ -198,6 +198,22 @@ def configure_dynamo() -> None:
     fc.donated_buffer = False
 
 
+def _keeping_compilation_alive(compiled, *args):
+    """compiled(*args), resetting dynamo when it raises. An exception raised inside a compiled nn.Module
+    (BatchNorm3d given a 4-D input: ValueError) makes dynamo mark the frame it failed in as SKIP on its
+    code object, and that frame is the wrapper every torch.compile(module) shares: from then on every
+    compiled module of the process runs eagerly, silently ("Failed to handle graph break gracefully.
+    Skipping the function and falling back to eager"; pytorch/pytorch#144820, #132923;
+    docs/findings/torch-compile-error-disables-compilation.md). Measured: a ci audit without this reset
+    audited eager torch after the first wrong-rank test, and reported eager's backward defects as the
+    compiled path's. torch._dynamo.reset() clears the mark (and the caches: later calls recompile)."""
+    try:
+        return compiled(*args)
+    except Exception:
+        torch._dynamo.reset()
+        raise
+
+
 class CompileImplementation(PathImplementation):
     path_name = "torch-compile"
     # every new p, eps or shape is a (re)compile of seconds: measured up to 227 s for a test that takes
@@ -225,10 +241,11 @@ class CompileImplementation(PathImplementation):
         return c[1]
 
     def run(self, layer, t):
-        return self._compiled(layer)(t)
+        return _keeping_compilation_alive(self._compiled(layer), t)
 
     def wrap_function(self, f):
-        return torch.compile(f, backend="inductor", **self.options)
+        compiled = torch.compile(f, backend="inductor", **self.options)
+        return lambda *args: _keeping_compilation_alive(compiled, *args)
 
     def check_gradients(self, layer, *, second_order):
         if second_order:
