@@ -100,6 +100,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", choices=("cold", "warm", "none"), default=None,
                     help="inductor cache for compile paths (default: cold for torch-compile*, none otherwise)")
     ap.add_argument("--table", action="store_true", help="print the README table from the results file")
+    ap.add_argument("--code", action="append", default=[], metavar="COMMIT",
+                    help="with --table: only runs of the code at these commits (prefixes)")
     ap.add_argument("--keep", metavar="DIR", help="keep the last run's report there, as `dropnorm matrix --from` "
                                                    "reads it (e.g. docs/matrix-run/reports/torch-compile)")
     args = ap.parse_args(argv)
@@ -113,6 +115,8 @@ def main(argv=None) -> int:
             print(json.dumps(run), flush=True)
     if args.table:
         runs = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
+        if args.code:
+            runs = [r for r in runs if any(r["commit"].startswith(c) for c in args.code)]
         print(table(runs))
     return 0
 
