@@ -198,20 +198,38 @@ def configure_dynamo() -> None:
     fc.donated_buffer = False
 
 
-def _keeping_compilation_alive(compiled, *args):
-    """compiled(*args), resetting dynamo when it raises. An exception raised inside a compiled nn.Module
-    (BatchNorm3d given a 4-D input: ValueError) makes dynamo mark the frame it failed in as SKIP on its
-    code object, and that frame is the wrapper every torch.compile(module) shares: from then on every
-    compiled module of the process runs eagerly, silently ("Failed to handle graph break gracefully.
-    Skipping the function and falling back to eager"; pytorch/pytorch#144820, #132923;
-    docs/findings/torch-compile-error-disables-compilation.md). Measured: a ci audit without this reset
-    audited eager torch after the first wrong-rank test, and reported eager's backward defects as the
-    compiled path's. torch._dynamo.reset() clears the mark (and the caches: later calls recompile)."""
+def _keeping_compilation_alive(compiled, *args, shared_wrapper: bool = True):
+    """compiled(*args), undoing dynamo's skip when it raises. An exception raised inside a compiled
+    nn.Module (BatchNorm3d given a 4-D input: ValueError) makes dynamo mark the frame it failed in as SKIP
+    on its code object, and that frame is the wrapper every torch.compile(module) shares
+    (torch._dynamo.external_utils.wrap_inline's inner): from then on every compiled module of the process
+    runs eagerly, silently ("Failed to handle graph break gracefully. Skipping the function and falling
+    back to eager"; pytorch/pytorch#144820, #132923; docs/findings/torch-compile-error-disables-compilation.md).
+    Measured: a ci audit without this audited eager torch after the first wrong-rank test, and reported
+    eager's backward defects as the compiled path's.
+
+    For a module (shared_wrapper) only that wrapper's mark is cleared, keeping every compiled graph: the
+    rejection tests raise often, and a full torch._dynamo.reset() after each made the ci audit recompile
+    everything again. For a compiled function, whose own code object is the one marked, and wherever
+    dynamo's internals differ from 2.13's, dynamo is reset."""
     try:
         return compiled(*args)
     except Exception:
-        torch._dynamo.reset()
+        if not (shared_wrapper and _unskip_module_wrapper()):
+            torch._dynamo.reset()
         raise
+
+
+def _unskip_module_wrapper() -> bool:
+    try:
+        from torch._dynamo.eval_frame import set_code_exec_strategy
+        from torch._dynamo.external_utils import wrap_inline
+        from torch._dynamo.types import FrameAction, FrameExecStrategy
+        set_code_exec_strategy(wrap_inline(print).__code__,
+                               FrameExecStrategy(FrameAction.DEFAULT, FrameAction.DEFAULT))
+        return True
+    except (ImportError, AttributeError, TypeError):
+        return False
 
 
 class CompileImplementation(PathImplementation):
@@ -245,7 +263,7 @@ class CompileImplementation(PathImplementation):
 
     def wrap_function(self, f):
         compiled = torch.compile(f, backend="inductor", **self.options)
-        return lambda *args: _keeping_compilation_alive(compiled, *args)
+        return lambda *args: _keeping_compilation_alive(compiled, *args, shared_wrapper=False)
 
     def check_gradients(self, layer, *, second_order):
         if second_order:
