@@ -131,7 +131,8 @@ def _graphs_compiled() -> int:
 
 @needs_compile
 def test_a_raising_compiled_module_leaves_the_path_compiled():
-    """After a compiled layer raises (BatchNorm3d given a 4-D input, as BN-API-03 does), the next layer
+    """Keeps the compiled path's BN-GRAD-03 / BN-LAYOUT-01 verdicts about compiled code (an adapter check,
+    not a clause test). After a compiled layer raises (BatchNorm3d given a 4-D input, as BN-API-03 does), the next layer
     of the torch-compile path is still compiled: dynamo compiles a graph for it, and its eval backward on
     a transposed (1, C, 1, W) input is the analytic one (eager torch's CPU kernel gets it wrong:
     docs/findings/torch-batchnorm-backward-transposed.md). Without the adapter's reset the second layer
@@ -151,6 +152,8 @@ def test_a_raising_compiled_module_leaves_the_path_compiled():
     out = layer.forward_backward(x, dy, dtype="float64", layout="transposed")
     assert _graphs_compiled() > before, "no graph compiled: the layer ran eagerly"
     dx, dg, db = ref.batchnorm_eval_backward(x, dy, rm, rv, np.ones(2), 1e-5)
+    # float64 eval backward: dx = dy gamma / sqrt(rv + eps), dbias = sum dy over 2 values: a few roundings of
+    # 1.1e-16 each, so 1e-12 is a 1000-fold margin; eager's wrong (transposed) values are off by O(1)
     np.testing.assert_allclose(out.dx, dx, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(out.dbias, db, rtol=1e-12, atol=1e-12)
 
