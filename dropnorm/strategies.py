@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 
 import hypothesis
-from hypothesis import settings
+from hypothesis import Phase, settings
 from hypothesis import strategies as st
 
 from dropnorm import checks
@@ -69,7 +69,9 @@ def given(*args, **kwargs):
 
     Every layer kind the test's clauses apply to is covered for certain, not by chance: the test runs
     once per provided kind with that kind as its focus (draw_case, provided_kinds and focused() draw
-    only it), each run with 1/k of the test's examples (at least one), so the total stays the same."""
+    only it), each run with 1/k of the test's examples (at least one), so the total stays the same.
+    An implementation with shrinks_failures False (a compiled path) reports the first failing example
+    unshrunk."""
     def decorate(test):
         @functools.wraps(test)
         def run_example(*a, **kw):
@@ -92,6 +94,8 @@ def given(*args, **kwargs):
             _GRID[0] = bool(getattr(kw.get("impl"), "parameter_grid", False))
             kinds = _kinds_to_cover(kw.get("impl"))
             own = getattr(per_kind, "_hypothesis_internal_use_settings", None) or settings.default
+            if not getattr(kw.get("impl"), "shrinks_failures", True):
+                own = settings(own, phases=[p for p in own.phases if p != Phase.shrink])
             if len(kinds) <= 1:
                 return settings(own)(hypothesis.given(*args, **kwargs)(run_example))(*a, **kw)
             n = max(1, -(-own.max_examples // len(kinds)))

@@ -220,6 +220,38 @@ def test_compiled_paths_draw_constructor_parameters_from_grids():
         assert seen <= eps_grid if grid else len(seen - eps_grid) > 10
 
 
+def test_compiled_paths_report_failures_unshrunk():
+    """On the compile paths (shrinks_failures False) hh.given leaves out hypothesis's shrink phase: a
+    failing example is reported as first found, since each shrinking step recompiles (measured: 5 min
+    per failed condition). Elsewhere failures are still shrunk: the same failing test, run for a fake
+    implementation of each kind, calls the test more than once after its first failure only when it shrinks."""
+    import hypothesis
+    from hypothesis import strategies as st
+
+    from dropnorm import strategies as hh
+
+    no_shrink = {n for n, cls in torch_paths.PATHS.items() if not cls.shrinks_failures}
+    assert no_shrink == {"torch-compile", "torch-compile-fullgraph", "torch-compile-dynamic"}
+    assert load("torch").shrinks_failures and load("reference").shrinks_failures
+    for shrinks in (True, False):
+        impl = type("Fake", (), {"shrinks_failures": shrinks, "provides": lambda self, k: True})()
+        calls = {"after_first_failure": 0, "failed": False}
+
+        @hypothesis.settings(max_examples=50, database=None, derandomize=True)
+        @hh.given(data=st.data())
+        def fails_above_ten(impl, data):
+            n = data.draw(st.integers(0, 1000))
+            if calls["failed"]:
+                calls["after_first_failure"] += 1
+            if n > 10:
+                calls["failed"] = True
+                raise AssertionError(n)
+
+        with pytest.raises(AssertionError):
+            fails_above_ten(impl=impl)
+        # hypothesis replays the failing example once to report it; shrinking tries many more
+        assert (calls["after_first_failure"] > 3) == shrinks, calls
+
 @pytest.mark.parametrize("name", ["torch-compile", "torch-compile-fullgraph", "torch-compile-dynamic"])
 def test_compiled_paths_declare_no_double_backward(name):
     """gradgradcheck through a compiled function raises 'torch.compile with aot_autograd does not currently

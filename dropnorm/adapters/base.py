@@ -157,6 +157,11 @@ class Implementation(abc.ABC):
     # as constants): the tests then draw those values from each strategy's grid (strategies.grid_or),
     # so the paths compile once per layer configuration and reuse it across examples
     parameter_grid: bool = False
+    # False where a shrinking step costs what a new example costs (a compile): a failing test then
+    # reports its first failing example unshrunk (strategies.given), as the quick profile does.
+    # Measured on torch-compile: shrinking one failing BatchNorm gradient example took hypothesis's
+    # 5-minute shrink budget per layer kind and per failed condition (a rerun of judging.run shrinks again)
+    shrinks_failures: bool = True
 
     def provides(self, kind: str) -> bool:
         """Whether this implementation has the layer kind at all (one of KINDS). A kind it lacks makes

@@ -240,6 +240,8 @@ class CompileImplementation(PathImplementation):
     # p, eps and momentum are guarded as constants (a new value recompiles even with specialize_float
     # off, measured on 2.13): the tests draw them from grids, compiling each configuration once
     parameter_grid = True
+    # each shrinking step is a new configuration, so a recompile: failures are reported unshrunk
+    shrinks_failures = False
     options: dict = {}
 
     @property
