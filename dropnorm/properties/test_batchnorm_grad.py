@@ -14,8 +14,8 @@ from dropnorm.bn_setup import draw_case, provided_dims
 
 def _runs(impl, case, training: bool):
     """(layout, layer): the contiguous input first on the case's layer, then the drawn layout on a fresh
-    layer with the same state (so nothing the first run changed is blamed on the layout): a failure is
-    blamed on BN-LAYOUT-01 only if the contiguous input passed. In every dtype: torch's bfloat16 dbias
+    layer with the same state (so nothing the first run changed is blamed on the layout; _compare says
+    how a layout run is judged). In every dtype: torch's bfloat16 dbias
     for non-contiguous inputs is a recorded known defect (docs/findings/
     torch-batchnorm-bf16-backward-dbias-mixed-layouts.md), not a reason to leave the layouts out."""
     runs = [("contiguous", case.layer)]
@@ -26,8 +26,23 @@ def _runs(impl, case, training: bool):
     return runs
 
 
-def _blame(layout, clause, condition):
-    return (clause, condition) if layout == "contiguous" else ("BN-LAYOUT-01", f"{condition}-{layout}")
+def _compare(seen: dict, layout: str, got, expected, t, clause: str, condition: str, what: str) -> None:
+    """The contiguous run against the reference (clause/condition). A layout run is BN-LAYOUT-01's
+    (condition-layout): against the reference while the contiguous run of that quantity passed, and
+    otherwise against the contiguous run's value within 2 t (a correct implementation puts both within t
+    of the reference, so they differ by at most 2 t). So a departure the contiguous input shares is
+    reported once, as the clause's (measured: torch.compile's half-precision gradient defect had also
+    failed BN-LAYOUT-01 on every layout drawn), and a layout that departs from it still fails."""
+    if layout == "contiguous":
+        ratio = ph.assert_close(got, expected, t, clause, condition, what)
+        seen[condition] = (got, ratio <= 1.0)  # NaN ratio: not passed
+        return
+    base, passed = seen[condition]
+    if passed:
+        ph.assert_close(got, expected, t, "BN-LAYOUT-01", f"{condition}-{layout}", what)
+    else:
+        ph.assert_close(got, base, 2 * np.asarray(t), "BN-LAYOUT-01", f"{condition}-{layout}",
+                        f"{what}, against the contiguous run, which fails {clause}/{condition}")
 
 
 @pytest.mark.clause("BN-GRAD-01", "BN-GRAD-02", "BN-LAYOUT-01")
@@ -42,15 +57,16 @@ def test_training_gradients(impl, data):
     dx, dg, db = ref.batchnorm_train_backward(case.x, dy, case.weight, case.eps)
     t_dx, t_dg, t_db = tol.bn_train_grads(case.x, dy, case.weight, case.eps, case.dtype, case.param_dtype)
     axes = (0,) + tuple(range(2, case.x.ndim))
+    seen = {}
     for layout, layer in _runs(impl, case, True):
         out = layer.forward_backward(case.x, dy, dtype=case.dtype, layout=layout)
         what = f"{case.describe()}, run {layout}"
-        ph.assert_close(out.dx, dx, t_dx, *_blame(layout, "BN-GRAD-01", "dx"), what)
+        _compare(seen, layout, out.dx, dx, t_dx, "BN-GRAD-01", "dx", what)
         if case.affine:
-            ph.assert_close(out.dweight, dg, t_dg, *_blame(layout, "BN-GRAD-01", "dgamma"), what)
-            ph.assert_close(out.dbias, db, t_db, *_blame(layout, "BN-GRAD-01", "dbias"), what)
-        ph.assert_close(out.dx.sum(axis=axes), np.zeros(case.shape[1]), t_dx.sum(axis=axes),
-                        *_blame(layout, "BN-GRAD-02", "zero-sum"), what)
+            _compare(seen, layout, out.dweight, dg, t_dg, "BN-GRAD-01", "dgamma", what)
+            _compare(seen, layout, out.dbias, db, t_db, "BN-GRAD-01", "dbias", what)
+        _compare(seen, layout, out.dx.sum(axis=axes), np.zeros(case.shape[1]), t_dx.sum(axis=axes),
+                 "BN-GRAD-02", "zero-sum", what)
 
 
 @pytest.mark.clause("BN-GRAD-03", "BN-LAYOUT-01")
@@ -63,13 +79,14 @@ def test_eval_gradients_are_diagonal(impl, data):
     dx, dg, db = ref.batchnorm_eval_backward(case.x, dy, case.running_mean, case.running_var, case.weight, case.eps)
     t_dx, t_dg, t_db = tol.bn_eval_grads(case.x, dy, case.running_mean, case.running_var, case.weight, case.eps,
                                          case.dtype, case.param_dtype)
+    seen = {}
     for layout, layer in _runs(impl, case, False):
         out = layer.forward_backward(case.x, dy, dtype=case.dtype, layout=layout)
         what = f"{case.describe()}, run {layout}"
-        ph.assert_close(out.dx, dx, t_dx, *_blame(layout, "BN-GRAD-03", "dx"), what)
+        _compare(seen, layout, out.dx, dx, t_dx, "BN-GRAD-03", "dx", what)
         if case.affine:
-            ph.assert_close(out.dweight, dg, t_dg, *_blame(layout, "BN-GRAD-03", "dgamma"), what)
-            ph.assert_close(out.dbias, db, t_db, *_blame(layout, "BN-GRAD-03", "dbias"), what)
+            _compare(seen, layout, out.dweight, dg, t_dg, "BN-GRAD-03", "dgamma", what)
+            _compare(seen, layout, out.dbias, db, t_db, "BN-GRAD-03", "dbias", what)
 
 
 @pytest.mark.clause("BN-GRAD-04")
