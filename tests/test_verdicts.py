@@ -92,3 +92,36 @@ def test_torch_recorded_bug_is_a_known_defect_for_any_seed(tmp_path):
     run = subprocess.run([sys.executable, "-I", str(script)], cwd=tmp_path, capture_output=True, text=True,
                          timeout=300)
     assert run.returncode == 1 and "REPRODUCED" in run.stdout, run.stdout[-2000:] + run.stderr[-2000:]
+
+
+def test_a_layout_run_is_judged_against_a_failing_contiguous_run_not_hidden_by_it():
+    """BN gradient tests (BN-GRAD-01/03, BN-LAYOUT-01): when the contiguous run fails a quantity (the
+    failure masked on a rerun, or recorded as a known defect), a layout run is judged against the
+    contiguous run within 2 t: the shared departure is not charged to BN-LAYOUT-01 again, and a layout
+    that departs from the contiguous run still fails. With the contiguous run passing, a layout run
+    is judged against the reference within t, as before."""
+    import numpy as np
+
+    from dropnorm import checks
+    from dropnorm.properties.test_batchnorm_grad import _compare
+
+    expected, t = np.zeros(3), np.full(3, 0.1)
+    saved = checks.context()
+    try:
+        checks.set_context(checks.Context(masked={("BN-GRAD-01", "dx")}))  # found by an earlier run
+        seen = {}
+        _compare(seen, "contiguous", np.ones(3), expected, t, "BN-GRAD-01", "dx", "case")
+        _compare(seen, "transposed", np.ones(3) + 0.15, expected, t, "BN-GRAD-01", "dx", "case")
+        with pytest.raises(checks.ClauseViolation) as e:
+            _compare(seen, "strided", np.ones(3) + 0.25, expected, t, "BN-GRAD-01", "dx", "case")
+        assert (e.value.clause, e.value.condition) == ("BN-LAYOUT-01", "dx-strided")
+        assert "against the contiguous run, which fails BN-GRAD-01/dx" in str(e.value)
+
+        checks.set_context(checks.Context())
+        seen = {}
+        _compare(seen, "contiguous", np.full(3, 0.05), expected, t, "BN-GRAD-01", "dx", "case")
+        with pytest.raises(checks.ClauseViolation) as e:  # within 2t of the contiguous run, not within t
+            _compare(seen, "transposed", np.full(3, 0.15), expected, t, "BN-GRAD-01", "dx", "case")
+        assert (e.value.clause, e.value.condition) == ("BN-LAYOUT-01", "dx-transposed")
+    finally:
+        checks.set_context(saved)
