@@ -128,9 +128,12 @@ def spec_version() -> str:
     return tomllib.loads((SPEC_DIR / "clauses.toml").read_text(encoding="utf-8"))["spec_version"]
 
 
-def load_deviations(path: str | pathlib.Path) -> list[Deviation]:
+def load_deviations(path: str | pathlib.Path, _including: tuple = ()) -> list[Deviation]:
     """Read a deviations file: [[deviation]] tables (see Deviation), validated against the clause
-    index: the clause must exist and, where the clause lists its conditions, the condition too."""
+    index: the clause must exist and, where the clause lists its conditions, the condition too.
+    `include = ["other.toml"]` (paths relative to the file) first reads the deviations of files that
+    record the same code (torch-compile-fullgraph runs torch-compile's modules and compiler); each keeps
+    its own file as its source."""
     path = pathlib.Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -138,8 +141,17 @@ def load_deviations(path: str | pathlib.Path) -> list[Deviation]:
         raise SpecError(f"deviations file not found: {path}") from None
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"deviations file {path} is not valid TOML: {e}") from None
-    known = clauses()
+    unknown_top = set(data) - {"deviation", "include"}
+    if unknown_top:
+        raise SpecError(f"deviations file {path} has unknown top-level keys {sorted(unknown_top)}; known: "
+                        "deviation, include")
     out = []
+    for name in data.get("include", []):
+        included = (path.parent / name).resolve()
+        if included in _including or included == path.resolve():
+            raise SpecError(f"deviations file {path} includes {name}, which includes it back")
+        out += load_deviations(included, _including + (path.resolve(),))
+    known = clauses()
     allowed_keys = {"clause", "condition", "reason", "evidence", "kind", "dtypes", "layers", "layouts", "params",
                     "seeds", "max_error", "finding"}
     for i, raw in enumerate(data.get("deviation", [])):

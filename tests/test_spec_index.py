@@ -102,3 +102,20 @@ def test_bad_deviation_file_is_a_clear_error(tmp_path):
     bad.write_text('[[deviation]]\nclause = "XX-01"\ncondition = "c"\nkind = "known-defect"\nreason = "r"\nevidence = "e"\n')
     with pytest.raises(spec.SpecError, match="unknown clause 'XX-01'"):
         spec.load_deviations(bad)
+
+
+def test_a_deviation_file_can_include_another_and_a_cycle_is_a_clear_error(tmp_path):
+    """include = [...] reads the deviations of a file recording the same code first (the compile
+    variants share torch-compile.toml); each deviation keeps its own file as source."""
+    entry = '[[deviation]]\nclause = "DO-NONFINITE-01"\ncondition = "dropped-is-zero"\nkind = "convention"\n' \
+            'reason = "r"\nevidence = "e"\n'
+    (tmp_path / "base.toml").write_text(entry)
+    (tmp_path / "variant.toml").write_text('include = ["base.toml"]\n' + entry.replace('"r"', '"r2"'))
+    devs = spec.load_deviations(tmp_path / "variant.toml")
+    assert [(d.reason, pathlib.Path(d.source).name) for d in devs] == [("r", "base.toml"), ("r2", "variant.toml")]
+    (tmp_path / "base.toml").write_text('include = ["variant.toml"]\n' + entry)
+    with pytest.raises(spec.SpecError, match="includes it back"):
+        spec.load_deviations(tmp_path / "variant.toml")
+    (tmp_path / "typo.toml").write_text('inclde = ["base.toml"]\n')
+    with pytest.raises(spec.SpecError, match="unknown top-level keys"):
+        spec.load_deviations(tmp_path / "typo.toml")
