@@ -450,3 +450,22 @@ def test_export_path_reuses_exports_and_rewrites_state():
     layer.train(True)
     with pytest.raises(NotProvided, match="train-mode BatchNorm"):
         layer.forward(np.ones((4, 3, 2, 2)))
+
+
+def test_a_compiled_call_that_runs_eagerly_is_an_error_not_a_result():
+    """Whatever makes torch.compile run a call eagerly (here torch.compiler.set_stance("force_eager"); in a
+    ci audit, a skip that left an eval backward eager and reported eager's bfloat16 dbias defect as the
+    compiled path's), the compile path raises EagerFallback instead of returning eager's result, and the
+    next compiled call works again. Protects every clause audited on the compile paths."""
+    import torch
+
+    layer = load("torch-compile").batchnorm(2, 3)
+    x = np.linspace(-1, 1, 48).reshape(2, 3, 2, 4)
+    layer.forward(x)
+    torch.compiler.set_stance("force_eager")
+    try:
+        with pytest.raises(torch_paths.EagerFallback, match="ran this call eagerly"):
+            layer.forward(x)
+    finally:
+        torch.compiler.set_stance("default")
+    assert layer.forward(x).y.shape == x.shape

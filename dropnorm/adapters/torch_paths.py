@@ -208,16 +208,56 @@ def _keeping_compilation_alive(compiled, *args, shared_wrapper: bool = True):
     Measured: a ci audit without this audited eager torch after the first wrong-rank test, and reported
     eager's backward defects as the compiled path's.
 
+    Every call is also checked to have run compiled code (EagerFallback otherwise): a ci audit had still
+    judged one eval backward eagerly (eager's bfloat16 dbias defect, reported as the compiled path's; its
+    reproduction passed alone), by a route this function had not seen, so the wrapper's mark is cleared
+    before every call and a call that ran no compiled frame is an error, whatever skipped it.
+
     For a module (shared_wrapper) only that wrapper's mark is cleared, keeping every compiled graph: the
     rejection tests raise often, and a full torch._dynamo.reset() after each made the ci audit recompile
     everything again. For a compiled function, whose own code object is the one marked, and wherever
     dynamo's internals differ from 2.13's, dynamo is reset."""
+    if shared_wrapper:
+        _unskip_module_wrapper()  # whatever marked it since the last call (measured: an eval backward ran eagerly)
+    count = getattr(torch._C._dynamo.eval_frame, "set_fullgraph_compiled_frame_count", None)
+    if count is not None:
+        _reset_skip_reasons()
+        outer = count(0)
     try:
-        return compiled(*args)
+        out = compiled(*args)
     except Exception:
         if not (shared_wrapper and _unskip_module_wrapper()):
             torch._dynamo.reset()
         raise
+    finally:
+        frames = count(outer) if count is not None else None
+    if frames == 0:
+        raise EagerFallback("torch.compile ran this call eagerly: no compiled frame executed, so its result is "
+                            "eager torch's, not the compiled path's" + _skip_reasons())
+    return out
+
+
+class EagerFallback(RuntimeError):
+    """A compiled call that ran no compiled frame (dynamo skipped or fell back): an error of the test, never a
+    result judged as the compiled path's. Detected with the counter torch's own fullgraph=True check uses
+    (torch._C._dynamo.eval_frame.set_fullgraph_compiled_frame_count: frames run from compiled code)."""
+
+
+def _reset_skip_reasons() -> None:
+    try:
+        from torch._dynamo.eval_frame import reset_skip_reasons
+        reset_skip_reasons()  # also switches the collection of skip reasons on
+    except ImportError:
+        pass
+
+
+def _skip_reasons() -> str:
+    try:
+        from torch._dynamo.eval_frame import get_skip_reasons
+        reasons = get_skip_reasons()
+    except ImportError:
+        reasons = []
+    return ("; dynamo skipped: " + "; ".join(reasons[:3])) if reasons else ""
 
 
 def _unskip_module_wrapper() -> bool:
