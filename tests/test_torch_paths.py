@@ -453,10 +453,10 @@ def test_export_path_reuses_exports_and_rewrites_state():
 
 
 def test_a_compiled_call_that_runs_eagerly_is_an_error_not_a_result():
-    """Whatever makes torch.compile run a call eagerly (here torch.compiler.set_stance("force_eager"); in a
-    ci audit, a skip that left an eval backward eager and reported eager's bfloat16 dbias defect as the
-    compiled path's), the compile path raises EagerFallback instead of returning eager's result, and the
-    next compiled call works again. Protects every clause audited on the compile paths."""
+    """Whatever makes torch.compile run a whole call eagerly (here torch.compiler.set_stance("force_eager");
+    earlier, dynamo's skip mark after an exception, which had made a ci audit judge eager torch), the
+    compile path raises EagerFallback instead of returning eager's result, and the next compiled call
+    works again. Protects every clause audited on the compile paths."""
     import torch
 
     layer = load("torch-compile").batchnorm(2, 3)
