@@ -106,7 +106,8 @@ def test_bad_deviation_file_is_a_clear_error(tmp_path):
 
 def test_a_deviation_file_can_include_another_and_a_cycle_is_a_clear_error(tmp_path):
     """include = [...] reads the deviations of a file recording the same code first (the compile
-    variants share torch-compile.toml); each deviation keeps its own file as source."""
+    variants share torch-compile.toml); each deviation keeps its own file as source. The entry used is
+    DO-NONFINITE-01/dropped-is-zero; no clause's checks run here."""
     entry = '[[deviation]]\nclause = "DO-NONFINITE-01"\ncondition = "dropped-is-zero"\nkind = "convention"\n' \
             'reason = "r"\nevidence = "e"\n'
     (tmp_path / "base.toml").write_text(entry)

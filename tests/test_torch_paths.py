@@ -224,7 +224,8 @@ def test_compiled_paths_report_failures_unshrunk():
     """On the compile paths (shrinks_failures False) hh.given leaves out hypothesis's shrink phase: a
     failing example is reported as first found, since each shrinking step recompiles (measured: 5 min
     per failed condition). Elsewhere failures are still shrunk: the same failing test, run for a fake
-    implementation of each kind, calls the test more than once after its first failure only when it shrinks."""
+    implementation of each kind, calls the test more than once after its first failure only when it shrinks.
+    Protects the time of every hypothesis clause on the compile paths (BN-GRAD-01 was the one measured)."""
     import hypothesis
     from hypothesis import strategies as st
 
@@ -456,7 +457,8 @@ def test_a_compiled_call_that_runs_eagerly_is_an_error_not_a_result():
     """Whatever makes torch.compile run a whole call eagerly (here torch.compiler.set_stance("force_eager");
     earlier, dynamo's skip mark after an exception, which had made a ci audit judge eager torch), the
     compile path raises EagerFallback instead of returning eager's result, and the next compiled call
-    works again. Protects every clause audited on the compile paths."""
+    works again. Protects every clause audited on the compile paths (here BN-TRAIN-01's forward: a
+    BatchNorm2d training call)."""
     import torch
 
     layer = load("torch-compile").batchnorm(2, 3)
