@@ -103,7 +103,7 @@ def test_a_layout_run_is_judged_against_a_failing_contiguous_run_not_hidden_by_i
     import numpy as np
 
     from dropnorm import checks
-    from dropnorm.properties.test_batchnorm_grad import _compare
+    from dropnorm.properties._family import compare_layout_run as _compare
 
     expected, t = np.zeros(3), np.full(3, 0.1)
     saved = checks.context()

@@ -178,3 +178,22 @@ def assert_alpha_dropout(x, y, p: float, dtype: str, clause: str, what: str, *, 
                  f"{planes.shape[2]} kept, expected all or none [{what}]",
                  observed=f"{int(planes[n, c].sum())} of {planes.shape[2]} kept", expected="all or none")
     return planes.all(axis=2)
+
+
+def compare_layout_run(seen: dict, layout: str, got, expected, t, clause: str, condition: str, what: str) -> None:
+    """The contiguous run against the reference (clause/condition). A layout run is BN-LAYOUT-01's
+    (condition-layout): against the reference while the contiguous run of that quantity passed, and
+    otherwise against the contiguous run's value within 2 t (a correct implementation puts both within t
+    of the reference, so they differ by at most 2 t). So a departure the contiguous input shares is
+    reported once, as the clause's (measured: torch.compile's half-precision gradient defect had also
+    failed BN-LAYOUT-01 on every layout drawn), and a layout that departs from it still fails."""
+    if layout == "contiguous":
+        ratio = ph.assert_close(got, expected, t, clause, condition, what)
+        seen[condition] = (got, ratio <= 1.0)  # NaN ratio: not passed
+        return
+    base, passed = seen[condition]
+    if passed:
+        ph.assert_close(got, expected, t, "BN-LAYOUT-01", f"{condition}-{layout}", what)
+    else:
+        ph.assert_close(got, base, 2 * np.asarray(t), "BN-LAYOUT-01", f"{condition}-{layout}",
+                        f"{what}, against the contiguous run, which fails {clause}/{condition}")

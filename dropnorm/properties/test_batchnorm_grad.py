@@ -10,6 +10,7 @@ from dropnorm import inputs
 from dropnorm import strategies as hh
 from dropnorm import tolerances as tol
 from dropnorm.bn_setup import draw_case, provided_dims
+from dropnorm.properties._family import compare_layout_run
 
 
 def _runs(impl, case, training: bool):
@@ -24,25 +25,6 @@ def _runs(impl, case, training: bool):
         twin.train(training)
         runs.append((case.layout, twin))
     return runs
-
-
-def _compare(seen: dict, layout: str, got, expected, t, clause: str, condition: str, what: str) -> None:
-    """The contiguous run against the reference (clause/condition). A layout run is BN-LAYOUT-01's
-    (condition-layout): against the reference while the contiguous run of that quantity passed, and
-    otherwise against the contiguous run's value within 2 t (a correct implementation puts both within t
-    of the reference, so they differ by at most 2 t). So a departure the contiguous input shares is
-    reported once, as the clause's (measured: torch.compile's half-precision gradient defect had also
-    failed BN-LAYOUT-01 on every layout drawn), and a layout that departs from it still fails."""
-    if layout == "contiguous":
-        ratio = ph.assert_close(got, expected, t, clause, condition, what)
-        seen[condition] = (got, ratio <= 1.0)  # NaN ratio: not passed
-        return
-    base, passed = seen[condition]
-    if passed:
-        ph.assert_close(got, expected, t, "BN-LAYOUT-01", f"{condition}-{layout}", what)
-    else:
-        ph.assert_close(got, base, 2 * np.asarray(t), "BN-LAYOUT-01", f"{condition}-{layout}",
-                        f"{what}, against the contiguous run, which fails {clause}/{condition}")
 
 
 @pytest.mark.clause("BN-GRAD-01", "BN-GRAD-02", "BN-LAYOUT-01")
@@ -61,11 +43,11 @@ def test_training_gradients(impl, data):
     for layout, layer in _runs(impl, case, True):
         out = layer.forward_backward(case.x, dy, dtype=case.dtype, layout=layout)
         what = f"{case.describe()}, run {layout}"
-        _compare(seen, layout, out.dx, dx, t_dx, "BN-GRAD-01", "dx", what)
+        compare_layout_run(seen, layout, out.dx, dx, t_dx, "BN-GRAD-01", "dx", what)
         if case.affine:
-            _compare(seen, layout, out.dweight, dg, t_dg, "BN-GRAD-01", "dgamma", what)
-            _compare(seen, layout, out.dbias, db, t_db, "BN-GRAD-01", "dbias", what)
-        _compare(seen, layout, out.dx.sum(axis=axes), np.zeros(case.shape[1]), t_dx.sum(axis=axes),
+            compare_layout_run(seen, layout, out.dweight, dg, t_dg, "BN-GRAD-01", "dgamma", what)
+            compare_layout_run(seen, layout, out.dbias, db, t_db, "BN-GRAD-01", "dbias", what)
+        compare_layout_run(seen, layout, out.dx.sum(axis=axes), np.zeros(case.shape[1]), t_dx.sum(axis=axes),
                  "BN-GRAD-02", "zero-sum", what)
 
 
@@ -83,10 +65,10 @@ def test_eval_gradients_are_diagonal(impl, data):
     for layout, layer in _runs(impl, case, False):
         out = layer.forward_backward(case.x, dy, dtype=case.dtype, layout=layout)
         what = f"{case.describe()}, run {layout}"
-        _compare(seen, layout, out.dx, dx, t_dx, "BN-GRAD-03", "dx", what)
+        compare_layout_run(seen, layout, out.dx, dx, t_dx, "BN-GRAD-03", "dx", what)
         if case.affine:
-            _compare(seen, layout, out.dweight, dg, t_dg, "BN-GRAD-03", "dgamma", what)
-            _compare(seen, layout, out.dbias, db, t_db, "BN-GRAD-03", "dbias", what)
+            compare_layout_run(seen, layout, out.dweight, dg, t_dg, "BN-GRAD-03", "dgamma", what)
+            compare_layout_run(seen, layout, out.dbias, db, t_db, "BN-GRAD-03", "dbias", what)
 
 
 @pytest.mark.clause("BN-GRAD-04")
