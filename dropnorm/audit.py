@@ -400,11 +400,15 @@ def build_report(opts: Options, target: Target, directory: pathlib.Path, started
                profile=opts.profile, max_examples=profiles.PROFILES[opts.profile]["max_examples"],
                jobs=int(opts.jobs) if opts.jobs.isdigit() else opts.jobs, time_limit_s=opts.time_limit)
     iso = lambda t: dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="seconds")  # noqa: E731
+    # a selection (--clause, --layer) is never conformant: most clauses did not run (the headline says so)
+    headline = (model.verdict(entries, opts.strict, complete) if selected is None
+                else model.selection_verdict(entries, selected, opts.strict, complete))
     return model.finite_json({
             "schema_version": model.SCHEMA_VERSION, "complete": complete,
-            "conformant": model.is_conformant(entries, opts.strict, complete), "strict": opts.strict,
-            "verdict": model.verdict(entries, opts.strict, complete) + (REFERENCE_NOTE if target.name == "reference"
-                                                                       else ""), "layers": layers,
+            "conformant": selected is None and model.is_conformant(entries, opts.strict, complete),
+            "strict": opts.strict,
+            "verdict": headline + (REFERENCE_NOTE if target.name == "reference" else ""), "layers": layers,
+            "classes": model.class_verdicts(entries, opts.strict, complete),
             "deviations": deviation_hits(opts, target, records, entries),
             "implementation": target.as_dict(), "provenance": environment.provenance(opts.argv),
             "environment": env,
@@ -469,8 +473,9 @@ def audit(opts: Options) -> int:
     if model.nothing_tested(report["clauses"]):
         raise UsageError(f"nothing could be tested: every clause was skipped or not provided "
                          f"(see {directory / 'report.md'})")
-    if report["conformant"]:
-        return EXIT_CONFORMANT
+    if report["conformant"] or (report["selection"]["clauses"] or report["selection"]["layers"]) and \
+            model.is_conformant(report["clauses"], opts.strict, report["complete"]):
+        return EXIT_CONFORMANT  # the whole spec holds, or (a selection) the selected clauses hold
     return EXIT_KNOWN_DEFECTS if model.only_known_defects(report["clauses"], opts.strict) else EXIT_NONCONFORMANT
 
 
@@ -507,14 +512,25 @@ def summary_line(report: dict, directory: pathlib.Path) -> str:
     missing = report.get("layers", {}).get("missing")
     if missing:
         lines.append(f"missing layers: {', '.join(missing)}")
-    for e in report["clauses"]:
+    for k in report.get("classes", []):
+        if k["verdict"] != "conformant" or k["should_failures"]:
+            lines.append(f"  class {k['title']}: {k['verdict']}"
+                         + (f" ({', '.join(k['failing'])})" if k["failing"] else "")
+                         + (f"; SHOULD not met: {', '.join(k['should_failures'])}" if k["should_failures"] else ""))
+    conformant_classes = [k["title"] for k in report.get("classes", []) if k["verdict"] == "conformant"]
+    if conformant_classes:
+        lines.append(f"  conformant classes: {', '.join(conformant_classes)}")
+    # failures by severity (a wrong value returned silently first), then status and clause
+    for e in sorted(report["clauses"], key=model.failure_order):
         if e["status"] in model.FAILING:
             first = (e["reason"] or "").splitlines()[0] if e["reason"] else ""
             script = (e.get("failure") or {}).get("script_file")
             alone = (e.get("failure") or {}).get("standalone", {}).get("outcome")
             note = {"reproduced": ", reproduces alone", "not-reproduced": ", DOES NOT reproduce alone",
                     "error": ", script error", "timed-out": ", script timed out"}.get(alone, "")
-            lines.append(f"  {e['status']:<12} {e['id']:<15} {first[:220]}" + (f"  [{script}{note}]" if script else ""))
+            sev = e.get("severity") or "-"
+            lines.append(f"  {e['status']:<12} {sev:<16} {e['id']:<15} {first[:220]}"
+                         + (f"  [{script}{note}]" if script else ""))
     unreplayed = sorted({f"{e['id']}/{d['condition']}" for e in report["clauses"] for d in e.get("deviations", [])
                          if d.get("standalone", {}).get("outcome", "reproduced") != "reproduced"})
     if unreplayed:

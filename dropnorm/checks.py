@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dropnorm.spec import Deviation, clauses
+from dropnorm.spec import SEVERITIES, Deviation, clauses
 from dropnorm.traced import TRACE
 
 __all__ = ["ClauseViolation", "SuiteError", "check", "measure", "assert_equal", "assert_close", "assert_dtype",
@@ -37,8 +37,9 @@ class ClauseViolation(AssertionError):
     report and for the reproduction script (dropnorm.reproduce)."""
 
     def __init__(self, clause: str, condition: str, message: str, observed: str | None = None,
-                 expected: str | None = None, comparison: dict | None = None):
+                 expected: str | None = None, comparison: dict | None = None, severity: str = "wrong-value"):
         self.clause, self.condition, self.message = clause, condition, message
+        self.severity = severity  # dropnorm.spec.SEVERITIES: what kind of departure the check observed
         self.observed, self.expected = observed, expected
         self.comparison = comparison or {"kind": "predicate"}
         self.calls = list(TRACE.calls)
@@ -138,13 +139,19 @@ def _deviation(clause: str, condition: str, error: float | None) -> tuple[Deviat
 
 
 def check(ok: bool, clause: str, condition: str, message: str, *, observed=None, expected=None,
-          comparison: dict | None = None) -> None:
+          comparison: dict | None = None, severity: str = "wrong-value") -> None:
     """The one place a clause can fail. observed/expected: the values, for the report;
-    comparison: what was compared (kind close/equal with got, expected, atol), for the reproduction."""
+    comparison: what was compared (kind close/equal with got, expected, atol), for the reproduction;
+    severity: what the check observes when it fails (dropnorm.spec.SEVERITIES): a value compared with the
+    reference is wrong-value (the default); a shape, dtype, buffer, counter, mode or alias is wrong-state;
+    an exception where an output was due is exception; an invalid argument that gets no (or the wrong)
+    error is invalid-accepted."""
     __tracebackhide__ = True
     ctx = context()
     if clause not in clauses():
         raise SuiteError(f"check cites unknown clause {clause!r}")
+    if severity not in SEVERITIES:
+        raise SuiteError(f"check of {clause}/{condition}: severity {severity!r} is not one of {list(SEVERITIES)}")
     if ctx.marked and clause not in ctx.marked:
         raise SuiteError(f"a check of {clause} (condition {condition!r}) in a test marked only with "
                          f"{sorted(ctx.marked)}: add {clause} to the test's clause marker, so that "
@@ -155,14 +162,14 @@ def check(ok: bool, clause: str, condition: str, message: str, *, observed=None,
     if dev is not None:
         # kept, not raised: its reproduction is the evidence that a recorded bug is still there
         evidence = ClauseViolation(clause, condition, message, None if observed is None else str(observed),
-                                   None if expected is None else str(expected), comparison)
+                                   None if expected is None else str(expected), comparison, severity)
         # one entry per layer kind: a test that runs several kinds must show the defect on each it met
         ctx.observed.setdefault((clause, condition, dev.key, layer), (dev, message, layer, evidence))
         return
     if (clause, condition) in ctx.masked:
         return
     raise ClauseViolation(clause, condition, message, None if observed is None else str(observed),
-                          None if expected is None else str(expected), comparison)
+                          None if expected is None else str(expected), comparison, severity)
 
 
 def measure(clause: str, condition: str, **values) -> None:
@@ -177,13 +184,13 @@ def _first_bad(bad: np.ndarray) -> tuple:
 def assert_shape(got, expected, clause: str, what: str) -> None:
     __tracebackhide__ = True
     check(tuple(got) == tuple(expected), clause, "shape", f"got shape {tuple(got)}, expected {tuple(expected)} [{what}]",
-          observed=tuple(got), expected=tuple(expected))
+          observed=tuple(got), expected=tuple(expected), severity="wrong-state")
 
 
 def assert_dtype(got: str, expected: str, clause: str, what: str) -> None:
     __tracebackhide__ = True
     check(got == expected, clause, "dtype", f"got dtype {got}, expected {expected} [{what}]",
-          observed=got, expected=expected)
+          observed=got, expected=expected, severity="wrong-state")
 
 
 def assert_equal(got, expected, clause: str, condition: str, what: str) -> None:
@@ -192,7 +199,7 @@ def assert_equal(got, expected, clause: str, condition: str, what: str) -> None:
     got, expected = np.asarray(got, np.float64), np.asarray(expected, np.float64)
     if got.shape != expected.shape:
         check(False, clause, condition, f"got shape {got.shape}, expected {expected.shape} [{what}]",
-              observed=got.shape, expected=expected.shape)
+              observed=got.shape, expected=expected.shape, severity="wrong-state")
         return
     bad = ~((got == expected) | (np.isnan(got) & np.isnan(expected)))
     if bad.any():
@@ -209,7 +216,7 @@ def assert_close(got, expected, atol, clause: str, condition: str, what: str, re
     got, expected = np.asarray(got, np.float64), np.asarray(expected, np.float64)
     if got.shape != expected.shape:
         check(False, clause, condition, f"got shape {got.shape}, expected {expected.shape} [{what}]",
-              observed=got.shape, expected=expected.shape)
+              observed=got.shape, expected=expected.shape, severity="wrong-state")
         return float("inf")
     atol = np.broadcast_to(np.asarray(atol, np.float64), got.shape)
     err = np.abs(got - expected)

@@ -103,6 +103,7 @@ def pytest_runtest_makereport(item, call):
             record["not_provided"] = dict(ctx.not_provided)
         record["deviations"] = [{"clause": c, "condition": cond, "kind": dev.kind, "key": dev.key, "layer": layer,
                                  "reason": dev.reason, "finding": dev.finding, "message": msg,
+                                 "severity": evidence.severity,
                                  # a known defect's reproduction: evidence that the recorded bug is still there
                                  "script": evidence.script if dev.kind == "known-defect" else None}
                                 for (c, cond, _key, _kind), (dev, msg, layer, evidence) in ctx.observed.items()]
@@ -113,7 +114,7 @@ def pytest_runtest_makereport(item, call):
         if found:
             from dropnorm.checks import circumstances
             record["violations"] = [{"clause": v.clause, "condition": v.condition, "message": v.message,
-                                     "observed": v.observed, "expected": v.expected,
+                                     "severity": v.severity, "observed": v.observed, "expected": v.expected,
                                      "layer": circumstances(v.calls)["layer"],
                                      "reproduction": v.shown_script(), "script": v.script} for v in found]
             if getattr(exc, "unjudged", ""):

@@ -18,6 +18,15 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 # spec/ in a source checkout; the same files shipped in the package (pyproject: dropnorm.spec_data) otherwise
 SPEC_DIR = ROOT / "spec" if (ROOT / "spec" / "clauses.toml").is_file() else pathlib.Path(__file__).resolve().parent / "spec_data"
 LEVELS = ("MUST", "SHOULD")
+# where a clause's requirement comes from (spec/clauses.toml, header): a recommendation is never a MUST
+BASES = ("documented", "math", "recommendation")
+# How bad a failure is, from what its check observed; most dangerous first. Every report orders by it.
+SEVERITIES = {
+    "wrong-value": "a wrong value returned silently",
+    "wrong-state": "a wrong shape, dtype or state (buffers, counter, mode, memory aliasing)",
+    "exception": "an exception or hang where a value was due",
+    "invalid-accepted": "an invalid argument or input accepted, or rejected with the wrong error",
+}
 
 
 @dataclass(frozen=True)
@@ -30,8 +39,19 @@ class Clause:
     formula: str
     source: str
     rationale: str
+    basis: str = "documented"           # one of BASES: where the requirement comes from
+    conformance_class: str = ""         # the id of its ConformanceClass ("class" in the TOML)
+    level_reason: str = ""              # why the level is what it is (where not obvious, or changed)
     conventions: tuple[str, ...] = ()   # fields of spec/conventions.toml the clause depends on
     conditions: tuple[str, ...] = ()    # the named checks (conditions) of the clause that the tests use
+
+
+@dataclass(frozen=True)
+class ConformanceClass:
+    """A group of clauses a user recognises (values, randomness, gradients, ...), judged on its own."""
+    id: str
+    title: str
+    description: str
 
 
 DEVIATION_KINDS = ("convention", "known-defect")
@@ -41,7 +61,8 @@ DEVIATION_KINDS = ("convention", "known-defect")
 class Deviation:
     """A recorded departure from one check: a clause and a named condition within it.
 
-    kind: "convention" (a documented choice or design of the implementation, accepted) or
+    kind: "convention" (a documented choice or design of the implementation, accepted; also a departure
+    from a recommendation of this specification, which is never a defect of the implementation) or
     "known-defect" (a bug, with its finding in docs/findings/; it keeps the clause from pass and
     the implementation from conformant, but is not an unrecorded failure).
     The scope narrows which failures it covers; every field left empty means "any":
@@ -110,22 +131,39 @@ class SpecError(ValueError):
 
 
 @functools.lru_cache(maxsize=1)
+def _index() -> dict:
+    return tomllib.loads((SPEC_DIR / "clauses.toml").read_text(encoding="utf-8"))
+
+
+@functools.lru_cache(maxsize=1)
+def classes() -> dict[str, ConformanceClass]:
+    """The conformance classes, in report order."""
+    return {raw["id"]: ConformanceClass(**raw) for raw in _index().get("class", [])}
+
+
+@functools.lru_cache(maxsize=1)
 def clauses() -> dict[str, Clause]:
-    data = tomllib.loads((SPEC_DIR / "clauses.toml").read_text(encoding="utf-8"))
     out: dict[str, Clause] = {}
-    for raw in data["clause"]:
-        c = Clause(**dict(raw, conventions=tuple(raw.get("conventions", ())),
-                           conditions=tuple(raw.get("conditions", ()))))
+    for raw in _index()["clause"]:
+        raw = dict(raw)
+        c = Clause(**dict(raw, conformance_class=raw.pop("class", ""), conventions=tuple(raw.get("conventions", ())),
+                          conditions=tuple(raw.get("conditions", ()))))
         if c.id in out:
             raise SpecError(f"duplicate clause id {c.id}")
         if c.level not in LEVELS or c.layer not in LAYERS:
             raise SpecError(f"{c.id}: level must be one of {LEVELS} and layer one of {LAYERS}")
+        if c.basis not in BASES:
+            raise SpecError(f"{c.id}: basis must be one of {BASES}, got {c.basis!r}")
+        if c.basis == "recommendation" and c.level == "MUST":
+            raise SpecError(f"{c.id}: a recommendation of this specification is never a MUST")
+        if c.conformance_class not in classes():
+            raise SpecError(f"{c.id}: class {c.conformance_class!r} is not one of {list(classes())}")
         out[c.id] = c
     return out
 
 
 def spec_version() -> str:
-    return tomllib.loads((SPEC_DIR / "clauses.toml").read_text(encoding="utf-8"))["spec_version"]
+    return _index()["spec_version"]
 
 
 def load_deviations(path: str | pathlib.Path, _including: tuple = ()) -> list[Deviation]:
@@ -196,22 +234,47 @@ def default_deviations_file(impl_name: str) -> pathlib.Path | None:
     return path if path.exists() else None
 
 
+BASIS_WORDS = {"documented": "the implementation's own documentation or source, under its convention",
+               "math": "the mathematics every convention shares",
+               "recommendation": "a recommendation of this specification ([DN]); never a MUST"}
+
+
+def changes() -> list[dict]:
+    """What changed for a user of the previous versions ([[change]] in spec/clauses.toml)."""
+    return list(_index().get("change", []))
+
+
 def markdown() -> str:
     lines = ["# dropnorm clauses", "",
              f"Specification version {spec_version()}. Rendered from spec/clauses.toml by "
-             "`python -m dropnorm.spec --markdown`; edit the TOML, not this file.", ""]
+             "`python -m dropnorm.spec --markdown`; edit the TOML, not this file.", "",
+             "Each clause has a normative basis and its level follows from it: "
+             + "; ".join(f"**{b}**: {w}" for b, w in BASIS_WORDS.items()) + ". "
+             "Clauses are grouped into conformance classes, each judged on its own in every report.", "",
+             "## Conformance classes", "", "| class | what it covers | clauses |", "|---|---|---|"]
+    for k in classes().values():
+        ids = [c.id for c in clauses().values() if c.conformance_class == k.id]
+        lines.append(f"| {k.title} (`{k.id}`) | {k.description} | {', '.join(ids)} |")
+    lines.append("")
     for layer in LAYERS:
-        lines += [f"## {layer}", "", "| id | level | title |", "|---|---|---|"]
-        lines += [f"| {c.id} | {c.level} | {c.title}{' (convention)' if c.conventions else ''} |"
+        lines += [f"## {layer}", "", "| id | level | basis | class | title |", "|---|---|---|---|---|"]
+        lines += [f"| {c.id} | {c.level} | {c.basis} | {c.conformance_class} | {c.title}"
+                  f"{' (convention)' if c.conventions else ''} |"
                   for c in clauses().values() if c.layer == layer]
         lines.append("")
     for c in clauses().values():
-        lines += [f"### {c.id}: {c.title}", "", f"**{c.level}.** {c.statement}", "",
-                  f"- Formula: `{c.formula}`", f"- Source: {c.source}", f"- Why: {c.rationale}"]
+        lines += [f"### {c.id}: {c.title}", "", f"**{c.level}** ({c.basis}; class {c.conformance_class}). {c.statement}",
+                  "", f"- Formula: `{c.formula}`", f"- Source: {c.source}", f"- Why: {c.rationale}"]
+        if c.level_reason:
+            lines.append(f"- Level: {c.level_reason}")
         if c.conventions:
             lines.append("- Depends on the convention: " + ", ".join(f"`{k}`" for k in c.conventions)
                          + " (spec/conventions.toml; the tests use the implementation's own)")
         lines.append("")
+    if changes():
+        lines += ["## CHANGES", ""]
+        for ch in changes():
+            lines += [f"### {ch['version']}", ""] + [f"- {item}" for item in ch["items"]] + [""]
     return "\n".join(lines)
 
 

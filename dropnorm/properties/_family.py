@@ -49,35 +49,42 @@ def channel_shape(kind: str, n: int, c: int, sides, batched: bool = True) -> tup
 
 
 # ------------------------------------------------------------------ construction, RNG state, eval
-BAD_P = {"negative": -0.1, "above-one": 1.1, "infinite": math.inf, "nan": math.nan}  # the API-01 conditions
+BAD_P = {"negative": -0.1, "above-one": 1.1, "infinite": math.inf, "nan": math.nan}  # the API-01/-02 conditions
 
 
-def check_rejects_bad_p(build, kind: str, clause: str, condition: str, *, not_provided_skips: bool = True) -> None:
-    """build(p=BAD_P[condition]) must raise ValueError with a message naming p ("p" or "probab"): DO-API-01
-    and the clauses "as DO-API-01" (`kind` names the layer in the messages). A NotProvided from build makes
+def check_rejects_bad_p(build, kind: str, clause: str, early: str, condition: str, *,
+                        not_provided_skips: bool = True) -> None:
+    """build(p=BAD_P[condition]) must raise ValueError: DO-API-01 and the clauses "as DO-API-01" (`kind`
+    names the layer in the messages) for p < 0, p > 1 and inf (MUST: no output is correct); `early`, their
+    SHOULD sibling (DO-API-02, ...), for NaN at construction and for the message naming p ("p" or "probab"),
+    this spec's recommendations. A NotProvided from build makes
     the test not provided; with not_provided_skips=False it is reported as any other wrong exception type."""
     __tracebackhide__ = True
     p = BAD_P[condition]
+    judged = early if condition == "nan" else clause
     try:
         build(p=p)
     except ValueError as e:
-        ph.check("p" in str(e) or "probab" in str(e), clause, "message",
-                 f"got ValueError({str(e)!r}), expected a message naming p [{kind}(p={p})]")
+        ph.check("p" in str(e) or "probab" in str(e), early, "message",
+                 f"got ValueError({str(e)!r}), expected a message naming p [{kind}(p={p})]",
+                 severity="invalid-accepted")
         return
     except Exception as e:  # noqa: BLE001 - any other type is the failure we report
         if not_provided_skips and isinstance(e, NotProvided):
             raise
-        ph.check(False, clause, condition, f"got {type(e).__name__}: {e}, expected ValueError [{kind}(p={p})]")
+        ph.check(False, judged, condition, f"got {type(e).__name__}: {e}, expected ValueError [{kind}(p={p})]",
+                 severity="invalid-accepted")
         return
-    ph.check(False, clause, condition, f"got a constructed layer, expected ValueError [{kind}(p={p})]")
+    ph.check(False, judged, condition, f"got a constructed layer, expected ValueError [{kind}(p={p})]",
+             severity="invalid-accepted")
 
 
-def check_kind_rejects_bad_p(impl, kind: str, clause: str, condition: str) -> None:
+def check_kind_rejects_bad_p(impl, kind: str, clause: str, early: str, condition: str) -> None:
     """check_rejects_bad_p for a dropout kind built by construct(); the test is skipped where impl lacks it."""
     __tracebackhide__ = True
     if not impl.provides(kind):
         pytest.skip(f"not provided: {impl.name} has no {kind}")
-    check_rejects_bad_p(lambda p: construct(impl, kind, p=p), kind, clause, condition)
+    check_rejects_bad_p(lambda p: construct(impl, kind, p=p), kind, clause, early, condition)
 
 
 def rng_state_or_none(impl):
@@ -106,8 +113,8 @@ def check_eval_identity(impl, kind: str, p: float, x, shape, dtype: str, layout:
     ph.assert_dtype(first.dtype, dtype, clause, what)
     if before is not None:
         ph.check(impl.rng_state() == before, clause, "rng-untouched",
-                 f"got a changed global RNG state, expected it untouched [{what}]")
-    ph.check(not layer.training, clause, "mode-kept", f"the layer switched itself back to training [{what}]")
+                 f"got a changed global RNG state, expected it untouched [{what}]", severity="wrong-state")
+    ph.check(not layer.training, clause, "mode-kept", f"the layer switched itself back to training [{what}]", severity="wrong-state")
 
 
 # ------------------------------------------------------------------ alpha dropout

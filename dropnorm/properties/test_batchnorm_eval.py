@@ -76,7 +76,7 @@ def test_without_running_statistics(impl, data):
     case = draw_case(impl, data, track=False)
     state = case.layer.state()
     ph.check(state["running_mean"] is None and state["running_var"] is None and state["num_batches_tracked"] is None,
-             "BN-NOTRACK-01", "no-buffers", f"got running buffers with track_running_stats=False [{case.describe()}]")
+             "BN-NOTRACK-01", "no-buffers", f"got running buffers with track_running_stats=False [{case.describe()}]", severity="wrong-state")
     expected = ref.batchnorm_train_forward(case.x, case.weight, case.bias, case.eps)
     atol, _ = tol.bn_train_output(case.x, case.weight, case.bias, case.eps, case.dtype)
     for mode in (True, False):
@@ -91,14 +91,14 @@ def _rejects(impl, dims, clause, condition, **kwargs):
     try:
         impl.batchnorm(dims, 3, **kwargs)
     except ValueError as e:
-        ph.check(name in str(e), clause, "message", f"got ValueError({str(e)!r}), expected it to name {name}")
+        ph.check(name in str(e), clause, "message", f"got ValueError({str(e)!r}), expected it to name {name}", severity="invalid-accepted")
         return
     except NotProvided:  # what the implementation cannot express is not a failure
         raise
     except Exception as e:  # noqa: BLE001
-        ph.check(False, clause, condition, f"got {type(e).__name__}: {e}, expected ValueError [{kwargs}]")
+        ph.check(False, clause, condition, f"got {type(e).__name__}: {e}, expected ValueError [{kwargs}]", severity="invalid-accepted")
         return
-    ph.check(False, clause, condition, f"got a constructed layer, expected ValueError [BatchNorm{dims}d(3, {kwargs})]")
+    ph.check(False, clause, condition, f"got a constructed layer, expected ValueError [BatchNorm{dims}d(3, {kwargs})]", severity="invalid-accepted")
 
 
 @pytest.mark.clause("BN-API-01")
@@ -143,9 +143,9 @@ def test_rejects_wrong_rank_or_channels(impl, dims, shape, training):
     except NotProvided:  # what the implementation cannot express is not a failure
         raise
     except Exception as e:  # noqa: BLE001
-        ph.check(False, "BN-API-03", "error-type", f"got {type(e).__name__}: {e}, expected ValueError or RuntimeError")
+        ph.check(False, "BN-API-03", "error-type", f"got {type(e).__name__}: {e}, expected ValueError or RuntimeError", severity="invalid-accepted")
         return
-    ph.check(False, "BN-API-03", "raises", f"got an output, expected an error for BatchNorm{dims}d(3) on {shape}")
+    ph.check(False, "BN-API-03", "raises", f"got an output, expected an error for BatchNorm{dims}d(3) on {shape}", severity="invalid-accepted")
 
 
 _VALID = {2: (2, 3), 3: (2, 3, 2), 4: (2, 3, 2, 2), 5: (2, 3, 1, 2, 2)}  # ndim -> a shape with C = 3
@@ -169,6 +169,6 @@ def test_accepts_every_valid_rank(impl, dims, ndim, training):
         raise
     except Exception as e:  # noqa: BLE001
         ph.check(False, "BN-API-03", "accepts", f"got {type(e).__name__}: {e}, expected an output for "
-                 f"BatchNorm{dims}d(3) on {shape} (training={training})")
+                 f"BatchNorm{dims}d(3) on {shape} (training={training})", severity="exception")
         return
     ph.assert_shape(out.y.shape, shape, "BN-API-03", f"BatchNorm{dims}d(3) on {shape} (training={training})")

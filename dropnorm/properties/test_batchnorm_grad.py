@@ -90,6 +90,6 @@ def test_gradcheck(impl, dims, training, second_order):
         if type(e).__name__ == "NotProvided":
             raise
         ph.check(False, "BN-GRAD-04", "gradgradcheck" if second_order else "gradcheck",
-                 f"{type(e).__name__}: {str(e)[:2000]} [BatchNorm{dims}d, training={training}]")
+                 f"{type(e).__name__}: {str(e)[:2000]} [BatchNorm{dims}d, training={training}]", severity="exception")
         return
     ph.check(ok, "BN-GRAD-04", "gradcheck", f"gradcheck returned False [BatchNorm{dims}d]")

@@ -46,7 +46,7 @@ def test_training_output(impl, data):
     state = case.layer.state()
     if not case.affine:
         ph.check(state["weight"] is None and state["bias"] is None, "BN-AFFINE-01", "no-parameters",
-                 f"got weight/bias present with affine=False [{case.describe()}]")
+                 f"got weight/bias present with affine=False [{case.describe()}]", severity="wrong-state")
 
 
 @pytest.mark.clause("BN-TRAIN-02", "BN-TRAIN-03", "BN-TRAIN-05", "BN-DTYPE-01", "BN-LAYOUT-01")
@@ -99,9 +99,9 @@ def test_running_statistics(impl, data):
             ph.assert_close(state["running_var"], exp_rv, d_rv, var_clause, "running-var", what)
             if counter:
                 ph.check(state["num_batches_tracked"] == t, "BN-TRAIN-05", "count",
-                         f"got num_batches_tracked {state['num_batches_tracked']}, expected {t} [{what}]")
+                         f"got num_batches_tracked {state['num_batches_tracked']}, expected {t} [{what}]", severity="wrong-state")
             ph.check(state["param_dtype"] == case.param_dtype, "BN-DTYPE-01", "stats-dtype",
-                     f"got running statistics in {state['param_dtype']}, expected {case.param_dtype} [{what}]")
+                     f"got running statistics in {state['param_dtype']}, expected {case.param_dtype} [{what}]", severity="wrong-state")
             if layer is case.layer and state["running_mean"] is not None and state["running_var"] is not None:
                 trajectory.append([step + 1] + [float(v[0]) for v in (state["running_mean"], exp_rm,
                                                                       state["running_var"], exp_rv)])
@@ -151,7 +151,7 @@ def test_counter_follows_training_calls(impl, data):
         case.layer.forward(case.x, dtype=case.dtype)
     got = case.layer.state()["num_batches_tracked"]
     ph.check(got == sum(modes), "BN-TRAIN-05", "count",
-             f"got num_batches_tracked {got}, expected {sum(modes)} after modes {modes} [{case.describe()}]")
+             f"got num_batches_tracked {got}, expected {sum(modes)} after modes {modes} [{case.describe()}]", severity="wrong-state")
 
 
 @pytest.mark.clause("BN-TRAIN-06")
@@ -175,10 +175,10 @@ def test_one_value_per_channel(impl, shape):
         raise
     except Exception as e:  # noqa: BLE001
         ph.check(False, "BN-TRAIN-06", "error-type", f"got {type(e).__name__}: {e}, expected "
-                 f"{'ValueError' if conv.running_var == 'unbiased' else 'an output'} [{shape}]")
+                 f"{'ValueError' if conv.running_var == 'unbiased' else 'an output'} [{shape}]", severity="invalid-accepted")
         return
     if conv.running_var == "unbiased":
-        ph.check(False, "BN-TRAIN-06", "raises", f"got an output, expected ValueError for input {shape}")
+        ph.check(False, "BN-TRAIN-06", "raises", f"got an output, expected ValueError for input {shape}", severity="invalid-accepted")
         return
     ph.assert_equal(out.y, np.zeros(shape), "BN-TRAIN-06", "output", f"y = beta = 0 for input {shape} ({conv.name})")
     s = layer.state()

@@ -78,7 +78,7 @@ def test_documented_ranks(impl, data):
         out = layer.forward(x, dtype=dtype)
         what = f"{kind}(p={p}), {label} input {shape}, {dtype}"
         ph.check(out.y.shape == x.shape, "D2-RANK-01", "shape", f"got shape {out.y.shape}, expected {x.shape} "
-                 f"[{what}]", observed=out.y.shape, expected=x.shape)
+                 f"[{what}]", observed=out.y.shape, expected=x.shape, severity="wrong-state")
         kept = ph.read_mask(out.y)
         # the planes that share one draw: (n, c) when batched, c when not
         planes = kept.reshape((shape[0] * shape[1], -1) if batched else (shape[0], -1))
@@ -95,12 +95,12 @@ def test_documented_ranks(impl, data):
 
 
 # ------------------------------------------------------------------ D2-API-01, D2-EVAL-01
-@pytest.mark.clause("D2-API-01")
+@pytest.mark.clause("D2-API-01", "D2-API-02")
 @pytest.mark.parametrize("kind", NEW_KINDS)
 @pytest.mark.parametrize("condition", ["negative", "above-one", "infinite", "nan"])
 def test_rejects_bad_p(impl, kind, condition):
     """As DO-API-01, for Dropout1d and Dropout3d: ValueError at construction, naming p."""
-    check_kind_rejects_bad_p(impl, kind, "D2-API-01", condition)
+    check_kind_rejects_bad_p(impl, kind, "D2-API-01", "D2-API-02", condition)
 
 
 @pytest.mark.clause("D2-EVAL-01")

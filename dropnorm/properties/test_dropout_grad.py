@@ -78,7 +78,7 @@ def test_gradcheck(impl, p, second_order, training):
         if type(e).__name__ == "NotProvided":
             raise
         ph.check(False, "DO-GRAD-02", "gradgradcheck" if second_order else "gradcheck",
-                 f"{type(e).__name__}: {str(e)[:2000]} [{what}]")
+                 f"{type(e).__name__}: {str(e)[:2000]} [{what}]", severity="exception")
         return
     ph.check(ok, "DO-GRAD-02", "gradgradcheck" if second_order else "gradcheck",
              f"{'gradgradcheck' if second_order else 'gradcheck'} returned False [{what}]")

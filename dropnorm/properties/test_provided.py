@@ -68,7 +68,7 @@ def test_expressed(impl, kind, options, request):
         out = _run_once(impl, kind, options)
     except NotProvided as e:
         ph.check(False, clause, "declared",
-                 f"{impl.name} declares {kind} with {options} expressible but raised NotProvided: {e}")
+                 f"{impl.name} declares {kind} with {options} expressible but raised NotProvided: {e}", severity="exception")
         return
     assert out.y.shape == out.x_after.shape
 
@@ -99,11 +99,11 @@ def test_claims_are_honoured(impl, dims):
         value = s[key]
         ph.check(value is not None and np.shape(value) == (c,), clause, condition,
                  f"got {key} {value!r}, expected {c} values initialised to {init} [{what}]",
-                 observed=value, expected=f"{c} x {init}")
+                 observed=value, expected=f"{c} x {init}", severity="wrong-state")
         if value is not None and np.shape(value) == (c,):
             ph.assert_equal(value, np.full(c, init), clause, condition, f"initial {key} [{what}]")
     if conventions.of(impl).counter:
         ph.check(s["num_batches_tracked"] == 0, "BN-TRAIN-05", "counter-exists",
                  f"got num_batches_tracked {s['num_batches_tracked']!r}, expected 0: the {conventions.of(impl).name} "
                  f"convention keeps a training-call counter [{what}]",
-                 observed=s["num_batches_tracked"], expected=0)
+                 observed=s["num_batches_tracked"], expected=0, severity="wrong-state")

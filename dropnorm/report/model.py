@@ -19,6 +19,13 @@ in the order of STATUSES; it is not-provided only when every kind is.
 The implementation is conformant when the run completed, something was tested, and no MUST
 clause (with strict, no clause) is fail, error, not-reached or known-defect: a recorded bug
 is not conformance. Exit 3 of `dropnorm audit` tells "only known defects" apart for CI.
+A run restricted to some clauses (--clause, --layer) is never called conformant: it says whether
+the selected clauses hold.
+
+Each conformance class (spec/clauses.toml [[class]]) is judged by the same rules over its own
+clauses (class_verdicts). Each failing clause carries a severity (dropnorm.spec.SEVERITIES), read
+from what its checks observed: the worst severity among the failures behind its status; an error
+(an exception, a hang, a crash) is "exception"; not-reached has none (nothing was observed).
 """
 from __future__ import annotations
 
@@ -27,9 +34,9 @@ import math
 import pathlib
 
 from dropnorm.kinds import KINDS, LAYER_KINDS
-from dropnorm.spec import clauses
+from dropnorm.spec import SEVERITIES, classes, clauses
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: classes, basis and class per clause, severity per failure
 STATUSES = ("fail", "error", "not-reached", "known-defect", "deviation", "pass", "not-provided", "skip")  # worst first
 FAILING = ("fail", "error", "not-reached", "known-defect")   # keep an implementation from conformant
 UNRECORDED = ("fail", "error", "not-reached")                 # ... and are not a recorded known defect
@@ -165,12 +172,17 @@ def clause_entries(records: list[dict], collected: dict, selected: set[str] | No
     """One entry per clause of the spec (restricted to `selected`), in spec order.
     provided: the layer kinds the implementation has (None: all of them)."""
     provided_kinds = set(KINDS if provided is None else provided)
-    entries = {cid: {"id": cid, "title": c.title, "layer": c.layer, "level": c.level, "status": None,
+    entries = {cid: {"id": cid, "title": c.title, "layer": c.layer, "level": c.level, "basis": c.basis,
+                     "class": c.conformance_class, "status": None, "severity": None,
                      "reason": "", "by_layer": {}, "tests": [], "failure": None, "errors": [], "deviations": [],
                      "statistics": [], "tolerance": None, "trajectories": [], "output": []}
                for cid, c in clauses().items() if selected is None or cid in selected}
     per_kind: dict[str, dict[str, list]] = {cid: {} for cid in entries}
+    observed: dict[str, set] = {cid: set() for cid in entries}  # (status, severity) of what failed
     for rec in sorted(records, key=lambda r: r["nodeid"]):
+        for status, sev in _severities(rec):
+            if sev[0] in observed:
+                observed[sev[0]].add((status, sev[1]))
         for cid, outcomes in test_outcomes(rec, collected).items():
             e = entries.get(cid)
             if e is None:
@@ -211,7 +223,38 @@ def clause_entries(records: list[dict], collected: dict, selected: set[str] | No
                 status, reason = got["status"], (f"{kind}: {got['reason']}" if len(e["by_layer"]) > 1 and
                                                  got["status"] not in ("pass",) else got["reason"])
         e["status"], e["reason"] = status, reason
+        e["severity"] = worst_severity(sev for st, sev in observed[cid] if st == status)
+        if status == "error" and e["severity"] is None:
+            e["severity"] = "exception"
+        if e["failure"] is not None:
+            e["failure"]["severity"] = e["severity"] if status == "fail" else None
     return list(entries.values())
+
+
+def _severities(rec: dict):
+    """(status, (clause, severity)) for each failure a test record holds: its violations, its recorded
+    deviations, and an error (an exception, a timeout or a crash: where a value was due)."""
+    for v in rec.get("violations") or []:
+        yield "fail", (v["clause"], v.get("severity") or "wrong-value")
+    for d in rec.get("deviations") or []:
+        yield ("known-defect" if d.get("kind") == "known-defect" else "deviation"), (d["clause"], d.get("severity"))
+    if rec.get("outcome") == "failed" and not rec.get("violations"):
+        for c in rec.get("clauses") or []:
+            yield "error", (c, "exception")
+
+
+def worst_severity(severities) -> str | None:
+    """The most dangerous of the given severities (SEVERITIES order), None for none."""
+    order = list(SEVERITIES)
+    known = [s for s in severities if s in SEVERITIES]
+    return min(known, key=order.index) if known else None
+
+
+def failure_order(e: dict) -> tuple:
+    """Sort key for failing clauses: severity first (most dangerous first), then status, then id."""
+    sev = e.get("severity")
+    return (list(SEVERITIES).index(sev) if sev in SEVERITIES else len(SEVERITIES),
+            STATUSES.index(e["status"]), e["level"] != "MUST", e["id"])
 
 
 def _failure(rec: dict, cid: str) -> dict:
@@ -287,6 +330,53 @@ def verdict(entries: list[dict], strict: bool = False, complete: bool = True) ->
         if not _counted(entries, UNRECORDED, strict):
             text += "; no unrecorded failure"
     return text if complete else f"INCOMPLETE ({text} so far): the audit was interrupted"
+
+
+CLASS_VERDICTS = ("not conformant", "only known defects", "conformant", "not provided")
+
+
+def class_verdicts(entries: list[dict], strict: bool = False, complete: bool = True) -> list[dict]:
+    """One verdict per conformance class over the clauses of `entries` it holds, by the rules of the
+    headline: conformant, not conformant, only known defects (nothing unrecorded fails), or not provided
+    (none of its clauses could be tested). should_failures: its SHOULD clauses that fail (listed, not
+    counted); known_defects: the write-ups behind its known defects."""
+    out = []
+    for k in classes().values():
+        members = [e for e in entries if e.get("class", _class_of(e["id"])) == k.id]
+        if not members:
+            continue
+        if nothing_tested(members):
+            word = "not provided"
+        elif is_conformant(members, strict, complete):
+            word = "conformant"
+        elif only_known_defects(members, strict) and complete:
+            word = "only known defects"
+        else:
+            word = "not conformant"
+        findings = sorted({d.get("finding") for e in members if e["status"] == "known-defect"
+                           for d in e.get("deviations", []) if d.get("kind") == "known-defect" and d.get("finding")})
+        out.append({"id": k.id, "title": k.title, "clauses": [e["id"] for e in members], "verdict": word,
+                    "conformant": word == "conformant",
+                    "failing": [e["id"] for e in sorted(members, key=failure_order)
+                                if e["status"] in FAILING and (strict or e["level"] == "MUST")],
+                    "should_failures": [e["id"] for e in members if e["status"] in FAILING and e["level"] == "SHOULD"],
+                    "known_defects": findings})
+    return out
+
+
+def _class_of(cid: str) -> str | None:
+    c = clauses().get(cid)
+    return c.conformance_class if c else None
+
+
+def selection_verdict(entries: list[dict], selected, strict: bool = False, complete: bool = True) -> str:
+    """The headline of a run restricted to some clauses: never 'conformant', since most clauses did not run."""
+    text = verdict(entries, strict, complete)
+    what = f"{len(entries)} of {len(clauses())} clauses selected ({', '.join(sorted(selected)[:8])}" \
+           f"{', ...' if len(selected) > 8 else ''})"
+    if text == "conformant":
+        return f"the selected clauses hold: {what}; not a conformance verdict"
+    return f"{text} [{what}; not a conformance verdict]"
 
 
 def exercised(records: list[dict]) -> tuple[list[str], list[str]]:
