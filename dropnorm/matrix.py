@@ -32,7 +32,8 @@ from dropnorm import conventions
 from dropnorm.adapters import ALIASES, PATHS, REGISTRY
 from dropnorm.report import files
 from dropnorm.report.markdown import cell
-from dropnorm.spec import clauses
+from dropnorm.report.model import class_verdicts
+from dropnorm.spec import classes, clauses
 
 # --impl -> the modules it needs (dropnorm.adapters.REGISTRY); audited when they all import
 CANDIDATES = {name: mods for name, (_m, _extra, mods) in REGISTRY.items() if name not in ALIASES and name not in PATHS}
@@ -198,9 +199,18 @@ def table(reports: list[dict]) -> dict:
                      "conformant": r["conformant"], "complete": r["complete"], "device": r["environment"]["device"],
                      "profile": r["environment"]["profile"], "seconds": run.get("duration_s"),
                      "counts": _counts(r), "command": _command(r), "provided": r["implementation"].get("provided"),
-                     "commit": (r["provenance"].get("dropnorm_commit") or "")[:12]})
+                     "commit": (r["provenance"].get("dropnorm_commit") or "")[:12],
+                     "spec": r["provenance"].get("spec_version")})
     conv_rows = [{"label": label, "cells": [get(conventions.get(c["convention"])) for c in cols]}
                  for label, get in CONVENTION_ROWS]
+    # one row per conformance class, by the headline's rules (computed for reports older than schema 1.1)
+    verdicts = [{k["id"]: k for k in (r.get("classes") or class_verdicts(r["clauses"], r.get("strict", False),
+                                                                          r.get("complete", True)))}
+                for r in reports]
+    class_rows = [{"id": k.id, "title": k.title,
+                   "cells": [(v[k.id]["verdict"], ", ".join(v[k.id].get("failing", [])), v[k.id].get("known_defects", []))
+                             if k.id in v else ("", "not audited", []) for v in verdicts]}
+                  for k in classes().values()]
     status = [{e["id"]: e for e in r["clauses"]} for r in reports]
     clause_rows, findings = [], {}
     for cid, c in clauses().items():
@@ -214,7 +224,7 @@ def table(reports: list[dict]) -> dict:
                 findings.setdefault(f, {}).setdefault(col["name"], []).append(cid)
             row.append((x["status"], x["reason"], links) if x else ("", "not audited", []))
         clause_rows.append({"id": cid, "level": c.level, "title": c.title, "cells": row})
-    return {"columns": cols, "conventions": conv_rows, "clauses": clause_rows, "findings": findings,
+    return {"columns": cols, "conventions": conv_rows, "classes": class_rows, "clauses": clause_rows, "findings": findings,
             "provenance": reports[0]["provenance"] if reports else {}}
 
 
@@ -228,8 +238,16 @@ def _link(path: str, out: pathlib.Path) -> str:
     return os.path.relpath(target, out.resolve()) if target.exists() else path
 
 
+CLASS_MARK = {"conformant": "yes", "not conformant": "**NO**", "only known defects": "BUG", "not provided": "n/p"}
+
+
 def markdown(t: dict, problems: dict[str, str], out: pathlib.Path = pathlib.Path(".")) -> str:
     cols = t["columns"]
+
+    def class_mark(verdict, failing, links):
+        text = CLASS_MARK.get(verdict, "")
+        text = f"[{text}]({_link(links[0], out)})" if links else text
+        return text + (f" ({cell(failing)})" if failing else "")
 
     def mark(status, links):
         text = MARK.get(status, "")
@@ -241,7 +259,10 @@ def markdown(t: dict, problems: dict[str, str], out: pathlib.Path = pathlib.Path
                  "(spec/conventions.toml, docs/conventions.md); convention differences are never failures. "
                  "pass; FAIL; ERROR (could not be tested); N/R (provided, but its checks did not all run); "
                  "BUG (a recorded known defect, linked to its write-up in docs/findings/; not conformance); "
-                 "dev (a recorded convention, spec/deviations/); n/p (not provided); skip.", "", head,
+                 "dev (a recorded convention, spec/deviations/); n/p (not provided); skip. "
+                 "The class rows judge each conformance class (spec/CLAUSES.md) by the headline's rules: yes "
+                 "(conformant), NO (an unrecorded failure, error or not-reached MUST clause), BUG (only recorded known "
+                 "defects), n/p; the clauses that keep a class from conformant follow in brackets.", "", head,
                  "|---|" + "---|" * len(cols),
                  "| **conformant** | " + " | ".join(("yes" if c["conformant"] else "**no**")
                                                     + ("" if c["complete"] else " (incomplete)") for c in cols) + " |",
@@ -250,6 +271,8 @@ def markdown(t: dict, problems: dict[str, str], out: pathlib.Path = pathlib.Path
                                                 else c["profile"]) for c in cols) + " |",
                  "| convention | " + " | ".join(c["convention"] for c in cols) + " |"]
     out_lines += [f"| {row['label']} | " + " | ".join(cell(x) for x in row["cells"]) + " |" for row in t["conventions"]]
+    out_lines += [f"| **class: {cell(r['title'])}** | " + " | ".join(class_mark(v, why, links) for v, why, links in r["cells"])
+                  + " |" for r in t["classes"]]
     out_lines += [f"| {r['id']} ({r['level']}) | " + " | ".join(mark(s, links) for s, _, links in r["cells"]) + " |"
                   for r in t["clauses"]]
     if t["findings"]:
@@ -288,6 +311,7 @@ BUG: a recorded known defect (linked to its write-up); it is not conformance.</p
 <tr><th>audit</th>{% for c in t.columns %}<td>{{ c.profile }}{% if c.seconds is not none %}, {{ '%.0f' % c.seconds }} s{% endif %}</td>{% endfor %}</tr>
 <tr class="conv"><th>convention</th>{% for c in t.columns %}<td>{{ c.convention }}</td>{% endfor %}</tr>
 {% for row in t.conventions %}<tr class="conv"><th>{{ row.label }}</th>{% for x in row.cells %}<td>{{ x }}</td>{% endfor %}</tr>
+{% endfor %}{% for r in t.classes %}<tr><th>class: {{ r.title }}</th>{% for v, why, links in r.cells %}<td class="{{ {'conformant': 'pass', 'not conformant': 'fail', 'only known defects': 'known-defect'}.get(v, 'not-provided') }}" title="{{ why }}">{{ v }}{% if why %} ({{ why }}){% endif %}</td>{% endfor %}</tr>
 {% endfor %}{% for r in t.clauses %}<tr><th title="{{ r.title }}">{{ r.id }} ({{ r.level }})</th>{% for s, why, links in r.cells %}<td class="{{ s }}" title="{{ why }}">{% if links %}<a href="{{ link(links[0]) }}">{{ mark.get(s, '') }}</a>{% else %}{{ mark.get(s, '') }}{% endif %}</td>{% endfor %}</tr>
 {% endfor %}</table>
 {% if t.findings %}<h2>Recorded defects</h2><ul>{% for f, by_impl in t.findings|dictsort %}<li><a href="{{ link(f) }}">{{ f }}</a>: {% for impl, ids in by_impl.items() %}{{ impl }} ({{ ids|join(', ') }}){% if not loop.last %}; {% endif %}{% endfor %}</li>{% endfor %}</ul>{% endif %}

@@ -100,8 +100,21 @@ def schema() -> dict:
     return json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
 
 
+def upgrade(report: dict) -> dict:
+    """A schema 1.0 report read as 1.1: its class verdicts computed from its clause entries under the levels
+    it was judged with (each entry keeps its own level); severities stay unknown (null). In place."""
+    if report.get("schema_version") == "1.0":
+        from dropnorm.report.model import class_verdicts
+        report["classes"] = class_verdicts(report.get("clauses", []), report.get("strict", False),
+                                           report.get("complete", True))
+        report["schema_version"] = SCHEMA_VERSION
+    return report
+
+
 def validate(report: dict) -> None:
-    """Validate against dropnorm/report/schema.json (jsonschema when installed, else the version only)."""
+    """Validate against dropnorm/report/schema.json (jsonschema when installed, else the version only);
+    a 1.0 report is upgraded first (upgrade)."""
+    upgrade(report)
     if report.get("schema_version") != SCHEMA_VERSION:
         raise ReportError(f"schema_version {report.get('schema_version')!r}, this dropnorm reads {SCHEMA_VERSION}")
     try:

@@ -14,7 +14,8 @@ import hashlib
 import jinja2
 
 from dropnorm.report import figures, replay
-from dropnorm.report.markdown import by_layer, headline, layers_line, pass_detail, short_script, stale_line
+from dropnorm.report.markdown import (by_layer, classes_of, headline, layers_line, ordered_rows, pass_detail,
+                                      short_script, stale_line)
 from dropnorm.report.model import STATUSES
 
 # The page's only script: status filters and a search box. It records its own
@@ -52,7 +53,7 @@ _env = jinja2.Environment(loader=jinja2.PackageLoader("dropnorm.report", "templa
 
 
 def render(report: dict) -> str:
-    rows = sorted(report["clauses"], key=lambda e: (STATUSES.index(e["status"]), e["level"] != "MUST", e["id"]))
+    rows = [dict(e, severity=e.get("severity")) for e in ordered_rows(report)]  # reports before schema 1.1
     s, env = report["summary"], report["environment"]
     verdict_class = ("partial" if not report["complete"] else "ok" if report["conformant"] else "bad")
     digest = base64.b64encode(hashlib.sha256(SCRIPT.encode()).digest()).decode()
@@ -61,6 +62,7 @@ def render(report: dict) -> str:
         torch_version=(env["torch"] or {}).get("version", "absent"),
         seed=env["seed"] if env["seed"] is not None else "derandomized",
         verdict=headline(report, esc=str), verdict_class=verdict_class, summary=s, statuses=STATUSES,
+        classes=classes_of(report),
         counts=", ".join(f"{s[k]} {k}" for k in STATUSES if s[k]) + f" of {s['total']} clauses",
         scripts={e["id"]: short_script(e["failure"]) for e in rows if e["failure"]},
         alone={e["id"]: replay.describe(e["failure"].get("standalone")) for e in rows if e["failure"]},

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from dropnorm.report import replay
-from dropnorm.report.model import STATUSES
+from dropnorm.report.model import FAILING, STATUSES, class_verdicts, failure_order
 
 ICON = {"fail": "FAIL", "error": "ERROR", "not-reached": "NOT REACHED", "known-defect": "KNOWN DEFECT",
         "deviation": "deviation", "pass": "pass", "not-provided": "not provided", "skip": "skip"}
@@ -48,9 +48,32 @@ def stale_line(report: dict) -> str:
     return f"Stale deviations (recorded, met by no example of this run): {'; '.join(stale)}" if stale else ""
 
 
+def classes_of(report: dict) -> list[dict]:
+    """The report's class verdicts (computed from its clauses for a report older than schema 1.1)."""
+    return report.get("classes") or class_verdicts(report["clauses"], report.get("strict", False),
+                                                   report.get("complete", True))
+
+
+def class_rows(report: dict) -> list[str]:
+    """One table row per conformance class: its verdict and what keeps it from conformant."""
+    rows = ["| class | verdict | failing (by severity) | SHOULD not met | known defects |", "|---|---|---|---|---|"]
+    for k in classes_of(report):
+        rows.append(f"| {cell(k['title'])} | {'**' + k['verdict'] + '**' if k['verdict'] != 'conformant' else k['verdict']} "
+                    f"| {', '.join(k.get('failing', [])) or '-'} | {', '.join(k.get('should_failures', [])) or '-'} "
+                    f"| {', '.join(f'[{f.rsplit(chr(47), 1)[-1]}]({f})' for f in k.get('known_defects', [])) or '-'} |")
+    return rows
+
+
+def ordered_rows(report: dict) -> list[dict]:
+    """The clauses as every report lists them: failing ones first, the most severe first (a wrong value
+    returned silently), then the rest by status, level and id."""
+    return sorted(report["clauses"], key=lambda e: (0,) + failure_order(e) if e["status"] in FAILING
+                  else (1, STATUSES.index(e["status"]), e["level"] != "MUST", e["id"]))
+
+
 def render(report: dict) -> str:
     s, env, prov = report["summary"], report["environment"], report["provenance"]
-    rows = sorted(report["clauses"], key=lambda e: (STATUSES.index(e["status"]), e["level"] != "MUST", e["id"]))
+    rows = ordered_rows(report)
     out = [f"# dropnorm conformance: {headline(report)}", "",
            " · ".join(f"{s[k]} {k}" for k in STATUSES if s[k]) + f" of {s['total']} clauses"
            + (f"; {s['should_failures']} SHOULD clause(s) failing" if s["should_failures"] else "")
@@ -64,16 +87,18 @@ def render(report: dict) -> str:
            f"Command: `{cell(prov['command'])}`", "", layers_line(report), ""]
     if stale_line(report):
         out += [cell(stale_line(report)), ""]
-    out += ["| status | clause | level | per layer | title | detail |", "|---|---|---|---|---|---|"]
+    out += ["## Conformance classes", ""] + class_rows(report) + ["", "## Clauses", ""]
+    out += ["| status | severity | clause | level | per layer | title | detail |", "|---|---|---|---|---|---|---|"]
     for e in rows:
         detail = e["reason"] if e["status"] != "pass" else pass_detail(e)
-        out.append(f"| {ICON[e['status']]} | {e['id']} | {e['level']} | {by_layer(e)} | {cell(e['title'])} "
-                   f"| {cell(detail)} |")
+        out.append(f"| {ICON[e['status']]} | {e.get('severity') or ''} | {e['id']} | {e['level']} | {by_layer(e)} "
+                   f"| {cell(e['title'])} | {cell(detail)} |")
     failures = [e for e in rows if e["failure"] or e["errors"]]
     if failures:
         out += ["", "## Failures", ""]
     for e in failures:
-        out.append(f"### {e['id']} ({e['level']}): {cell(e['title'])}")
+        out.append(f"### {e['id']} ({e['level']}{', ' + e['severity'] if e.get('severity') else ''}): "
+                   f"{cell(e['title'])}")
         out.append("")
         f = e["failure"]
         if f:
