@@ -118,3 +118,64 @@ def test_known_defect_script_names_are_plain_files_whatever_the_condition(tmp_pa
               "clauses": [{"id": "D2-EDGE-01", "failure": None, "deviations": [dev]}]}
     files.write_scripts(tmp_path, report)
     assert dev["script_file"] == "repro-D2-EDGE-01-p_1.0.py" and (tmp_path / dev["script_file"]).exists()
+
+
+# ------------------------------------------------------------------ classes and severity (spec 0.2.0)
+def entries_for(records, selected):
+    return model.clause_entries(records, {}, selected)
+
+
+def test_each_class_is_judged_by_the_headline_rules_over_its_own_clauses():
+    """A failure in one class leaves the others conformant; a known defect makes its class 'only known
+    defects' with its write-up; a class none of whose clauses could run is 'not provided'."""
+    known = {"clause": "BN-LAYOUT-01", "condition": "output", "reason": "r", "message": "m", "kind": "known-defect",
+             "finding": "docs/findings/x.md", "severity": "wrong-value"}
+    records = [rec("t1", "failed", ["DO-TRAIN-01"], violations=[violation("DO-TRAIN-01")]),
+               rec("t2", "passed", ["DO-TRAIN-02"]),
+               rec("t3", "passed", ["BN-LAYOUT-01"], kinds=("BatchNorm2d",), deviations=[known]),
+               rec("t4", "skipped", ["BN-NUM-01"], skip_reason="not provided: no BatchNorm")]
+    got = {k["id"]: k for k in model.class_verdicts(entries_for(records, {"DO-TRAIN-01", "DO-TRAIN-02",
+                                                                         "BN-LAYOUT-01", "BN-NUM-01"}))}
+    assert set(got) == {"values", "randomness", "layouts", "numerics"}
+    assert got["values"]["verdict"] == "not conformant" and got["values"]["failing"] == ["DO-TRAIN-01"]
+    assert got["randomness"]["verdict"] == "conformant" and got["randomness"]["conformant"]
+    assert got["layouts"]["verdict"] == "only known defects" and got["layouts"]["known_defects"] == ["docs/findings/x.md"]
+    assert got["numerics"]["verdict"] == "not provided"
+
+
+def test_a_should_failure_is_listed_in_its_class_but_never_makes_it_non_conformant():
+    """BN-API-01 (momentum validation) is a recommendation of this spec (SHOULD): failing it leaves the
+    validation class conformant, listing it; with strict it counts."""
+    records = [rec("t1", "failed", ["BN-API-01"], kinds=("BatchNorm1d",),
+                   violations=[dict(violation("BN-API-01", "nan"), severity="invalid-accepted")])]
+    entries = entries_for(records, {"BN-API-01"})
+    k = model.class_verdicts(entries)[0]
+    assert (k["id"], k["verdict"], k["should_failures"]) == ("validation", "conformant", ["BN-API-01"])
+    assert model.class_verdicts(entries, strict=True)[0]["verdict"] == "not conformant"
+
+
+def test_severity_comes_from_what_the_check_observed_and_orders_the_failures():
+    """A wrong value outranks a wrong state, an exception and an accepted invalid argument; an error (no
+    clause violation: an exception, a hang) is 'exception'; not-reached has no severity."""
+    records = [rec("t1", "failed", ["BN-API-02"], kinds=("BatchNorm1d",),
+                   violations=[dict(violation("BN-API-02", "nan"), severity="invalid-accepted")]),
+               rec("t2", "failed", ["DO-TRAIN-01"], violations=[dict(violation("DO-TRAIN-01"), severity="wrong-value")]),
+               rec("t3", "failed", ["DO-DTYPE-01"], error="RuntimeError: boom"),
+               rec("t4", "failed", ["DO-EVAL-02", "DO-P0-01"],
+                   violations=[dict(violation("DO-EVAL-02", "rng-untouched"), severity="wrong-state")],
+                   unjudged="a rerun ended in TypeError")]
+    entries = entries_for(records, {"BN-API-02", "DO-TRAIN-01", "DO-DTYPE-01", "DO-EVAL-02", "DO-P0-01"})
+    sev = {e["id"]: e["severity"] for e in entries}
+    assert sev == {"BN-API-02": "invalid-accepted", "DO-TRAIN-01": "wrong-value", "DO-DTYPE-01": "exception",
+                   "DO-EVAL-02": "wrong-state", "DO-P0-01": None}
+    failing = [e["id"] for e in sorted(entries, key=model.failure_order)]
+    assert failing[:4] == ["DO-TRAIN-01", "DO-EVAL-02", "DO-DTYPE-01", "BN-API-02"]
+    assert next(e for e in entries if e["id"] == "DO-TRAIN-01")["failure"]["severity"] == "wrong-value"
+
+
+def test_a_selection_is_never_called_conformant():
+    """A run restricted to some clauses says that the selected clauses hold, never 'conformant'."""
+    entries = entries_for([rec("t1", "passed", ["DO-TRAIN-01"])], {"DO-TRAIN-01"})
+    text = model.selection_verdict(entries, {"DO-TRAIN-01"})
+    assert text.startswith("the selected clauses hold: 1 of ") and "not a conformance verdict" in text
+    assert "conformant" not in text.replace("not a conformance verdict", "")

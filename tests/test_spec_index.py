@@ -120,3 +120,26 @@ def test_a_deviation_file_can_include_another_and_a_cycle_is_a_clear_error(tmp_p
     (tmp_path / "typo.toml").write_text('inclde = ["base.toml"]\n')
     with pytest.raises(spec.SpecError, match="unknown top-level keys"):
         spec.load_deviations(tmp_path / "typo.toml")
+
+
+def test_every_clause_has_a_basis_and_a_class_and_a_recommendation_is_never_a_must():
+    """spec 0.2.0: each clause records where its requirement comes from; a requirement resting only on a
+    decision of this specification ([DN], basis recommendation) is SHOULD, with its reason written."""
+    from dropnorm import spec
+    for c in spec.clauses().values():
+        assert c.basis in spec.BASES and c.conformance_class in spec.classes(), c.id
+        if c.basis == "recommendation":
+            assert c.level == "SHOULD" and c.level_reason, c.id
+        if c.level == "SHOULD":
+            assert c.level_reason, f"{c.id}: a SHOULD clause says why it is not a MUST"
+    assert all(any(c.conformance_class == k for c in spec.clauses().values()) for k in spec.classes())
+
+
+def test_no_known_defect_is_recorded_against_a_recommendation():
+    """A departure from this specification's own recommendation is not a defect of the framework: it is
+    recorded as a convention (spec/deviations/*.toml)."""
+    from dropnorm import spec
+    for path in sorted(spec.SPEC_DIR.joinpath("deviations").glob("*.toml")):
+        for d in spec.load_deviations(path):
+            if spec.clauses()[d.clause].basis == "recommendation":
+                assert d.kind == "convention", f"{path.name}: {d.key} is a known-defect of a recommendation"
