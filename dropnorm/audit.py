@@ -105,6 +105,8 @@ class Target:
     convention: str = "torch"  # the documented convention it is checked against (spec/conventions.toml)
     provided: list = field(default_factory=list)   # the layer kinds it has
     cost_factor: float = 1.0                        # how much slower than eager torch its tests run
+    # a torch-module file's kinds whose class IS torch.nn's (by identity): judged under torch's record
+    torch_own_kinds: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -180,7 +182,7 @@ def load_target(opts: Options) -> Target:
     sha = environment.file_sha256(target) if target.endswith(".py") and os.path.isfile(target) else None
     from dropnorm import conventions
     return Target(spec, impl.name, str(impl.version), target, sha, impl.describe(), conventions.of(impl).name,
-                  provided, float(getattr(impl, "cost_factor", 1.0)))
+                  provided, float(getattr(impl, "cost_factor", 1.0)), list(getattr(impl, "torch_own_kinds", ())))
 
 
 def slug(text: str) -> str:
@@ -427,9 +429,9 @@ REFERENCE_NOTE = (" (the oracle audited against itself: a self-consistency check
 def deviation_hits(opts: Options, target: Target, records: list[dict], entries: list[dict]) -> list[dict]:
     """Every recorded deviation of the audited clauses, with how many tests met it; `stale` where
     the clause's tests ran and none did (a fixed bug, or an entry whose scope no longer matches)."""
-    from dropnorm.spec import default_deviations_file
-    path = default_deviations_file(target.name)
-    recorded = (load_deviations(path) if path else []) + [d for p in opts.deviations for d in load_deviations(p)]
+    from dropnorm.plugin import recorded_deviations
+    recorded = recorded_deviations(target.name, target.torch_own_kinds,
+                                   [d for p in opts.deviations for d in load_deviations(p)])
     status = {e["id"]: e["status"] for e in entries}
     out = []
     for dev in recorded:
@@ -453,7 +455,9 @@ def audit(opts: Options) -> int:
         missing = [k for k in KINDS if k not in target.provided]
         print(f"dropnorm audit: {target.description} on {opts.device}, profile {opts.profile}; "
               f"report in {directory}\nprovided: {', '.join(target.provided)}"
-              + (f"; missing: {', '.join(missing)} (their clauses are not-provided)" if missing else ""),
+              + (f"; missing: {', '.join(missing)} (their clauses are not-provided)" if missing else "")
+              + (f"\ntorch's own classes (judged under spec/deviations/torch.toml): {', '.join(target.torch_own_kinds)}"
+                 if target.torch_own_kinds else ""),
               file=sys.stderr)
     previous = signal.signal(signal.SIGTERM, _sigterm)
     started = time.time()

@@ -97,6 +97,11 @@ def cmd_selfcheck(args, argv) -> int:
 
 def cmd_matrix(args, argv) -> int:
     from dropnorm import matrix
+    from dropnorm.audit import UsageError
+    for spec in args.impl:
+        wrong = bare_path_error(spec)
+        if wrong:
+            raise UsageError(wrong)
     out = pathlib.Path(args.out)
     if args.sources:
         reports, problems = [matrix.collect(s) for s in args.sources], {}
@@ -112,8 +117,52 @@ def cmd_matrix(args, argv) -> int:
     return 0
 
 
+def bare_path_error(spec: str) -> str | None:
+    """The usage error for an --impl value that is a path without its torch-module: prefix (my_layers.py,
+    layers/ops.py, or a name whose .py file lies here), else None."""
+    from dropnorm.adapters import REGISTRY
+    if spec in REGISTRY or spec.startswith("torch-module:"):
+        return None
+    if spec.endswith(".py") or os.sep in spec or os.path.isfile(spec) or os.path.isfile(spec + ".py"):
+        return (f"--impl {spec}: a file or module of your own is named with the torch-module: prefix; "
+                f"did you mean --impl torch-module:{spec}?")
+    return None
+
+
+def preflight(spec: str, device: str) -> None:
+    """Before the suite runs: a torch-module target whose layers' forward returns something other than a
+    torch.Tensor (numpy arrays, lists) is one usage error (exit 2), not an error in every test. A target that
+    cannot be loaded is left to the audit, which says why in its own words."""
+    if not spec.startswith("torch-module:"):
+        return
+    from dropnorm.adapters import load
+    from dropnorm.audit import UsageError
+    try:
+        impl = load(spec, device=device)
+        problems = impl.preflight()
+    except Exception:  # noqa: BLE001 - loading runs the user's code; the audit reports what it raises
+        return
+    if problems:
+        raise UsageError(f"{impl.describe()}: {'; '.join(problems)}; a torch-module layer's forward must return "
+                         "a torch.Tensor (README, 'Audit your own layers'), so every test of these layers would be "
+                         "an error")
+
+
 def cmd_audit(args, argv) -> int:
-    from dropnorm.audit import Options, audit
+    from dropnorm.audit import Options, UsageError, audit
+    # --impl my_layers.py: a usage error that says what was meant, before anything is loaded
+    wrong = bare_path_error(args.impl)
+    if wrong:
+        raise UsageError(wrong)
+    preflight(args.impl, args.device)
+    if args.impl.startswith("torch-module:") and not args.quiet:
+        from dropnorm.spec import SPEC_DIR
+        records = (SPEC_DIR / "deviations").resolve()
+        for path in args.deviations:
+            if pathlib.Path(path).resolve().parent == records:
+                print(f"dropnorm audit: note: --deviations {path} is dropnorm's record of a framework: it never "
+                      "covers your own classes; torch.nn's own classes in your file (by identity) are judged "
+                      "under torch's record without it", file=sys.stderr)
     return audit(Options(impl=args.impl, layers=args.layer, clauses=args.clause, profile=args.profile,
                          report_dir=args.report_dir, jobs=args.jobs, device=args.device, seed=args.seed,
                          strict=args.strict, deviations=args.deviations, quiet=args.quiet,

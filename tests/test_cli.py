@@ -59,6 +59,10 @@ def module_file(tmp_path):
     (["audit", "--deviations", "/nonexistent.toml"], "deviations file not found"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     (["compare", "/nonexistent-a", "/nonexistent-b"], "no report at"),
+    # a path without its prefix (issue 25): say what was meant
+    (["audit", "--impl", "my_layers.py"], "did you mean --impl torch-module:my_layers.py?"),
+    (["audit", "--impl", "pkg/layers.py"], "did you mean --impl torch-module:pkg/layers.py?"),
+    (["matrix", "--impl", "my_layers.py"], "did you mean --impl torch-module:my_layers.py?"),
 ])
 def test_usage_errors_exit_2_with_one_line(capsys, args, expected):
     status, err = run_cli(capsys, *args)
@@ -78,6 +82,63 @@ def test_implementations_that_cannot_be_loaded_exit_2(capsys, module_file, sourc
     status, err = run_cli(capsys, "audit", "--impl", "torch-module:" + module_file(source))
     assert status == 2
     assert expected in one_line(err)
+
+
+def test_a_missing_package_is_named(capsys, module_file, tmp_path, monkeypatch):
+    """A file (or a module) that imports a package that is not installed: the error names that package and
+    does not send the user to check the target's own name (issue 25)."""
+    status, err = run_cli(capsys, "audit", "--impl", "torch-module:" + module_file("import torch\nimport nonexistent_pkg_xyz.sub\n"))
+    line = one_line(err)
+    assert status == 2 and "layers.py imports 'nonexistent_pkg_xyz'" in line and "check the module name" not in line
+    package = tmp_path / "userpkg_issue25"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "layers.py").write_text("import nonexistent_pkg_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    status, err = run_cli(capsys, "audit", "--impl", "torch-module:userpkg_issue25.layers")
+    line = one_line(err)
+    assert status == 2 and "userpkg_issue25.layers imports 'nonexistent_pkg_xyz'" in line, line
+    # the target itself not found: still "check the module name"
+    status, err = run_cli(capsys, "audit", "--impl", "torch-module:userpkg_issue25.nolayers")
+    assert status == 2 and "check the module name" in one_line(err)
+
+
+def test_a_sibling_module_off_the_path_is_named(capsys, tmp_path):
+    (tmp_path / "helpers_issue25.py").write_text("X = 1\n")
+    target = tmp_path / "layers.py"
+    target.write_text("from helpers_issue25 import X\n")
+    status, err = run_cli(capsys, "audit", "--impl", f"torch-module:{target}")
+    line = one_line(err)
+    assert status == 2 and "'helpers_issue25' lies next to it" in line and f"PYTHONPATH={tmp_path}" in line, line
+
+
+NUMPY_LAYERS = """import torch
+
+
+class Dropout(torch.nn.Module):
+    def __init__(self, p=0.5, inplace=False):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        return x.detach().numpy() * 1.0
+
+
+class BatchNorm2d(torch.nn.BatchNorm2d):
+    def forward(self, x):
+        return super().forward(x).detach().numpy()
+"""
+
+
+def test_layers_returning_numpy_are_one_line_up_front(capsys, module_file):
+    """Layers whose forward returns numpy arrays: one line before the suite runs (exit 2), not an error in
+    every test of theirs."""
+    started = time.time()
+    status, err = run_cli(capsys, "audit", "--impl", "torch-module:" + module_file(NUMPY_LAYERS), "--profile=quick")
+    line = one_line(err)
+    assert status == 2 and "Dropout.forward returned numpy.ndarray in training mode, not a torch.Tensor" in line
+    assert "BatchNorm2d.forward returned numpy.ndarray" in line and "must return a torch.Tensor" in line
+    assert time.time() - started < 60  # no test ran
 
 
 def test_unwritable_report_dir_exits_2(capsys, tmp_path):

@@ -21,6 +21,7 @@ import torch
 
 from dropnorm.adapters.base import Implementation, Layer, NotProvided, Output
 from dropnorm.adapters.layouts import storage_permutation
+from dropnorm.kinds import KINDS
 
 TORCH_DTYPES = {
     "float64": torch.float64,
@@ -265,6 +266,48 @@ class TorchImplementation(Implementation):
     def provides(self, kind: str) -> bool:
         return isinstance(getattr(self.ns, kind, None), type)
 
+    @property
+    def torch_own_kinds(self) -> list[str]:
+        """The layer kinds of a torch-module target whose class IS torch.nn's class of that kind (by identity:
+        `from torch.nn import Dropout`, `Dropout = nn.Dropout`), in KINDS order. They are judged under torch's
+        recorded departures (spec/deviations/torch.toml), scoped to these kinds; every other class of the target
+        (a subclass of torch's included) is the user's own. Empty for --impl torch and torch's execution paths,
+        whose whole deviations file applies already."""
+        if not self.name.startswith("torch-module:"):
+            return []
+        return [k for k in KINDS if self.provides(k) and getattr(self.ns, k) is getattr(torch.nn, k, None)]
+
+    # one small input per kind for preflight(): (N, C, *spatial) of the kind's batched rank
+    PREFLIGHT_SHAPES = {"Dropout": (4, 3), "AlphaDropout": (4, 3), "Dropout1d": (2, 3, 4), "Dropout2d": (2, 3, 4, 4),
+                        "Dropout3d": (2, 3, 2, 2, 2), "FeatureAlphaDropout": (2, 3, 4, 4), "BatchNorm1d": (4, 3),
+                        "BatchNorm2d": (4, 3, 2, 2), "BatchNorm3d": (4, 3, 2, 2, 2)}
+
+    def preflight(self) -> list[str]:
+        """What makes every test of a provided kind an error, found with one forward call per kind before the
+        suite runs: a forward that returns something other than a torch.Tensor (numpy arrays, lists, tuples).
+        One line per such kind; empty when none. A forward that raises is left to the clauses (it may be a
+        departure of one keyword or mode only); the global RNG state is restored afterwards."""
+        problems = []
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            for kind in KINDS:
+                if not self.provides(kind):
+                    continue
+                for training in (True, False):
+                    try:
+                        layer = self._construct(kind, dict(num_features=3) if kind.startswith("BatchNorm")
+                                                else dict(p=0.5))
+                        layer.train(training)
+                        y = layer.module(torch.ones(self.PREFLIGHT_SHAPES[kind], device=self.device))
+                    except Exception:  # noqa: BLE001 - the clauses judge what a layer raises
+                        continue
+                    if not isinstance(y, torch.Tensor):
+                        t = type(y)
+                        what = t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+                        problems.append(f"{kind}.forward returned {what} in {'training' if training else 'eval'} "
+                                        "mode, not a torch.Tensor")
+                        break
+        return problems
+
     def expresses(self, kind: str, **options) -> bool:
         """Whether the class constructs with the probed keyword values in `options` (other options,
         dtypes included, are left to the calls themselves)."""
@@ -429,11 +472,33 @@ def torch_nn(device: str = "cpu") -> TorchImplementation:
     return TorchImplementation(torch.nn, "torch", "torch.nn", torch.__version__, device)
 
 
+class MissingPackage(ImportError):
+    """A torch-module target that exists but imports a module that cannot be found (a package not installed
+    in this Python, or a sibling file not on the path): the message names that module. An ImportError, not a
+    ModuleNotFoundError, so that it is never read as "the target itself was not found"."""
+
+
+def _missing_package(target: str, e: ModuleNotFoundError, directory: str | None) -> MissingPackage:
+    missing = e.name or str(e)
+    where = os.path.basename(target) if directory else target
+    top = missing.split(".")[0]
+    if directory and (os.path.isfile(os.path.join(directory, top + ".py"))
+                      or os.path.isdir(os.path.join(directory, top))):
+        hint = (f"{top!r} lies next to it in {directory}, which is not on the import path: run with "
+                f"PYTHONPATH={directory}")
+    else:
+        hint = f"install it into this Python ({sys.executable})"
+    return MissingPackage(f"{where} imports {missing!r}, which cannot be found (No module named {missing!r}): {hint}",
+                          name=missing)
+
+
 def import_target(target: str):
     """Import a module by dotted name, or a .py file under a unique module name.
 
     A file is loaded as `dropnorm_impl_<hash of its absolute path>`, so it can
-    neither shadow the suite's modules nor be shadowed by them.
+    neither shadow the suite's modules nor be shadowed by them. A target that imports a module that
+    cannot be found raises MissingPackage naming that module (ModuleNotFoundError stays for a dotted
+    target that is itself not found).
     """
     if target.endswith(".py") or os.sep in target:
         path = os.path.abspath(target)
@@ -447,11 +512,20 @@ def import_target(target: str):
         sys.modules[name] = module
         try:
             spec.loader.exec_module(module)
+        except ModuleNotFoundError as e:
+            del sys.modules[name]
+            raise _missing_package(target, e, os.path.dirname(path)) from e
         except BaseException:
             del sys.modules[name]
             raise
         return module
-    return importlib.import_module(target)
+    try:
+        return importlib.import_module(target)
+    except ModuleNotFoundError as e:
+        # the target itself (or a package above it) not found: the caller says "check the module name"
+        if e.name is None or target == e.name or target.startswith(e.name + "."):
+            raise
+        raise _missing_package(target, e, None) from e
 
 
 def torch_module(target: str, device: str = "cpu") -> TorchImplementation:

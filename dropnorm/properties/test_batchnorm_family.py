@@ -99,10 +99,16 @@ def _probe_sync(inner, dims):
     inner.batchnorm(dims, 2).convert_sync()
 
 
+def probe_shape(dims: int) -> tuple:
+    """The probe input of a BatchNorm{dims}d: (N, C) for BatchNorm1d, (N, C, *spatial) with `dims`
+    spatial axes for BatchNorm2d/3d (torch's BatchNorm2d takes 4-D input, BatchNorm3d 5-D)."""
+    return (2, 2) + (1,) * (dims if dims > 1 else 0)
+
+
 def _probe_forward_in(inner, dims):
     layer = inner.batchnorm(dims, 2)
     layer.train(False)
-    layer.forward_in(np.ones((2, 2) + (1,) * (dims - 1) if dims > 1 else (2, 2)), context="no_grad")
+    layer.forward_in(np.ones(probe_shape(dims)), context="no_grad")
 
 
 def _assert_same_counter(s_got, s_exp, clause, condition, what, *, report_values=True):
@@ -111,7 +117,7 @@ def _assert_same_counter(s_got, s_exp, clause, condition, what, *, report_values
     __tracebackhide__ = True
     got, exp = s_got["num_batches_tracked"], s_exp["num_batches_tracked"]
     ph.check(got == exp, clause, condition, f"got num_batches_tracked {got!r}, expected {exp!r} [{what}]",
-             observed=got if report_values else None, expected=exp if report_values else None)
+             observed=got if report_values else None, expected=exp if report_values else None, severity="wrong-state")
 
 
 def _assert_same_running_state(s_got, s_exp, clause, condition, what, *, report_values=True):
@@ -158,7 +164,7 @@ def test_reset_restores_a_fresh_layer(impl, data):
         ph.assert_equal(after["running_var"], fresh["running_var"], "BN-RESET-01", "running-var", what)
         ph.check(after["num_batches_tracked"] == 0, "BN-RESET-01", "counter",
                  f"got num_batches_tracked {after['num_batches_tracked']!r}, expected 0 [{what}]",
-                 observed=after["num_batches_tracked"], expected=0)
+                 observed=after["num_batches_tracked"], expected=0, severity="wrong-state")
     if case.affine and which == "reset_parameters":
         ph.assert_equal(after["weight"], fresh["weight"], "BN-RESET-01", "weight", what)
         ph.assert_equal(after["bias"], fresh["bias"], "BN-RESET-01", "bias", what)
@@ -231,7 +237,7 @@ def test_loading_checkpoints_with_and_without_the_counter(impl, data):
     ph.check(raised is not None and "num_batches_tracked" in raised, "BN-LOAD-01", "missing-counter",
              f"a strict load of a current-format state without num_batches_tracked "
              f"{'raised ' + repr(raised[:300]) if raised else 'returned'}, expected an error naming "
-             f"num_batches_tracked [{case.describe()}]", observed=raised, expected="an error naming num_batches_tracked")
+             f"num_batches_tracked [{case.describe()}]", observed=raised, expected="an error naming num_batches_tracked", severity="wrong-state")
 
     try:
         _call(case.layer, "load_state", values=saved, legacy=legacy)
@@ -239,7 +245,7 @@ def test_loading_checkpoints_with_and_without_the_counter(impl, data):
         raise
     except Exception as e:  # noqa: BLE001
         ph.check(False, "BN-LOAD-01", "legacy-loads" if legacy else "loads",
-                 f"the strict load raised {type(e).__name__}: {str(e)[:300]} [{what}]")
+                 f"the strict load raised {type(e).__name__}: {str(e)[:300]} [{what}]", severity="exception")
         return
     state = case.layer.state()
     for key, value in values.items():
@@ -248,7 +254,7 @@ def test_loading_checkpoints_with_and_without_the_counter(impl, data):
     whose = "the layer's own counter before the load" if legacy else "the saved counter"
     ph.check(state["num_batches_tracked"] == t, "BN-LOAD-01", "legacy-counter" if legacy else "counter",
              f"got num_batches_tracked {state['num_batches_tracked']!r} after the load, expected {t} ({whose}) "
-             f"[{what}]", observed=state["num_batches_tracked"], expected=t)
+             f"[{what}]", observed=state["num_batches_tracked"], expected=t, severity="wrong-state")
 
     x = inputs.channels(case.seed + 30, case.shape, case.dtype)
     case.layer.forward(x, dtype=case.dtype)
@@ -303,11 +309,11 @@ def test_lazy_batchnorm_is_the_eager_one(impl, data):
                                ("running_var", "running-var")):
             if s_exp[key] is None or s_got[key] is None:
                 ph.check(s_got[key] is None and s_exp[key] is None, "BN-LAZY-01", condition,
-                         f"got {key} {s_got[key]!r}, expected {s_exp[key]!r} [{step}]")
+                         f"got {key} {s_got[key]!r}, expected {s_exp[key]!r} [{step}]", severity="wrong-state")
                 continue
             ph.check(np.shape(s_got[key]) == (c,), "BN-LAZY-01", "shape",
                      f"got {key} of shape {np.shape(s_got[key])}, expected ({c},) [{step}]",
-                     observed=np.shape(s_got[key]), expected=(c,))
+                     observed=np.shape(s_got[key]), expected=(c,), severity="wrong-state")
             if np.shape(s_got[key]) == (c,):
                 ph.assert_equal(s_got[key], s_exp[key], "BN-LAZY-01", condition, f"{key}, {step}")
                 # materialised as a fresh layer: parameters at their initial values until trained, and
@@ -353,7 +359,7 @@ def test_sync_batchnorm_in_one_process(impl, data):
     except Exception as e:  # noqa: BLE001 - a clear error is allowed; which one is the observation
         ph.check(isinstance(e, (ValueError, RuntimeError)) and bool(str(e).strip()), "BN-SYNC-01", "clear-error",
                  f"training raised {type(e).__name__}: {str(e)[:300]!r}, expected the BatchNorm result or a "
-                 f"ValueError/RuntimeError saying why [{what}, training]")
+                 f"ValueError/RuntimeError saying why [{what}, training]", severity="exception")
         got = None
     if got is not None:
         ph.assert_equal(got.y, expected.y, "BN-SYNC-01", "train-output", f"{what}, training")
@@ -373,12 +379,12 @@ def test_sync_batchnorm_in_one_process(impl, data):
     for key in ("weight", "bias") + STATS:
         if s_src[key] is None or s_conv[key] is None:
             ph.check(s_src[key] is None and s_conv[key] is None, "BN-SYNC-01", "converted-state",
-                     f"got {key} {s_conv[key]!r}, expected {s_src[key]!r} [{conv_what}]")
+                     f"got {key} {s_conv[key]!r}, expected {s_src[key]!r} [{conv_what}]", severity="wrong-state")
         else:
             ph.assert_equal(s_conv[key], s_src[key], "BN-SYNC-01", "converted-state", f"{key}, {conv_what}")
     _assert_same_counter(s_conv, s_src, "BN-SYNC-01", "converted-state", conv_what)
     ph.check(converted.training == mode, "BN-SYNC-01", "converted-mode",
-             f"got training={converted.training}, expected {mode} [{conv_what}]")
+             f"got training={converted.training}, expected {mode} [{conv_what}]", severity="wrong-state")
     source.train(False)
     converted.train(False)
     ph.assert_equal(converted.forward(case.x, dtype=case.dtype).y, source.forward(case.x, dtype=case.dtype).y,
@@ -408,15 +414,15 @@ def test_eval_under_no_gradient_contexts(impl, data):
         if context == "no_grad":
             ph.check(not extra["requires_grad"] and not extra["input_grad"], "BN-GRAD-05", "no-grad-graph",
                      f"the output requires_grad={extra['requires_grad']}, the input received a gradient: "
-                     f"{extra['input_grad']}; expected no graph [{what}]")
+                     f"{extra['input_grad']}; expected no graph [{what}]", severity="wrong-state")
             ph.check(extra["autograd_error"] is None, "BN-GRAD-05", "no-grad-usable",
-                     f"using the output in a recorded computation raised {extra['autograd_error']!r} [{what}]")
+                     f"using the output in a recorded computation raised {extra['autograd_error']!r} [{what}]", severity="exception")
         else:
             ph.check(extra["inference"], "BN-GRAD-05", "inference-tensor",
-                     f"the output is not an inference tensor [{what}]")
+                     f"the output is not an inference tensor [{what}]", severity="wrong-state")
             error = extra["autograd_error"] or ""
             ph.check(error.startswith("RuntimeError: ") and len(error) > len("RuntimeError: "), "BN-GRAD-05",
                      "inference-autograd-error",
                      f"using the output in a recorded computation {'raised ' + repr(error[:300]) if error else 'did not raise'}"
                      f", expected a RuntimeError saying why [{what}]", observed=error or None,
-                     expected="RuntimeError")
+                     expected="RuntimeError", severity="invalid-accepted")

@@ -5,8 +5,8 @@ and fails in B (fail, error, not-reached, known-defect). A fix is a failing clau
 that is pass, deviation or not-provided in B: a clause that went from fail to skip or
 not-reached was not judged in B, so it is "unchecked", never "fixed". Other changes are
 listed as changed. Differences in what the two runs did (profile, seed, selection, spec
-version, device, completeness) are listed as warnings: a diff across them compares
-different checks.
+version, device, completeness, which classes of a torch-module file are torch.nn's own) are
+listed as warnings: a diff across them compares different checks.
 """
 from __future__ import annotations
 
@@ -49,6 +49,12 @@ def warnings(a: dict, b: dict) -> list[str]:
                         ("spec version", a["provenance"]["spec_version"], b["provenance"]["spec_version"])):
         if x != y:
             out.append(f"{label} differs: {x} vs {y}")
+    # a torch-module file's classes that are torch.nn's own are judged under torch's record (issue 25): where
+    # the two files differ in them, a status may change because whose record applies changed
+    own_a, own_b = (r.get("implementation", {}).get("torch_own_kinds") for r in (a, b))
+    if (own_a or own_b) and sorted(own_a or []) != sorted(own_b or []):
+        out.append(f"torch's own classes differ (judged under torch's recorded deviations): {own_a or []} vs "
+                   f"{own_b or []}")
     for name, r in (("A", a), ("B", b)):
         if not r.get("complete", True):
             out.append(f"{name} is incomplete (the audit was interrupted)")
