@@ -129,23 +129,65 @@ def bare_path_error(spec: str) -> str | None:
     return None
 
 
-def preflight(spec: str, device: str) -> None:
-    """Before the suite runs: a torch-module target whose layers' forward returns something other than a
-    torch.Tensor (numpy arrays, lists) is one usage error (exit 2), not an error in every test. A target that
-    cannot be loaded is left to the audit, which says why in its own words."""
-    if not spec.startswith("torch-module:"):
-        return
+PREFLIGHT_TIMEOUT_S = 20  # one forward call per kind on a few values takes milliseconds; past this, the audit judges
+
+
+def _preflight_problems(impl, timeout_s: float) -> dict[str, str]:
+    """impl.preflight() in a forked child, so that the user's forward, which may hang holding the GIL, crash the
+    process, print or change global state (tests/misbehaving/), never touches the audit's own process or
+    console; {} when the child does not answer in time or dies (the audit's supervised workers then say what
+    went wrong)."""
+    import multiprocessing
+    ctx = multiprocessing.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+
+    def child():
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            send.send(impl.preflight())
+        except BaseException:  # noqa: BLE001 - anything the user's code raises is the audit's to report
+            send.send({})
+        finally:
+            os._exit(0)
+
+    proc = ctx.Process(target=child, daemon=True)
+    proc.start()
+    send.close()
+    try:
+        return receive.recv() if receive.poll(timeout_s) else {}
+    except EOFError:  # the child died before answering
+        return {}
+    finally:
+        proc.kill()
+        proc.join()
+
+
+def preflight(spec: str, device: str, timeout_s: float = PREFLIGHT_TIMEOUT_S, quiet: bool = False) -> None:
+    """Before the suite runs, one forward call per provided kind of a torch-module target: a forward that returns
+    something other than a torch.Tensor (numpy arrays, lists) makes every test of that kind an error. When no
+    provided kind returns a tensor that is one usage error (exit 2: nothing could be audited); when some do, one
+    note names the others and the audit goes on as far as it can (their tests are errors). A target that cannot
+    be loaded, or whose forward hangs or crashes, is left to the audit, which says why in its own words."""
+    if not spec.startswith("torch-module:") or device != "cpu":
+        return  # CUDA does not survive fork(); a non-tensor output is then an error in each test
     from dropnorm.adapters import load
     from dropnorm.audit import UsageError
     try:
         impl = load(spec, device=device)
-        problems = impl.preflight()
     except Exception:  # noqa: BLE001 - loading runs the user's code; the audit reports what it raises
         return
-    if problems:
-        raise UsageError(f"{impl.describe()}: {'; '.join(problems)}; a torch-module layer's forward must return "
-                         "a torch.Tensor (README, 'Audit your own layers'), so every test of these layers would be "
-                         "an error")
+    problems = _preflight_problems(impl, timeout_s)
+    if not problems:
+        return
+    what = (f"{impl.describe()}: {'; '.join(problems.values())}; a torch-module layer's forward must return a "
+            "torch.Tensor (README, 'Audit your own layers')")
+    from dropnorm.kinds import KINDS
+    if set(problems) >= {k for k in KINDS if impl.provides(k)}:
+        raise UsageError(what + ", so every test would be an error")
+    if not quiet:
+        print(f"dropnorm audit: note: {what}; the tests of {', '.join(problems)} will be errors", file=sys.stderr)
 
 
 def cmd_audit(args, argv) -> int:
@@ -154,7 +196,7 @@ def cmd_audit(args, argv) -> int:
     wrong = bare_path_error(args.impl)
     if wrong:
         raise UsageError(wrong)
-    preflight(args.impl, args.device)
+    preflight(args.impl, args.device, min(PREFLIGHT_TIMEOUT_S, args.timeout or PREFLIGHT_TIMEOUT_S), args.quiet)
     if args.impl.startswith("torch-module:") and not args.quiet:
         from dropnorm.spec import SPEC_DIR
         records = (SPEC_DIR / "deviations").resolve()

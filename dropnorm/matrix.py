@@ -189,6 +189,16 @@ def _command(report: dict) -> str:
     return command
 
 
+def _headline(r: dict) -> tuple[str, bool]:
+    """The conformant row's cell and whether it is good news. A --clause/--layer selection is never
+    'conformant' (most clauses did not run): its cell says whether the selected clauses hold."""
+    selection = r.get("selection") or {}
+    if selection.get("clauses") or selection.get("layers"):
+        return ("selection holds" if r["verdict"].startswith("the selected clauses hold") else "selection fails",
+                r["verdict"].startswith("the selected clauses hold"))
+    return ("yes", True) if r["conformant"] else ("no", False)
+
+
 def table(reports: list[dict]) -> dict:
     """The matrix as data: columns, convention rows and clause rows."""
     cols = []
@@ -196,7 +206,7 @@ def table(reports: list[dict]) -> dict:
         run = r.get("run") or {}
         cols.append({"name": _column(r), "version": r["implementation"]["version"],
                      "convention": r["implementation"].get("convention", "torch"),
-                     "conformant": r["conformant"], "complete": r["complete"], "device": r["environment"]["device"],
+                     "conformant": r["conformant"], "headline": _headline(r), "complete": r["complete"], "device": r["environment"]["device"],
                      "profile": r["environment"]["profile"], "seconds": run.get("duration_s"),
                      "counts": _counts(r), "command": _command(r), "provided": r["implementation"].get("provided"),
                      "commit": (r["provenance"].get("dropnorm_commit") or "")[:12],
@@ -264,7 +274,7 @@ def markdown(t: dict, problems: dict[str, str], out: pathlib.Path = pathlib.Path
                  "(conformant), NO (an unrecorded failure, error or not-reached MUST clause), BUG (only recorded known "
                  "defects), n/p; the clauses that keep a class from conformant follow in brackets.", "", head,
                  "|---|" + "---|" * len(cols),
-                 "| **conformant** | " + " | ".join(("yes" if c["conformant"] else "**no**")
+                 "| **conformant** | " + " | ".join((c["headline"][0] if c["headline"][1] else f"**{c['headline'][0]}**")
                                                     + ("" if c["complete"] else " (incomplete)") for c in cols) + " |",
                  "| clauses | " + " | ".join(cell(c["counts"]) for c in cols) + " |",
                  "| audit | " + " | ".join(cell(f"{c['profile']}, {c['seconds']:.0f} s" if c["seconds"] is not None
@@ -306,7 +316,7 @@ td,th{border:1px solid #ddd;padding:2px 6px;text-align:left}th{background:#f4f4f
 <p>Each implementation is checked against the convention its framework documents; hover a cell for the reason.
 BUG: a recorded known defect (linked to its write-up); it is not conformance.</p>
 <table><tr><th></th>{% for c in t.columns %}<th>{{ c.name }} {{ c.version }}</th>{% endfor %}</tr>
-<tr><th>conformant</th>{% for c in t.columns %}<td class="{{ 'pass' if c.conformant else 'fail' }}">{{ 'yes' if c.conformant else 'no' }}{% if not c.complete %} (incomplete){% endif %}</td>{% endfor %}</tr>
+<tr><th>conformant</th>{% for c in t.columns %}<td class="{{ 'pass' if c.headline[1] else 'fail' }}">{{ c.headline[0] }}{% if not c.complete %} (incomplete){% endif %}</td>{% endfor %}</tr>
 <tr><th>clauses</th>{% for c in t.columns %}<td>{{ c.counts }}</td>{% endfor %}</tr>
 <tr><th>audit</th>{% for c in t.columns %}<td>{{ c.profile }}{% if c.seconds is not none %}, {{ '%.0f' % c.seconds }} s{% endif %}</td>{% endfor %}</tr>
 <tr class="conv"><th>convention</th>{% for c in t.columns %}<td>{{ c.convention }}</td>{% endfor %}</tr>

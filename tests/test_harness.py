@@ -97,7 +97,10 @@ def test_global_state_change_is_reported_and_not_inherited(audited):
 
 
 def test_wrong_output_type_and_shape(audited):
-    report = audited["talks"][0]
+    """Dropout2d returning numpy: one note up front (the forked preflight, dropnorm/cli.py), its clauses errors,
+    and the other layers audited as far as they go; BatchNorm's eval output of the wrong shape fails."""
+    report, run = audited["talks"]
+    assert "note: " in run.stderr and "Dropout2d.forward returned numpy.ndarray in training mode" in run.stderr
     got, reason = status(report, "D2-EVAL-01")
     assert got == "error" and "returned ndarray, expected a torch.Tensor" in reason
     got, reason = status(report, "BN-DEFAULT-01")

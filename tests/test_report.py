@@ -68,7 +68,7 @@ def test_defective_audit_exits_1_and_reports_the_failing_clause(defect_run):
     observed and expected values, the counterexample and a reproduction."""
     directory, run = defect_run
     assert run.returncode == 1, run.stderr
-    assert re.search(r"fail\s+DO-TRAIN-01\s+DO-TRAIN-01/\S+:", run.stderr), run.stderr
+    assert re.search(r"fail\s+wrong-value\s+DO-TRAIN-01\s+DO-TRAIN-01/\S+:", run.stderr), run.stderr
     report = files.load_report(directory)  # validates against dropnorm/report/schema.json
     assert report["complete"] and not report["conformant"]
     assert report["selection"]["clauses"] == sorted(CLAUSES)
@@ -116,7 +116,7 @@ def test_replay_tells_a_script_that_does_not_reproduce(tmp_path):
 def test_every_format_names_the_failure(defect_run):
     directory, _ = defect_run
     md = (directory / "report.md").read_text()
-    assert "not conformant: 1 clause failing (DO-TRAIN-01)" in md and "| FAIL | DO-TRAIN-01 | MUST | Do fail |" in md
+    assert "not conformant: 1 clause failing (DO-TRAIN-01)" in md and "| FAIL | wrong-value | DO-TRAIN-01 | MUST | Do fail |" in md
     assert "### DO-TRAIN-01" in md and "forward(L[" in md and "repro-DO-TRAIN-01.py" in md
     page = (directory / "report.html").read_text()
     assert 'id="f-DO-TRAIN-01"' in page and "forward(L[" in page and "not conformant" in page
@@ -270,7 +270,8 @@ def test_matrix_from_reports(torch_run, defect_run, tmp_path):
     assert "| torch " in md and "no_inverted_scaling" in md
     assert "| momentum weighs | new batch | new batch |" in md
     assert "| DO-TRAIN-01 (MUST) | pass | FAIL |" in md
-    assert "| **conformant** | yes | **no** |" in md
+    # both audits are --clause selections: never 'conformant', the cell says whether the selection holds
+    assert "| **conformant** | selection holds | **selection fails** |" in md
     # each column's audit: profile and its own wall time, and the command that reproduces it
     assert "| audit | quick, " in md and "- torch: `dropnorm audit --impl" in md, md[-1500:]
     assert "--report-dir" not in md.split("reproduced by")[1]

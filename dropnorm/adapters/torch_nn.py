@@ -282,12 +282,12 @@ class TorchImplementation(Implementation):
                         "Dropout3d": (2, 3, 2, 2, 2), "FeatureAlphaDropout": (2, 3, 4, 4), "BatchNorm1d": (4, 3),
                         "BatchNorm2d": (4, 3, 2, 2), "BatchNorm3d": (4, 3, 2, 2, 2)}
 
-    def preflight(self) -> list[str]:
+    def preflight(self) -> dict[str, str]:
         """What makes every test of a provided kind an error, found with one forward call per kind before the
         suite runs: a forward that returns something other than a torch.Tensor (numpy arrays, lists, tuples).
-        One line per such kind; empty when none. A forward that raises is left to the clauses (it may be a
+        kind -> what it returned; empty when none. A forward that raises is left to the clauses (it may be a
         departure of one keyword or mode only); the global RNG state is restored afterwards."""
-        problems = []
+        problems = {}
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             for kind in KINDS:
                 if not self.provides(kind):
@@ -303,8 +303,8 @@ class TorchImplementation(Implementation):
                     if not isinstance(y, torch.Tensor):
                         t = type(y)
                         what = t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
-                        problems.append(f"{kind}.forward returned {what} in {'training' if training else 'eval'} "
-                                        "mode, not a torch.Tensor")
+                        problems[kind] = (f"{kind}.forward returned {what} in {'training' if training else 'eval'} "
+                                          "mode, not a torch.Tensor")
                         break
         return problems
 

@@ -101,31 +101,38 @@ def schema() -> dict:
 
 
 def upgrade(report: dict) -> dict:
-    """A schema 1.0 report read as 1.1: its class verdicts computed from its clause entries under the levels
-    it was judged with (each entry keeps its own level); severities stay unknown (null). In place."""
+    """A schema 1.0 report read as 1.1 (after validate has checked its structure): its class verdicts computed
+    from its clause entries under the levels it was judged with (each entry keeps its own level); severities
+    stay unknown (null). In place."""
     if report.get("schema_version") == "1.0":
         from dropnorm.report.model import class_verdicts
-        report["classes"] = class_verdicts(report.get("clauses", []), report.get("strict", False),
-                                           report.get("complete", True))
+        report["classes"] = class_verdicts(report["clauses"], report.get("strict", False), report.get("complete", True))
         report["schema_version"] = SCHEMA_VERSION
     return report
 
 
 def validate(report: dict) -> None:
     """Validate against dropnorm/report/schema.json (jsonschema when installed, else the version only);
-    a 1.0 report is upgraded first (upgrade)."""
-    upgrade(report)
-    if report.get("schema_version") != SCHEMA_VERSION:
+    a 1.0 report, which differs only by lacking `classes`, is validated as 1.1 and then upgraded, so that a
+    malformed one is a ReportError rather than a traceback from computing its classes."""
+    legacy = report.get("schema_version") == "1.0"
+    version = SCHEMA_VERSION if legacy else report.get("schema_version")
+    if version != SCHEMA_VERSION:
         raise ReportError(f"schema_version {report.get('schema_version')!r}, this dropnorm reads {SCHEMA_VERSION}")
     try:
         import jsonschema
     except ImportError:
-        return
-    try:
-        jsonschema.validate(report, schema())
-    except jsonschema.ValidationError as e:
-        where = "/".join(str(p) for p in e.absolute_path) or "(top level)"
-        raise ReportError(f"not a valid report: {e.message} at {where}") from None
+        jsonschema = None
+    if jsonschema is not None:
+        try:
+            jsonschema.validate({**report, "schema_version": version, "classes": report.get("classes", [])}, schema())
+        except jsonschema.ValidationError as e:
+            where = "/".join(str(p) for p in e.absolute_path) or "(top level)"
+            raise ReportError(f"not a valid report: {e.message} at {where}") from None
+    if legacy:
+        if not isinstance(report.get("clauses"), list) or not all(isinstance(e, dict) for e in report["clauses"]):
+            raise ReportError("not a valid report: clauses is not a list of clause entries")
+        upgrade(report)
 
 
 def load_report(path: str | pathlib.Path) -> dict:
