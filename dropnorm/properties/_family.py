@@ -87,6 +87,22 @@ def check_kind_rejects_bad_p(impl, kind: str, clause: str, early: str, condition
     check_rejects_bad_p(lambda p: construct(impl, kind, p=p), kind, clause, early, condition)
 
 
+def check_gradcheck(layer, x, clause: str, second_order: bool, what: str) -> None:
+    """layer.gradcheck (or gradgradcheck) in float64 judged on `clause`, condition gradcheck/gradgradcheck:
+    a GradcheckError (the analytic and numerical Jacobians differ) is a wrong value; anything else the
+    layer's backward raises (not differentiable twice, ...) is an exception; NotProvided passes through."""
+    condition = "gradgradcheck" if second_order else "gradcheck"
+    try:
+        ok = layer.gradcheck(x, second_order=second_order)
+    except NotProvided:
+        raise
+    except Exception as e:  # noqa: BLE001 - the layer's backward may raise anything
+        ph.check(False, clause, condition, f"{type(e).__name__}: {str(e)[:2000]} [{what}]",
+                 severity="wrong-value" if type(e).__name__ == "GradcheckError" else "exception")
+        return
+    ph.check(ok, clause, condition, f"{condition} returned False [{what}]")
+
+
 def rng_state_or_none(impl):
     """impl's global generator state, or None where it cannot be read (NotProvided: onnxruntime)."""
     try:
