@@ -465,13 +465,21 @@ def audit(opts: Options) -> int:
         exit_status, interrupted = run_pytest(cmd, directory, Progress(opts.quiet),
                                               Watchdog(directory, lambda nodeid: opts.limit_for(
                                                   nodeid, target.cost_factor)))
+        report = build_report(opts, target, directory, started, time.time(), exit_status, interrupted)
+        files.write_report(directory, report)
+        if opts.replay != "none" and not interrupted:
+            try:
+                replay_and_rewrite(directory, report, opts, target)
+            except KeyboardInterrupt:  # SIGINT/SIGTERM while replaying: keep the verdict and what was replayed
+                interrupted = True
+                report["run"]["replay_interrupted"] = True
+                files.write_report(directory, report)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    report = build_report(opts, target, directory, started, time.time(), exit_status, interrupted)
-    files.write_report(directory, report)
-    if opts.replay != "none" and not interrupted:
-        replay_and_rewrite(directory, report, opts, target)
     print(summary_line(report, directory), file=sys.stderr)
+    if report["run"].get("replay_interrupted"):
+        print("dropnorm audit: interrupted while replaying the reproduction scripts; the verdict above stands, "
+              "failures without a 'run alone' result were not replayed", file=sys.stderr)
     if interrupted or not report["complete"]:
         return EXIT_INTERRUPTED if interrupted else _incomplete(report, directory)
     if model.nothing_tested(report["clauses"]):

@@ -104,13 +104,17 @@ def test_replay_tells_a_script_that_does_not_reproduce(tmp_path):
     cases = {"ok.py": ("print('not reproduced: every value is within the tolerance')", "not-reproduced"),
              "bad.py": ("print('REPRODUCED: 1 of 1'); raise SystemExit(1)", "reproduced"),
              "crash.py": ("import no_such_module_xyz", "error")}
-    for name, (code, outcome) in cases.items():
-        (tmp_path / name).write_text(code + "\n")
-        got = replay.run_script(tmp_path / name, timeout_s=60)
-        assert got["outcome"] == outcome, (name, got)
-    assert "does NOT reproduce" in replay.describe(replay.run_script(tmp_path / "ok.py", 60))
     (tmp_path / "slow.py").write_text("import time; time.sleep(30)\n")
-    assert replay.run_script(tmp_path / "slow.py", timeout_s=1)["outcome"] == "timed-out"
+    (tmp_path / "cwd.py").write_text("import os, sys; print('REPRODUCED', os.getcwd() == sys.path[0]); sys.exit(1)\n")
+    with replay.ForkServer() as server:  # the same outcomes from a forked child as from a fresh interpreter
+        for run in (replay.run_script, server.run):
+            for name, (code, outcome) in cases.items():
+                (tmp_path / name).write_text(code + "\n")
+                got = run(tmp_path / name, timeout_s=60)
+                assert got["outcome"] == outcome, (run, name, got)
+            assert "does NOT reproduce" in replay.describe(run(tmp_path / "ok.py", 60))
+            assert run(tmp_path / "slow.py", timeout_s=1)["outcome"] == "timed-out"
+            assert run(tmp_path / "cwd.py", 60)["tail"].endswith("REPRODUCED True"), run
 
 
 def test_every_format_names_the_failure(defect_run):
@@ -282,3 +286,42 @@ def test_matrix_from_reports(torch_run, defect_run, tmp_path):
     assert files.load_report(packed) == files.load_report(torch_run[0])
     page = (tmp_path / "matrix.html").read_text()
     assert '<td class="fail" title="DO-TRAIN-01/scale' in page
+
+
+SLOW_REPLAY = """import os, sys, time
+
+import torch
+
+if os.path.basename(sys.argv[0]).startswith("repro-"):
+    time.sleep(120)  # only when replayed: the audit is interrupted while this script runs
+
+
+class Dropout(torch.nn.Dropout):
+    def forward(self, x):
+        return torch.nn.functional.dropout(x, self.p, self.training) * (1 - self.p) if self.training else x
+"""
+
+
+def test_sigint_while_replaying_keeps_the_verdict_and_the_report(tmp_path):
+    """Ctrl-C during the replay phase (issue 25): exit 130, the verdict line is printed, and report.json is
+    valid, with the failure it found and the replay marked interrupted; no traceback."""
+    import signal
+    import time
+    (tmp_path / "slow_replay.py").write_text(SLOW_REPLAY)
+    cmd = [sys.executable, "-m", "dropnorm.cli", "audit", f"--impl=torch-module:{tmp_path / 'slow_replay.py'}",
+           "--profile=quick", "--jobs=1", f"--report-dir={tmp_path / 'r'}", "--clause=DO-TRAIN-01"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                            stdin=subprocess.DEVNULL)
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if "running the reproduction scripts" in line:
+            time.sleep(3)  # the script is now sleeping in the replay
+            proc.send_signal(signal.SIGINT)
+            break
+    _, rest = proc.communicate(timeout=120)
+    err = "".join(lines) + rest
+    assert proc.returncode == 130, err
+    assert "not conformant: 1 clause failing (DO-TRAIN-01)" in err and "Traceback" not in err, err
+    report = files.load_report(tmp_path / "r")
+    assert report["run"]["replay_interrupted"] and clause(report, "DO-TRAIN-01")["status"] == "fail"
