@@ -28,7 +28,7 @@ def _same(a, b) -> bool:
 def test_eval_uses_running_statistics(impl, data):
     """y = gamma (x - rm)/sqrt(rv + eps) + beta; no state changes; a second call bitwise equal to the
     first (BN-EVAL-02, checked after the state so that a changed state is blamed on BN-EVAL-03)."""
-    case = draw_case(impl, data, min_n=1, track=True)
+    case = draw_case(impl, data, min_n=1, track=True, domain=True)
     case.layer.train(False)
     before = case.layer.state()
     # a copy: the adapter may share x's memory with the tensor (see test_training_output)
@@ -57,7 +57,7 @@ def test_eval_uses_running_statistics(impl, data):
 def test_eval_samples_are_independent(impl, data):
     """BN(x)[i] == BN(x[i:i+1]) in eval mode. Each sample runs on a fresh layer with the same state,
     so a layer whose eval call changes its state (BN-EVAL-03) is not blamed here."""
-    case = draw_case(impl, data, min_n=1, track=True, layouts=False)
+    case = draw_case(impl, data, min_n=1, track=True, layouts=False, domain=True)
     case.layer.train(False)
     whole = case.layer.forward(case.x, dtype=case.dtype).y
     for i in range(case.shape[0]):
@@ -73,12 +73,13 @@ def test_eval_samples_are_independent(impl, data):
 @hh.given(data=st.data())
 def test_without_running_statistics(impl, data):
     """track_running_stats=False: no buffers, batch statistics in training and eval alike."""
-    case = draw_case(impl, data, track=False)
+    case = draw_case(impl, data, track=False, domain=True)
     state = case.layer.state()
     ph.check(state["running_mean"] is None and state["running_var"] is None and state["num_batches_tracked"] is None,
              "BN-NOTRACK-01", "no-buffers", f"got running buffers with track_running_stats=False [{case.describe()}]", severity="wrong-state")
     expected = ref.batchnorm_train_forward(case.x, case.weight, case.bias, case.eps)
-    atol, _ = tol.bn_train_output(case.x, case.weight, case.bias, case.eps, case.dtype)
+    atol, _ = tol.bn_train_output(case.x, case.weight, case.bias, case.eps, case.dtype,
+                                  probabilistic=not case.structured)  # bn_setup.Domain.structured
     for mode in (True, False):
         case.layer.train(mode)
         out = case.layer.forward(case.x, dtype=case.dtype, layout=case.layout)
