@@ -199,6 +199,8 @@ def default_report_dir(target: Target, device: str) -> pathlib.Path:
 
 
 def prepare_dir(path: pathlib.Path) -> pathlib.Path:
+    """The report directory, writable and cleared of the last run's files; that run's report is kept in
+    previous/ (files.keep_previous) for `dropnorm compare DIR`."""
     path = path.resolve()
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -208,6 +210,7 @@ def prepare_dir(path: pathlib.Path) -> pathlib.Path:
     except OSError as e:
         raise UsageError(f"cannot write the report directory {path}: {e.strerror or e}; "
                          "choose another with --report-dir") from None
+    files.keep_previous(path)
     for stale in ("report.json", "report.md", "report.html", "junit.xml", "pytest.log", ".results.jsonl",
                   ".results.jsonl.collected.json", ".timeouts.json"):
         (path / stale).unlink(missing_ok=True)

@@ -48,8 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--deviations", action="append", default=[], metavar="FILE",
                    help="TOML file of your own accepted deviations (format: spec/deviations/torch.toml)")
     a.add_argument("--timeout", type=float, metavar="SECONDS",
-                   help="per-test time limit; a test over it has its worker killed and is reported as an error "
-                        "(default: 120 quick, 300 ci, 1800 thorough)")
+                   help="one time limit for every test; a test over it has its worker killed and is reported as an "
+                        "error (default: 20x the test's cost on torch, dropnorm/test_costs.json, at least 60 s and at "
+                        "most 120 quick, 300 ci, 1800 thorough)")
     a.add_argument("--quiet", action="store_true", help="no progress lines")
     a.add_argument("--replay", choices=("failures", "all", "none"), default="failures",
                    help="after the audit, run reproduction scripts in fresh processes and report whether each "
@@ -63,9 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="re-render report.md and report.html from DIR/report.json")
     r.add_argument("dir")
 
-    m = sub.add_parser("compare", help="what changed between two reports; exit 1 when a clause regressed or is no longer checked")
-    m.add_argument("a", help="report directory or report.json (before)")
-    m.add_argument("b", help="report directory or report.json (after)")
+    m = sub.add_parser("compare", help="what changed between two reports (or a report directory's last two runs); "
+                                       "exit 1 when a clause regressed or is no longer checked")
+    m.add_argument("a", help="report directory or report.json (before); alone: a report directory, whose previous "
+                             "run (DIR/previous) is compared with its latest")
+    m.add_argument("b", nargs="?", help="report directory or report.json (after)")
     m.add_argument("--json", action="store_true")
     x = sub.add_parser("matrix", help="audit every installed implementation (or collect reports) into one matrix")
     x.add_argument("--impl", action="append", default=[], help="audit these (default: every installed one)")
@@ -234,7 +237,8 @@ def cmd_report(args, argv) -> int:
 
 def cmd_compare(args, argv) -> int:
     from dropnorm.report import compare, files
-    a, b = files.load_report(args.a), files.load_report(args.b)
+    before, after = (args.a, args.b) if args.b else files.last_two(args.a)
+    a, b = files.load_report(before), files.load_report(after)
     diff = compare.compare(a, b)
     print(json.dumps(diff, indent=1) if args.json else compare.render(a, b, diff))
     return 1 if diff["regressed"] or diff["unchecked"] else 0

@@ -22,6 +22,7 @@ import json
 import os
 import pathlib
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -112,6 +113,7 @@ def audit_one(impl: str, python: str, out: pathlib.Path, profile: str, jobs: str
     print(f"dropnorm matrix: {impl}: exit {run.returncode} in {took:.0f} s", file=sys.stderr, flush=True)
     if not (directory / "report.json").exists():
         return None, (run.stderr.strip().splitlines() or [f"exit {run.returncode}"])[-1]
+    shutil.rmtree(directory / files.PREVIOUS, ignore_errors=True)  # the matrix keeps its latest audit only
     report = files.load_report(directory)
     report["matrix"] = {"python": python, "wall_s": round(took, 1), "exit_status": run.returncode}
     files.write_atomic(directory / "matrix-run.json", json.dumps(report["matrix"], indent=1) + "\n")

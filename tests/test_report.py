@@ -325,3 +325,37 @@ def test_sigint_while_replaying_keeps_the_verdict_and_the_report(tmp_path):
     assert "not conformant: 1 clause failing (DO-TRAIN-01)" in err and "Traceback" not in err, err
     report = files.load_report(tmp_path / "r")
     assert report["run"]["replay_interrupted"] and clause(report, "DO-TRAIN-01")["status"] == "fail"
+
+
+def test_a_reaudit_keeps_the_previous_run_and_compare_takes_one_directory(defect_run, tmp_path):
+    """The run before the latest is kept in DIR/previous/ (files.keep_previous, called when an audit prepares
+    its directory), and `dropnorm compare DIR` compares the two (issue 25: the before is never lost)."""
+    from dropnorm.audit import prepare_dir
+    directory = tmp_path / "r"
+    shutil.copytree(defect_run[0], directory)
+    run = dropnorm("compare", str(directory))
+    assert run.returncode == 2 and "holds one run only" in run.stderr, run.stderr
+    prepare_dir(directory)  # what a re-audit does first: the last run moves to previous/
+    assert (directory / "previous" / "report.json").is_file() and (directory / "previous" / "repro-DO-TRAIN-01.py").is_file()
+    assert not (directory / "report.json").exists()
+    fixed = files.load_report(directory / "previous")
+    for e in fixed["clauses"]:
+        e.update(status="pass", reason="", failure=None, severity=None)
+    fixed["verdict"] = "conformant"
+    (directory / "report.json").write_text(json.dumps(fixed))
+    run = dropnorm("compare", str(directory))
+    assert run.returncode == 0 and "fixed: 1" in run.stdout and "DO-TRAIN-01 (MUST): fail -> pass" in run.stdout, run.stdout
+
+
+def test_compare_names_a_failure_that_moved_to_another_case(defect_run):
+    """A clause failing in both reports, on another condition or another case, is 'changed', not unchanged."""
+    before = files.load_report(defect_run[0])
+    after = json.loads(json.dumps(before))
+    entry = clause(after, "DO-TRAIN-01")
+    entry["failure"]["message"] = entry["failure"]["message"].replace("float64", "bfloat16")
+    entry["reason"] = entry["reason"].replace("float64", "bfloat16")
+    diff = compare.compare(before, after)
+    assert [r["id"] for r in diff["changed"]] == ["DO-TRAIN-01"] and "another case" in diff["changed"][0]["reason"]
+    entry["failure"]["condition"] = "zero-or-scaled"
+    assert "condition moved: scale -> zero-or-scaled" in compare.compare(before, after)["changed"][0]["reason"]
+    assert not any(compare.compare(before, before).values())

@@ -4,7 +4,9 @@ A regression is a clause that was not failing in A (pass, deviation, not-provide
 and fails in B (fail, error, not-reached, known-defect). A fix is a failing clause in A
 that is pass, deviation or not-provided in B: a clause that went from fail to skip or
 not-reached was not judged in B, so it is "unchecked", never "fixed". Other changes are
-listed as changed. Differences in what the two runs did (profile, seed, selection, spec
+listed as changed, and so is a clause failing in both whose failure moved: another condition, or
+the same condition on another case (issue 25: after a fix, the clause that still fails on a bfloat16
+case must not read "no change"). Differences in what the two runs did (profile, seed, selection, spec
 version, device, completeness, which classes of a torch-module file are torch.nn's own) are
 listed as warnings: a diff across them compares different checks.
 """
@@ -24,6 +26,10 @@ def compare(a: dict, b: dict) -> dict:
     for cid in sorted(before.keys() & after.keys()):
         x, y = before[cid]["status"], after[cid]["status"]
         if x == y:
+            moved = _failure_moved(before[cid], after[cid]) if x in FAILING else None
+            if moved:
+                out["changed"].append({"id": cid, "level": after[cid]["level"], "before": x, "after": y,
+                                       "reason": f"{moved}; now: {after[cid]['reason']}"})
             continue
         row = {"id": cid, "level": after[cid]["level"], "before": x, "after": y, "reason": after[cid]["reason"]}
         if y in FAILING and x not in FAILING:
@@ -36,6 +42,17 @@ def compare(a: dict, b: dict) -> dict:
             key = "changed"
         out[key].append(row)
     return out
+
+
+def _failure_moved(x: dict, y: dict) -> str | None:
+    """How a clause failing in both reports fails differently in the second (its condition, or the case its
+    message names), else None."""
+    fx, fy = x.get("failure") or {}, y.get("failure") or {}
+    if fx.get("condition") != fy.get("condition"):
+        return f"the failing condition moved: {fx.get('condition')} -> {fy.get('condition')}"
+    if (fx.get("message") or x.get("reason")) != (fy.get("message") or y.get("reason")):
+        return "the same condition fails on another case"
+    return None
 
 
 def warnings(a: dict, b: dict) -> list[str]:

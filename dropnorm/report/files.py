@@ -12,6 +12,7 @@ import json
 import os
 import pathlib
 import re
+import shutil
 
 from dropnorm.report import html, markdown
 from dropnorm.report.model import SCHEMA_VERSION, with_reals
@@ -153,3 +154,35 @@ def load_report(path: str | pathlib.Path) -> dict:
         raise ReportError(f"{path} is not a dropnorm report")
     validate(report)
     return report
+
+
+PREVIOUS = "previous"  # <report dir>/previous/: the run before the latest (keep_previous)
+RUN_FILES = ("report.json", "report.md", "report.html", "junit.xml")
+
+
+def keep_previous(directory: pathlib.Path) -> pathlib.Path | None:
+    """Before a new audit writes into `directory`: move the last run's report (report.json, .md, .html,
+    junit.xml and its repro-*.py scripts) into directory/previous/, replacing the run kept there before, so
+    that a re-audit never destroys the report it will be compared with. Returns the previous directory, or
+    None when there was no report to keep."""
+    if not (directory / "report.json").is_file():
+        return None
+    previous = directory / PREVIOUS
+    if previous.exists():
+        shutil.rmtree(previous)
+    previous.mkdir()
+    for name in RUN_FILES:
+        if (directory / name).is_file():
+            (directory / name).replace(previous / name)
+    for script in directory.glob("repro-*.py"):
+        script.replace(previous / script.name)
+    return previous
+
+
+def last_two(directory: str | pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
+    """(previous run, latest run) of one report directory, for `dropnorm compare DIR`."""
+    directory = pathlib.Path(directory)
+    if not (directory / PREVIOUS / "report.json").is_file():
+        raise ReportError(f"{directory} holds one run only (no {PREVIOUS}/report.json): audit again, or name two "
+                          "reports: dropnorm compare BEFORE AFTER")
+    return directory / PREVIOUS, directory
