@@ -30,12 +30,17 @@ class BatchNorm2d(torch.nn.Module):
             raise ValueError(f"expected 4D input (got {x.dim()}D input)")
         if x.shape[1] != self.num_features:
             raise ValueError(f"expected {self.num_features} channels, got {x.shape[1]}")
+        acc = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype  # torch's opmath
+        if x.numel() == 0:  # an empty batch: nothing to normalise; torch counts it and leaves the statistics
+            if self.training and self.track_running_stats:
+                self.num_batches_tracked += 1
+            return x.clone()
         use_batch = self.training or not self.track_running_stats
         if use_batch:
             n = x.numel() // x.shape[1]
-            if n <= 1:
+            if n == 1:
                 raise ValueError(f"Expected more than 1 value per channel when training, got input size {tuple(x.shape)}")
-            xf = x.float()
+            xf = x.to(acc)
             mean = xf.mean(dim=(0, 2, 3))
             var = xf.var(dim=(0, 2, 3), unbiased=False)
             if self.training and self.track_running_stats:
@@ -46,8 +51,8 @@ class BatchNorm2d(torch.nn.Module):
                     # fixed: the unbiased variance, as torch
                     self.running_var.mul_(1 - m).add_(m * (var * n / (n - 1)).to(self.running_var.dtype))
         else:
-            mean, var = self.running_mean.float(), self.running_var.float()
-        y = (x.float() - mean[None, :, None, None]) * torch.rsqrt(var[None, :, None, None] + self.eps)
+            mean, var = self.running_mean.to(acc), self.running_var.to(acc)
+        y = (x.to(acc) - mean[None, :, None, None]) * torch.rsqrt(var[None, :, None, None] + self.eps)
         if self.affine:
-            y = y * self.weight.float()[None, :, None, None] + self.bias.float()[None, :, None, None]
+            y = y * self.weight.to(acc)[None, :, None, None] + self.bias.to(acc)[None, :, None, None]
         return y.to(x.dtype)
