@@ -272,3 +272,167 @@ def power_table() -> str:
 
 if __name__ == "__main__":
     print(power_table())
+
+
+# ------------------------------------------------------------------ dependence at every lag, shift and scale
+# Exact conditional tests cost a few scipy calls each, so they cannot run at all n lags of a mask of
+# millions of bits. The families below screen every lag (or shift, or call distance) with one FFT or
+# one Gram matrix of the centred mask, then run the exact conditional test of independence() at the
+# SCREEN_TOP most extreme ones, each at level alpha / T, T = the number of exact tests in the whole
+# family (every lag, every group of disjoint pairs). False alarm: the exact test of every member of
+# the family has level alpha / T under independence, and the screen only leaves tests out, so by
+# Bonferroni P(any rejection) <= T * alpha / T = alpha, whatever the screen picks and for every p.
+# The screen only decides where the power goes: a dependence that moves its lag's normalised
+# correlation far above the null's maximum (about sqrt(2 ln T) ~ 5.5 for T ~ 2^22) is screened in.
+SCREEN_TOP = 4                             # exact tests per family: the most extreme screened lags
+
+
+def independence_pvalue(a, b) -> float:
+    """The equal-tailed exact conditional p-value of independence(), without its acceptance interval."""
+    a, b = np.asarray(a, bool).ravel(), np.asarray(b, bool).ravel()
+    n, ka, kb = a.size, int(np.count_nonzero(a)), int(np.count_nonzero(b))
+    if n == 0 or ka in (0, n) or kb in (0, n):
+        return 1.0
+    k = int(np.count_nonzero(a & b))
+    dist = st.hypergeom(n, ka, kb)
+    return min(1.0, 2.0 * min(float(dist.cdf(k)), float(dist.sf(k - 1))))
+
+
+def lag_groups(seq, lag: int) -> list:
+    """The groups of disjoint pairs (i, i + lag) of a 1-D sequence: lag_pairs' offsets 0 and lag where
+    2 lag <= n, else the one group i < n - lag (already disjoint)."""
+    s = np.asarray(seq).ravel()
+    if 2 * lag <= s.size:
+        return [lag_pairs(s, lag, 0), lag_pairs(s, lag, lag)]
+    return [(s[: s.size - lag], s[lag:])] if lag < s.size else []
+
+
+def _centred(mask) -> tuple[np.ndarray, float]:
+    z = np.asarray(mask, bool).ravel()
+    q = float(np.count_nonzero(z)) / max(1, z.size)
+    return z.astype(np.float32) - np.float32(q), q * (1.0 - q)
+
+
+def correlation_screen(a, b=None) -> np.ndarray:
+    """Normalised correlations of centred masks by FFT (float32: a screen only, the exact tests judge):
+    without b, r[l] = sum_i x_i x_{i+l} / (v sqrt(n - l)) for l = 0..n-1 (autocorrelation); with b (same
+    size), r[s + n - 1] = sum_i a_i b_{i+s} / (v sqrt(n - |s|)) for s = -(n-1)..n-1, v = sqrt(va vb)."""
+    from scipy import fft
+    xa, va = _centred(a)
+    xb, vb = (xa, va) if b is None else _centred(b)
+    n = xa.size
+    size = fft.next_fast_len(2 * n, real=True)
+    fa = fft.rfft(xa, size)
+    fb = fa if b is None else fft.rfft(xb, size)
+    corr = fft.irfft(np.conj(fa) * fb, size)       # corr[s] = sum_i a_i b_{i+s}, s mod size
+    v = math.sqrt(va * vb) or 1.0
+    if b is None:
+        return corr[:n] / (v * np.sqrt(n - np.arange(n)))
+    full = np.concatenate([corr[size - n + 1:], corr[:n]])
+    return full / (v * np.sqrt(n - np.abs(np.arange(-n + 1, n))))
+
+
+@dataclass
+class FamilyResult:
+    """A family of exact tests at level alpha / tests each, and its most extreme member's test."""
+
+    tests: int                  # exact tests in the family (the Bonferroni divisor)
+    where: str                  # which member the worst test is
+    worst: object               # its BinomialResult / IndependenceResult, at level alpha / tests
+    screened: str = ""          # what the screen looked at
+
+    @property
+    def rejected(self) -> bool:
+        return self.worst.rejected
+
+    def context(self) -> str:
+        """Which member, and the family: for the message of the check that tests self.worst."""
+        return (f"{self.where}, the most extreme of a family of {self.tests} exact tests at alpha/{self.tests}"
+                f"{'; ' + self.screened if self.screened else ''}")
+
+
+def _worst_of(candidates, tests: int, alpha: float, screened: str) -> FamilyResult:
+    """candidates: (where, a, b) pairs of bit groups; the exact test of the smallest p-value, at alpha/tests."""
+    best = None
+    for where, a, b in candidates:
+        pv = independence_pvalue(a, b)
+        if best is None or pv < best[0]:
+            best = (pv, where, a, b)
+    if best is None:
+        return FamilyResult(tests, "no pairs", IndependenceResult(0, 0, float("nan"), 1.0, alpha / tests, (0.0, 1.0)),
+                            screened)
+    _, where, a, b = best
+    return FamilyResult(tests, where, independence(a, b, alpha / tests), screened)
+
+
+def every_lag(mask, alpha: float = ALPHA, top: int = SCREEN_TOP) -> FamilyResult:
+    """Independence of the bits of one mask (in its flat order) at every lag 1 <= l <= n/2: the family is
+    both groups of disjoint pairs (lag_groups) at every such lag, T = 2 floor(n/2) exact tests."""
+    z = np.asarray(mask, bool).ravel()
+    half = z.size // 2
+    if half < 1:
+        return _worst_of([], 1, alpha, "")
+    r = np.abs(correlation_screen(z)[1: half + 1])
+    lags = 1 + np.argsort(r)[::-1][:top]
+    cands = [(f"elements (i, i+{int(l)}) from offset {off}", a, b) for l in lags
+             for off, (a, b) in zip((0, int(l)), lag_groups(z, int(l)))]
+    return _worst_of(cands, 2 * half, alpha, f"screened lags {sorted(int(l) for l in lags)} by FFT "
+                                            f"(|r| up to {float(r.max()):.1f})")
+
+
+def every_shift(a, b, alpha: float = ALPHA, top: int = SCREEN_TOP, tests: int | None = None,
+                label: str = "") -> FamilyResult:
+    """Independence of two masks of one size at every shift |s| <= n/2: pairs (a_i, b_{i+s}), disjoint,
+    one exact test per shift, T = 2 floor(n/2) + 1 (or `tests`, for a family over several mask pairs)."""
+    a, b = np.asarray(a, bool).ravel(), np.asarray(b, bool).ravel()
+    n, half = a.size, a.size // 2
+    r = np.abs(correlation_screen(a, b)[n - 1 - half: n + half])
+    shifts = np.argsort(r)[::-1][:top] - half
+    cands = [(f"{label}elements (i, i{int(s):+d})", a[max(0, -s): n - max(0, s)], b[max(0, s): n - max(0, -s)])
+             for s in (int(v) for v in shifts)]
+    return _worst_of(cands, tests or 2 * half + 1, alpha, f"screened shifts {sorted(int(s) for s in shifts)} by FFT "
+                                                          f"(|r| up to {float(r.max()):.1f})")
+
+
+def call_distance_groups(calls: int, d: int) -> list:
+    """Disjoint pairs of calls (j, j + d) of a sequence of `calls`: two groups where 2d <= calls, else one."""
+    idx = np.arange(calls)
+    return [(i.ravel(), j.ravel()) for i, j in lag_groups(idx, d)]
+
+
+def every_call_distance(masks, alpha: float = ALPHA, top: int = SCREEN_TOP) -> FamilyResult:
+    """Independence of the masks of C successive calls (C x m bits) at every call distance 1 <= d < C,
+    element by element: for each group of disjoint call pairs (call_distance_groups) the m elements of all
+    its pairs of calls make one exact test; T = the number of groups over all d. Screen: the sums of the
+    diagonals of the Gram matrix of the centred masks."""
+    z = np.asarray(masks, bool)
+    c, m = z.shape
+    q = float(z.mean())
+    x = z.astype(np.float64) - q
+    gram = x @ x.T
+    v = (q * (1 - q)) or 1.0
+    score = np.array([abs(np.trace(gram, offset=d)) / (v * math.sqrt((c - d) * m)) for d in range(1, c)])
+    ds = 1 + np.argsort(score)[::-1][:top]
+    tests = sum(len(call_distance_groups(c, d)) for d in range(1, c))
+    cands = [(f"calls (j, j+{int(d)}) group {g}", z[i], z[j]) for d in ds
+             for g, (i, j) in enumerate(call_distance_groups(c, int(d)))]
+    return _worst_of(cands, tests, alpha, f"screened call distances {sorted(int(d) for d in ds)} "
+                                          f"(|r| up to {float(score.max()):.1f})")
+
+
+def sweep_sizes(max_exponent: int) -> list:
+    """2^k - 1, 2^k, 2^k + 1 for k = 1..max_exponent (1 included once)."""
+    return sorted({n for k in range(1, max_exponent + 1) for n in (2 ** k - 1, 2 ** k, 2 ** k + 1)})
+
+
+def scale_power_table(max_exponent: int = 22) -> list:
+    """The keep-rate errors of the size sweep quoted in dropnorm/properties/test_dropout_dependence.py: the
+    smallest detected with power POWER at the largest size, each size at alpha / (number of sizes)."""
+    sizes = sweep_sizes(max_exponent)
+    m, n = len(sizes), sizes[-1]
+    lines = [f"size sweep to 2^{max_exponent}: {m} sizes, keep-count tests at alpha/{m} = {ALPHA / m:.3g}"]
+    for q in (0.5, 0.1, 0.01, 0.001):
+        d = next(i * 1e-5 for i in range(1, 100000)
+                 if min(power(n, q, q + i * 1e-5, ALPHA / m), power(n, q, q - i * 1e-5, ALPHA / m)) >= POWER)
+        lines.append(f"  n = {n}, q = {q}: keep rate off by {d:.2g} detected with power >= {POWER}")
+    return lines

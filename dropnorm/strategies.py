@@ -213,3 +213,9 @@ def stat_settings():
     from dropnorm.stats import STAT_MAX_EXAMPLES
     return settings(max_examples=min(settings.default.max_examples, STAT_MAX_EXAMPLES),
                     phases=[Phase.explicit, Phase.reuse, Phase.generate])
+
+
+def scale_exponent() -> int:
+    """The largest dropout mask of the scale tests (dropnorm/properties/test_dropout_dependence.py) is
+    2^scale_exponent() values: 22 in the quick profile (8 examples per test or fewer), 24 in ci and thorough."""
+    return 22 if settings.default.max_examples <= 8 else 24

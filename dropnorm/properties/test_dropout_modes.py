@@ -1,9 +1,10 @@
 """Dropout and Dropout2d outside the training math: construction, eval mode, seeding,
-in-place contract (DO-API-01, D2-API-01, DO-EVAL-01/02, D2-EVAL-01, DO-SEED-01,
-DO-INPLACE-01/02)."""
+in-place contract (DO-API-01, D2-API-01, DO-EVAL-01/02, D2-EVAL-01, DO-INPLACE-01/02); seeding of every
+random kind (DO-SEED-01, D2-SEED-01 for Dropout1d/2d/3d, AD-SEED-01 for AlphaDropout and FeatureAlphaDropout)."""
 import itertools
 
 import hypothesis
+import numpy as np
 import pytest
 from hypothesis import strategies as st
 
@@ -11,7 +12,9 @@ from dropnorm import checks as ph
 from dropnorm import inputs
 from dropnorm import strategies as hh
 from dropnorm.adapters import NotProvided
-from dropnorm.properties._family import check_rejects_bad_p, rng_state_or_none
+from dropnorm.kinds import ALPHA_KINDS, CHANNEL_KINDS
+from dropnorm.properties._family import (alpha_inputs, check_rejects_bad_p, construct, read_alpha_mask,
+                                         rng_state_or_none)
 
 
 def _factory(impl, layer):
@@ -112,19 +115,83 @@ def test_eval_consumes_no_random_numbers(impl, layer_kind, seed):
                                                            f"differ once eval calls came in between")
 
 
-@pytest.mark.clause("DO-SEED-01")
-@hh.given(shape=hh.dropout_shapes(), p=hh.probabilities(0.05, 0.95), seed=hh.seeds(), dtype=hh.dtypes())
-def test_same_seed_same_mask(impl, shape, p, seed, dtype):
-    """seed(s); f(x); seed(s); f(x) gives bitwise identical outputs."""
-    hh.assume_expressed(impl, "Dropout", dtype=dtype)
-    x = inputs.nonzero(seed, shape, dtype)
-    layer = impl.dropout(p=p)
+# ------------------------------------------------------------------ DO-SEED-01, D2-SEED-01, AD-SEED-01
+# Every random kind replays under its framework's seed. Exact checks: `replay` compares outputs bitwise;
+# `fresh` compares the masks of two successive calls, and of a second layer's first call, which agree by
+# chance with probability a^u, a = q^2 + p^2 <= 0.905 at 0.05 <= p <= 0.95, u >= SEED_UNITS = 512 units
+# (elements, or (sample, channel) planes): < 1e-22 per comparison, far below the statistical budget.
+SEED_UNITS = 512
+SEED_SPATIAL = {"Dropout": (0, 2), "AlphaDropout": (0, 2), "FeatureAlphaDropout": (0, 3),
+                "Dropout1d": (1, 1), "Dropout2d": (2, 2), "Dropout3d": (3, 3)}
+
+
+def _seed_case(data, impl, kind):
+    """(shape, p, seed, dtype) for `kind`: N in [16, 24], C in [32, 48] (N * C >= SEED_UNITS units), the
+    kind's spatial rank with sides 1-3 (Dropout, AlphaDropout: 0-2 more axes; FeatureAlphaDropout: 0-3)."""
+    lo, hi = SEED_SPATIAL[kind]
+    sides = data.draw(st.lists(st.integers(1, 3), min_size=lo, max_size=hi), label=f"{kind} spatial sizes")
+    shape = (data.draw(st.integers(16, 24), label="N"), data.draw(st.integers(32, 48), label="C")) + tuple(sides)
+    p = data.draw(hh.probabilities(0.05, 0.95), label="p")
+    seed = data.draw(hh.seeds(), label="seed")
+    dtype = data.draw(hh.expressed(impl, kind, "dtype", hh.DTYPES), label=f"{kind} dtype")
+    return shape, p, seed, dtype
+
+
+def check_seed_replay(impl, kind, clause, shape, p, seed, dtype):
+    """seed(s); y1 = f(x); y2 = f(x); a second layer g constructed, y3 = g(x); seed(s); f(x) twice gives y1
+    and y2 again (replay), and the masks of y1, y2, y3 pairwise differ (fresh)."""
+    alpha = kind in ("AlphaDropout", "FeatureAlphaDropout")
+    x = alpha_inputs(seed, shape, dtype) if alpha else inputs.nonzero(seed, shape, dtype)
+    layer = construct(impl, kind, p=p)
     layer.train(True)
     impl.seed(seed)
-    first = layer.forward(x, dtype=dtype).y
+    y1 = layer.forward(x, dtype=dtype).y
+    y2 = layer.forward(x, dtype=dtype).y
+    other = construct(impl, kind, p=p)
+    other.train(True)
+    y3 = other.forward(x, dtype=dtype).y
     impl.seed(seed)
-    second = layer.forward(x, dtype=dtype).y
-    ph.assert_equal(second, first, "DO-SEED-01", "replay", f"Dropout(p={p}), seed {seed}, {dtype}")
+    again1 = layer.forward(x, dtype=dtype).y
+    again2 = layer.forward(x, dtype=dtype).y
+    what = f"{kind}(p={p}), {shape}, seed {seed}, {dtype}"
+    ph.assert_equal(again1, y1, clause, "replay", f"{what}: first call after seed(s), same layer reseeded")
+    ph.assert_equal(again2, y2, clause, "replay", f"{what}: second call after seed(s), same layer reseeded")
+    masks = [read_alpha_mask(x, y, p) if alpha else ph.read_mask(y) for y in (y1, y2, y3)]
+    for (i, a), (j, b) in itertools.combinations(enumerate(masks), 2):
+        names = ("call 1", "call 2", "a second layer's first call")
+        ph.check(not np.array_equal(a, b), clause, "fresh",
+                 f"got identical masks for {names[i]} and {names[j]} after one seed, expected fresh draws "
+                 f"(equal by chance with probability < 1e-22) [{what}]",
+                 observed=f"{int(a.sum())} of {a.size} kept in both, identically", expected="different masks")
+
+
+@pytest.mark.clause("DO-SEED-01")
+@hh.given(data=st.data())
+def test_same_seed_same_mask(impl, data):
+    """Dropout: reseeding replays the masks of the same layer, and successive calls draw fresh ones."""
+    check_seed_replay(impl, "Dropout", "DO-SEED-01", *_seed_case(data, impl, "Dropout"))
+
+
+# one test item per kind: a failure on one kind leaves the others judged (a failed clause's other kinds in
+# the same item would read not-reached)
+@pytest.mark.clause("D2-SEED-01")
+@pytest.mark.parametrize("kind", CHANNEL_KINDS)
+@hh.given(data=st.data())
+def test_channel_same_seed_same_mask(impl, kind, data):
+    """Dropout1d, Dropout2d, Dropout3d, each in its own item, as DO-SEED-01."""
+    if not impl.provides(kind):
+        pytest.skip(f"not provided: {kind}")
+    check_seed_replay(impl, kind, "D2-SEED-01", *_seed_case(data, impl, kind))
+
+
+@pytest.mark.clause("AD-SEED-01")
+@pytest.mark.parametrize("kind", ALPHA_KINDS)
+@hh.given(data=st.data())
+def test_alpha_same_seed_same_mask(impl, kind, data):
+    """AlphaDropout and FeatureAlphaDropout, each in its own item, as DO-SEED-01."""
+    if not impl.provides(kind):
+        pytest.skip(f"not provided: {kind}")
+    check_seed_replay(impl, kind, "AD-SEED-01", *_seed_case(data, impl, kind))
 
 
 @pytest.mark.clause("DO-INPLACE-01", "DO-INPLACE-02", "D2-DTYPE-01")
