@@ -95,6 +95,8 @@ def _result_code(call) -> str | None:
     if call.method == "state" and isinstance(r, dict):
         return "{" + ", ".join(f"{f!r}: {value_code(r[f])}" for f in STATE_FIELDS + ("num_batches_tracked",)
                                if r.get(f) is not None) + "}"
+    if call.method == "dtypes" and isinstance(r, dict):
+        return repr({k: str(v) for k, v in r.items()})
     return None
 
 
@@ -133,6 +135,13 @@ def _call_code(call) -> str:
         return f"forward_in(L[{n}], {array_code(a['x'])}, {a['context']!r}, {a['dtype']!r})"
     if call.method == "convert_sync":
         return f"L[{call.result}] = convert_sync(L[{n}])"
+    if call.method == "load_checkpoint":
+        values = ", ".join(f"{k!r}: {value_code(v)}" for k, v in a["values"].items())
+        return f"load_checkpoint(L[{n}], {{{values}}}, {a['form']!r})"
+    if call.method == "copy_layer":
+        return f"L[{call.result}] = copy_layer(L[{n}], {a['how']!r})"
+    if call.method == "dtypes":
+        return f"dtypes(L[{n}])"
     raise ValueError(f"no reproduction for a traced call {call.method!r}")
 
 
@@ -255,6 +264,36 @@ def convert_sync(layer):
     fresh = nn.SyncBatchNorm.convert_sync_batchnorm(layer)
     KWARGS[id(fresh)] = KWARGS.get(id(layer))
     return fresh
+
+
+def load_checkpoint(layer, values, form):
+    from collections import OrderedDict
+    own = layer.state_dict()
+    sd = {{k: torch.as_tensor(np.asarray(v)).to(own[k].dtype if k in own else torch.float32)
+          for k, v in values.items()}}
+    if form == 'plain':  # a plain dict, as a dict comprehension over state_dict() gives: no _metadata
+        layer.load_state_dict(sd)
+        return
+    sd = OrderedDict(sd)
+    sd._metadata = OrderedDict((k, dict(v)) for k, v in getattr(own, '_metadata', {{}}).items())
+    layer.load_state_dict(sd, strict=False)
+
+
+def copy_layer(layer, how):
+    import copy
+    import pickle
+    import sys
+    sys.modules.setdefault(type(layer).__module__, nn)  # a class loaded from a file pickles by reference
+    fresh = copy.deepcopy(layer) if how == 'deepcopy' else pickle.loads(pickle.dumps(layer))
+    KWARGS[id(fresh)] = KWARGS.get(id(layer))
+    return fresh
+
+
+def dtypes(layer):
+    names = {{v: k for k, v in TORCH_DTYPES.items()}}
+    return {{k: names.get(t.dtype, str(t.dtype).replace('torch.', '')) for k in
+            ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
+            if isinstance(t := getattr(layer, k, None), torch.Tensor)}}
 """
 
 
@@ -321,6 +360,18 @@ def forward_in(layer, x, context, dtype):
 
 def convert_sync(layer):
     return layer.convert_sync()
+
+
+def load_checkpoint(layer, values, form):
+    layer.load_checkpoint(values, form=form)
+
+
+def copy_layer(layer, how):
+    return layer.copy_layer(how)
+
+
+def dtypes(layer):
+    return layer.dtypes()
 """
 
 
@@ -427,7 +478,7 @@ _SAME = '''def _same(got, recorded):
         g = got.get(k) if isinstance(got, dict) else None
         if g is None:
             return f'{k} missing'
-        if isinstance(v, int):
+        if isinstance(v, (int, str)):
             if g != v:
                 return f'{k} {g!r} != {v!r}'
             continue

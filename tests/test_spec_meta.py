@@ -54,9 +54,6 @@ NO_DEFECT = {
                     "keep_rate_off.py) break it; wanted: keep rate and scale off together (p as 1/scale)",
     "BN-EVAL-02": "a batch-dependent eval (eval_batch_stats.py) fails BN-EVAL-01 first; wanted: an eval "
                   "whose output depends on the batch below BN-EVAL-01's tolerance, or a nondeterministic one",
-    # not yet written
-    "BN-DTYPE-02": "not yet written: half parameters whose running statistics are updated without "
-                   "float32 accumulation",
 }
 
 
@@ -75,6 +72,12 @@ def _parse(modname: str):
         return None
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     functions = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    # the methods of a hypothesis state machine (its rules run the checks), as "Class.method": never a call target
+    # by name, scanned as roots by used_conditions
+    for cls in tree.body:
+        if isinstance(cls, ast.ClassDef) and any(getattr(b, "id", None) == "RuleBasedStateMachine" for b in cls.bases):
+            functions.update({f"{cls.name}.{m.name}": m for m in cls.body
+                              if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))})
     aliases = {}  # local name -> (module, attribute or None)
     for node in tree.body:
         if isinstance(node, ast.Import):
@@ -433,11 +436,16 @@ def used_conditions():
         tree, functions, _ = _parse(mod)
         module_marks = _clause_marks([n for n in tree.body if not isinstance(n, (ast.FunctionDef,
                                                                                  ast.AsyncFunctionDef))])
+        marks_of_tests = set()
         for name, fn in functions.items():
             if name.startswith("test_"):
                 bound = _parametrized(fn, mod)
                 bound["__marks__"] = (_clause_marks(fn.decorator_list) | module_marks) or {WILD}
+                marks_of_tests |= bound["__marks__"]
                 _scan((mod, name), [bound], found, f"{path.name}::{name}")
+        for name in functions:  # a state machine's methods, with the clauses of the module's tests
+            if "." in name:
+                _scan((mod, name), [{"__marks__": marks_of_tests or {WILD}}], found, f"{path.name}::{name}")
     return found
 
 

@@ -114,6 +114,24 @@ class Layer(abc.ABC):
         format (BN-LOAD-01)."""
         raise NotProvided(f"{self.kind}: loading a saved state through the framework's own loader")
 
+    def load_checkpoint(self, values: dict, *, form: str) -> None:
+        """Load `values` in a form users produce besides the framework's own saved state (BN-LOAD-01,
+        dropnorm/properties/test_batchnorm_sequences.py): form="plain", every key in a plain dict without
+        the framework's metadata, loaded strictly (torch: a dict comprehension over state_dict(), which
+        drops `_metadata`); form="partial", the current format without num_batches_tracked, loaded
+        non-strictly (torch: load_state_dict(sd, strict=False))."""
+        raise NotProvided(f"{self.kind}: loading a checkpoint of the form {form!r}")
+
+    def copy_layer(self, how: str) -> "Layer":
+        """A copy of this layer made by the language's own means, as a new layer (BN-STATE-01): how="deepcopy"
+        (copy.deepcopy) or "pickle" (a pickle.dumps/loads round trip)."""
+        raise NotProvided(f"{self.kind}: copying a layer by {how}")
+
+    def dtypes(self) -> dict:
+        """The dtype name of each parameter and buffer the layer holds, by name (weight, bias, running_mean,
+        running_var, num_batches_tracked; torch: "int64" for the counter) (BN-TRAIN-05, BN-DTYPE-01/02)."""
+        raise NotProvided(f"{self.kind}: the dtypes of its parameters and buffers")
+
     def convert_sync(self) -> "Layer":
         """The framework's conversion of this BatchNorm to its synchronized variant (torch:
         SyncBatchNorm.convert_sync_batchnorm), as a new layer (BN-SYNC-01)."""

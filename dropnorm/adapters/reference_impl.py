@@ -228,6 +228,28 @@ class RefBatchNorm(_RefLayer):
             self.num_batches_tracked = t
 
 
+    def load_checkpoint(self, values, *, form):
+        """As torch: a plain dict loads strictly as the current format when it has the counter, and keeps
+        the layer's own counter without it (torch's version-None migration); "partial" (non-strict) keeps
+        the layer's own counter and loads the rest."""
+        if form not in ("plain", "partial"):
+            raise ValueError(f"form must be 'plain' or 'partial', got {form!r}")
+        self.load_state(values, legacy="num_batches_tracked" not in values)
+
+    def copy_layer(self, how):
+        import pickle
+        if how not in ("deepcopy", "pickle"):
+            raise ValueError(f"how must be 'deepcopy' or 'pickle', got {how!r}")
+        return copy.deepcopy(self) if how == "deepcopy" else pickle.loads(pickle.dumps(self))
+
+    def dtypes(self):
+        out = {k: self.param_dtype for k in ("weight", "bias", "running_mean", "running_var")
+               if getattr(self, k) is not None}
+        if self.num_batches_tracked is not None:
+            out["num_batches_tracked"] = "int64"
+        return out
+
+
 class RefLazyBatchNorm(RefBatchNorm):
     """LazyBatchNorm{dims}d: num_features (and the parameters and buffers) from the first input."""
 

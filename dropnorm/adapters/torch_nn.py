@@ -223,6 +223,41 @@ class TorchLayer(Layer):
         sd._metadata = meta
         load(sd)
 
+    def load_checkpoint(self, values: dict, *, form: str) -> None:
+        """form="plain": a plain dict (no `_metadata`) loaded strictly; "partial": an OrderedDict with the
+        module's own `_metadata`, loaded with strict=False (the tests leave num_batches_tracked out of it)."""
+        from collections import OrderedDict
+        if form not in ("plain", "partial"):
+            raise ValueError(f"form must be 'plain' or 'partial', got {form!r}")
+        load = self._module_method("load_state_dict")
+        own = self.module.state_dict()
+        sd = {k: torch.as_tensor(np.asarray(v)).to(dtype=own[k].dtype if isinstance(own.get(k), torch.Tensor)
+                                                     else torch.float32, device=self.impl.device)
+              for k, v in values.items()}
+        if form == "plain":
+            load(sd)
+            return
+        sd = OrderedDict(sd)
+        sd._metadata = OrderedDict((k, dict(v)) for k, v in getattr(own, "_metadata", {}).items())
+        load(sd, strict=False)
+
+    def copy_layer(self, how: str) -> "TorchLayer":
+        import copy
+        import pickle
+        if how == "deepcopy":
+            module = copy.deepcopy(self.module)
+        elif how == "pickle":
+            module = pickle.loads(pickle.dumps(self.module))
+        else:
+            raise ValueError(f"how must be 'deepcopy' or 'pickle', got {how!r}")
+        fresh = copy.copy(self)  # the same adapter class (an execution path's layer stays on its path)
+        fresh.module, fresh.kwargs = module, dict(self.kwargs)
+        return fresh
+
+    def dtypes(self) -> dict:
+        return {key: dtype_name(v) for key in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+                if isinstance(v := getattr(self.module, key, None), torch.Tensor)}
+
     def convert_sync(self) -> "TorchLayer":
         sync = getattr(self.impl.ns, "SyncBatchNorm", None)
         convert = getattr(sync, "convert_sync_batchnorm", None)
