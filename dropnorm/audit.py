@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 
 from dropnorm import profiles
-from dropnorm.report import environment, files, model
+from dropnorm.report import diagnosis, environment, files, model
 from dropnorm.spec import ROOT, SpecError, clauses, load_deviations
 
 PROPERTIES = pathlib.Path(__file__).resolve().parent / "properties"   # the property suite (in the package)
@@ -420,7 +420,7 @@ def build_report(opts: Options, target: Target, directory: pathlib.Path, started
             "run": {"started": iso(started), "finished": iso(finished), "duration_s": round(finished - started, 3),
                     "tests": len(records), "pytest_exit_status": exit_status},
             "selection": {"clauses": sorted(opts.clauses) or None, "layers": sorted(opts.layers) or None},
-            "summary": model.summary(entries), "clauses": entries})
+            "summary": model.summary(entries), "diagnosis": diagnosis.diagnose(entries), "clauses": entries})
 
 
 # The reference computes the expected values itself: its audit shows that the suite's machinery runs,
@@ -519,11 +519,15 @@ def _incomplete(report: dict, directory: pathlib.Path) -> int:
 
 def summary_line(report: dict, directory: pathlib.Path) -> str:
     """The verdict, the counts, then one line per clause that keeps the implementation from conformant
-    (what failed, in its own words), stale deviations, and where the report is."""
+    (what failed, in its own words, shortened without cutting its case), stale deviations, and where the
+    report is."""
+    from dropnorm.report.markdown import keep_case
     s = report["summary"]
     counts = ", ".join(f"{s[k]} {k}" for k in model.STATUSES if s[k])
     lines = [f"{report['implementation']['name']} {report['implementation']['version']}: {report['verdict']}",
              f"clauses: {counts}"]
+    if report.get("diagnosis"):  # the failures grouped by likely cause (dropnorm/report/diagnosis.py)
+        lines += ["likely causes:"] + [f"  {line}" for line in diagnosis.lines(report["diagnosis"])]
     missing = report.get("layers", {}).get("missing")
     if missing:
         lines.append(f"missing layers: {', '.join(missing)}")
@@ -544,7 +548,7 @@ def summary_line(report: dict, directory: pathlib.Path) -> str:
             note = {"reproduced": ", reproduces alone", "not-reproduced": ", DOES NOT reproduce alone",
                     "error": ", script error", "timed-out": ", script timed out"}.get(alone, "")
             sev = e.get("severity") or "-"
-            lines.append(f"  {e['status']:<12} {sev:<16} {e['id']:<15} {first[:220]}"
+            lines.append(f"  {e['status']:<12} {sev:<16} {e['id']:<15} {keep_case(first, 220)}"
                          + (f"  [{script}{note}]" if script else ""))
     unreplayed = sorted({f"{e['id']}/{d['condition']}" for e in report["clauses"] for d in e.get("deviations", [])
                          if d.get("standalone", {}).get("outcome", "reproduced") != "reproduced"})

@@ -62,7 +62,7 @@ def render(report: dict) -> str:
         torch_version=(env["torch"] or {}).get("version", "absent"),
         seed=env["seed"] if env["seed"] is not None else "derandomized",
         verdict=headline(report, esc=str), verdict_class=verdict_class, summary=s, statuses=STATUSES,
-        classes=classes_of(report),
+        classes=classes_of(report), diagnosis=report.get("diagnosis") or [],
         counts=", ".join(f"{s[k]} {k}" for k in STATUSES if s[k]) + f" of {s['total']} clauses",
         scripts={e["id"]: short_script(e["failure"]) for e in rows if e["failure"]},
         alone={e["id"]: replay.describe(e["failure"].get("standalone")) for e in rows if e["failure"]},

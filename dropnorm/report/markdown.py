@@ -12,12 +12,128 @@ KIND_SHORT = {"Dropout": "Do", "Dropout2d": "D2", "BatchNorm1d": "BN1", "BatchNo
               "Dropout1d": "D1", "Dropout3d": "D3", "AlphaDropout": "AD", "FeatureAlphaDropout": "FAD"}
 
 
-def cell(text) -> str:
-    """Text safe in a table cell: one line, no pipes, no HTML (GitHub renders HTML in markdown)."""
-    text = " ".join(str(text).split())
+def cell(text, limit: int = 160) -> str:
+    """Text safe in a table cell: one line, no pipes, no HTML (GitHub renders HTML in markdown); at most
+    `limit` characters before escaping, shortened by keep_case (the failing case's dtype, shape, layout
+    and mode stay)."""
+    text = keep_case(str(text), limit)
     for a, b in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|"), ("`", "'")):
         text = text.replace(a, b)
-    return text if len(text) <= 160 else text[:157] + "..."
+    return text
+
+
+# ------------------------------------------------------------------ shortening that keeps the case
+# torch.nn's defaults: a constructor shown in a message keeps its positional arguments and the keywords
+# that differ from these
+CTOR_DEFAULTS = {"eps": 1e-05, "momentum": 0.1, "affine": "True", "track_running_stats": "True", "p": 0.5,
+                 "inplace": "False", "device": "None", "dtype": "None"}
+_CTOR = re.compile(r"\b((?:Lazy|Sync)?BatchNorm(?:\dd)?|(?:Feature)?AlphaDropout|Dropout(?:\dd)?)\(([^()\[\]]*)\)")
+_CASE_TOKENS = re.compile(
+    r"(?<!index )\((?:\d+(?:, \d+)*,?)?\)"                        # a shape (not an index)
+    r"|\b(?:bfloat16|float16|float32|float64|half|double)\b"        # a dtype
+    r"|\b(?:channels_last_3d|channels_last|contiguous|non-contiguous|strided|transposed)\b"  # a layout
+    r"|\b(?:training|train|eval|inference(?: mode)?|no-grad)\b"     # a mode
+    r"|\b(?:Lazy|Sync)?BatchNorm(?:\dd)?\([^()\[\]]*\)|\b(?:Feature)?AlphaDropout\([^()\[\]]*\)"
+    r"|\bDropout(?:\dd)?\([^()\[\]]*\)")                           # a (shortened) constructor
+_HEAD = re.compile(r"^(?:[A-Za-z0-9]+: )?[A-Z0-9]+(?:-[A-Z0-9]+)+/[^:\s]+:")   # "Kind: CLAUSE/condition:"
+_VALUES = re.compile(r"\bgot [^,\[\]]{1,40}, expected [^\[\];:]{1,40}?(?= at index|[:;\[]|$)")  # short values
+_LONG_FLOAT = re.compile(r"(?<![\w.])-?\d+\.\d{7,}(?:e[-+]?\d+)?(?![\w.])")
+ELLIPSIS = "..."
+
+
+def _is_default(key: str, value: str) -> bool:
+    if key not in CTOR_DEFAULTS:
+        return False
+    want = CTOR_DEFAULTS[key]
+    if isinstance(want, float):
+        try:
+            return float(value) == want
+        except ValueError:
+            return False
+    return value == want
+
+
+def short_constructor(match: re.Match) -> str:
+    """`BatchNorm2d(eps=2.28e-05, momentum=None, affine=True, track_running_stats=True)` ->
+    `BatchNorm2d(eps=2.28e-05, momentum=None)`: the class, positional arguments, non-default keywords."""
+    name, args = match.group(1), match.group(2)
+    kept = [a for a in (x.strip() for x in args.split(", ")) if a and not ("=" in a and _is_default(*a.split("=", 1)))]
+    return f"{name}({', '.join(kept)})"
+
+
+def keep_case(text: str, limit: int) -> str:
+    """`text` on one line in at most `limit` characters, never cutting what distinguishes the failing
+    case: constructors first lose their default keywords, then the longest stretches between the
+    protected tokens (the 'Kind: CLAUSE/condition:' head, shapes, dtypes, layouts, modes and
+    constructors, and short 'got X, expected Y' values; long floats rounded to 6 digits first) lose their
+    middle to '...'; the values lose their protection when the rest does not fit otherwise. Only when
+    the case's own tokens exceed the limit is the end cut."""
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return text
+    text = _CTOR.sub(short_constructor, text)
+    if len(text) <= limit:
+        return text
+    text = _LONG_FLOAT.sub(lambda m: f"{float(m.group(0)):.6g}", text)  # 0.9030202031135559 -> 0.90302
+    if len(text) <= limit:
+        return text
+    case = [m.span() for m in _CASE_TOKENS.finditer(text)]
+    head = _HEAD.match(text)
+    head = [(0, head.end())] if head else []
+    values = _VALUES.search(text)
+    values = [values.span()] if values else []
+    # the values are protected while they fit; the case and the head always are
+    for spans in (head + values + case, head + case):
+        out = _shorten_between(text, spans, limit)
+        if len(out) <= limit:
+            return out
+    return out[:limit - len(ELLIPSIS)] + ELLIPSIS
+
+
+def _shorten_between(text: str, spans: list, limit: int) -> str:
+    """`text` with the longest stretches outside `spans` elided until it fits (if it can)."""
+    pieces, at = [], 0   # [text, protected]
+    for a, b in sorted(spans):
+        if a < at:
+            if b > at:
+                pieces[-1][0] += text[at:b]
+                at = b
+            continue
+        if a > at:
+            pieces.append([text[at:a], False])
+        pieces.append([text[a:b], True])
+        at = b
+    if at < len(text):
+        pieces.append([text[at:], False])
+    excess = len(text) - limit
+    for least in (8, 0):  # first keep a little of every stretch, then as little as '...'
+        for piece in sorted((p for p in pieces if not p[1]), key=lambda p: -len(p[0])):
+            if excess <= 0:
+                break
+            length = len(piece[0])
+            keep = max(least, length - excess - len(ELLIPSIS))
+            if keep + len(ELLIPSIS) >= length:
+                continue
+            piece[0] = _elide(piece[0], keep)
+            excess -= length - len(piece[0])
+    return "".join(p for p, _ in pieces)
+
+
+def _elide(s: str, keep: int) -> str:
+    """`s` with its middle replaced by '...', keeping `keep` characters (head and tail, at word ends
+    where that loses little)."""
+    if keep <= 0:
+        return ELLIPSIS
+    h = keep - keep // 3
+    t = keep - h
+    head, tail = s[:h], s[len(s) - t:] if t else ""
+    cut = head.rfind(" ")
+    if cut >= h * 2 // 3 and not head.endswith(" "):
+        head = head[:cut + 1]
+    cut = tail.find(" ")
+    if 0 <= cut <= t // 3:
+        tail = tail[cut:]
+    return head + ELLIPSIS + tail
 
 
 def fence(text: str) -> str:
@@ -85,6 +201,7 @@ def render(report: dict) -> str:
            f"torch {(env['torch'] or {}).get('version', 'absent')}, numpy {env['numpy']}, "
            f"python {env['python']}; {report['run']['tests']} tests in {report['run']['duration_s']:.1f} s.", "",
            f"Command: `{cell(prov['command'])}`", "", layers_line(report), ""]
+    out[4:4] = diagnosis_rows(report)  # at the top: the failures grouped by likely cause
     if stale_line(report):
         out += [cell(stale_line(report)), ""]
     out += ["## Conformance classes", ""] + class_rows(report) + ["", "## Clauses", ""]
@@ -116,6 +233,21 @@ def render(report: dict) -> str:
         for err in e["errors"][:3]:
             out += [f"- error in `{cell(err['test'])}`:", "", fence(err["error"]), ""]
     return "\n".join(out) + "\n"
+
+
+def diagnosis_rows(report: dict) -> list[str]:
+    """'Likely causes': one row per cause (most likely first) and the unexplained failures; nothing for a
+    report without failures or older than the diagnosis."""
+    causes = report.get("diagnosis") or []
+    if not causes:
+        return []
+    rows = ["## Likely causes", "", "| # | likely cause | confidence | explains | evidence |", "|---|---|---|---|---|"]
+    for i, c in enumerate(causes, 1):
+        unexplained = c["cause"] == "unexplained"
+        rows.append(f"| {'-' if unexplained else i} | {'**unexplained**' if unexplained else cell(c['cause'])} "
+                    f"| {'-' if unexplained else format(c['confidence'], '.2f')} "
+                    f"| {cell(', '.join(c['explains']), 2000)} | {cell(c['evidence'], 300)} |")
+    return rows + [""]
 
 
 def short_script(f: dict, limit: int = 8000) -> str:
