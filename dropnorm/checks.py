@@ -23,7 +23,7 @@ import numpy as np
 from dropnorm.spec import SEVERITIES, Deviation, clauses
 from dropnorm.traced import TRACE
 
-__all__ = ["ClauseViolation", "SuiteError", "check", "measure", "assert_equal", "assert_close", "assert_dtype",
+__all__ = ["ClauseViolation", "SuiteError", "check", "held", "measure", "assert_equal", "assert_close", "assert_dtype",
            "assert_shape", "assert_binomial", "context"]
 
 
@@ -82,6 +82,32 @@ class Context:
     not_provided: dict = field(default_factory=dict)  # reason -> examples filtered out as not provided
     runs: int = 0                                    # runs of the test (1 + reruns after failures)
     unjudged: str = ""                               # why the test's other clauses could not be judged
+    ran: set = field(default_factory=set)            # (clause, condition, layer kind or None) of every check
+    #                                                  executed, held or not (issue 22: per-condition coverage)
+    not_provided_kinds: set = field(default_factory=set)  # layer kinds (None: unknown) of examples filtered
+    #                                                  out as not provided
+
+    def __post_init__(self):
+        if not isinstance(self.not_provided, _NotProvidedCounts):
+            self.not_provided = _NotProvidedCounts(self, self.not_provided)
+
+
+class _NotProvidedCounts(dict):
+    """Context.not_provided (reason -> examples filtered out): counting a reason also notes the layer kind
+    the filtered example was on (Context.not_provided_kinds), so that the report can tell a condition that
+    never ran because the implementation cannot express what it needs from one that no test ran."""
+
+    def __init__(self, ctx: "Context", values=()):
+        super().__init__(values)
+        self._ctx = ctx
+
+    def __setitem__(self, reason, count):
+        super().__setitem__(reason, count)
+        kind = checked_kind()
+        if kind is None:
+            from dropnorm.strategies import _FOCUS  # the kind the test is running for, where it runs one per kind
+            kind = _FOCUS[0]
+        self._ctx.not_provided_kinds.add(kind)
 
 
 _ctx = [Context()]
@@ -124,6 +150,29 @@ def circumstances(calls=None) -> dict:
     return out
 
 
+_FORWARD = frozenset(("forward", "forward_backward", "gradcheck", "forward_in"))
+
+
+def checked_kind(calls=None) -> str | None:
+    """The layer kind a check looks at, as circumstances() reads it but cheaper (it runs on every check):
+    the kind of the latest forward call of the current example, else of the latest layer constructed;
+    None when the example called no layer."""
+    calls = TRACE.calls if calls is None else calls
+    constructed = None
+    for c in reversed(calls):
+        method = c.method
+        if method in _FORWARD:
+            return c.kind
+        if method == "construct" and constructed is None:
+            constructed = c.kind
+    return constructed
+
+
+def _ran(ctx: Context, clause: str, condition: str) -> None:
+    """Note that a check of clause/condition was executed on the current layer kind (held or not)."""
+    ctx.ran.add((clause, condition, checked_kind()))
+
+
 def _deviation(clause: str, condition: str, error: float | None) -> tuple[Deviation | None, str | None]:
     """The recorded deviation whose scope covers this failed check, if any, and the layer kind checked."""
     ctx = context()
@@ -156,6 +205,7 @@ def check(ok: bool, clause: str, condition: str, message: str, *, observed=None,
         raise SuiteError(f"a check of {clause} (condition {condition!r}) in a test marked only with "
                          f"{sorted(ctx.marked)}: add {clause} to the test's clause marker, so that "
                          f"--clause {clause} runs it")
+    _ran(ctx, clause, condition)
     if ok:
         return
     dev, layer = _deviation(clause, condition, (comparison or {}).get("max_error"))
@@ -170,6 +220,13 @@ def check(ok: bool, clause: str, condition: str, message: str, *, observed=None,
         return
     raise ClauseViolation(clause, condition, message, None if observed is None else str(observed),
                           None if expected is None else str(expected), comparison, severity)
+
+
+def held(clause: str, condition: str) -> None:
+    """A check that held where the test calls check() only on failure (an expected error that came, a
+    call that did not raise): the condition ran, for the report's per-condition coverage."""
+    __tracebackhide__ = True
+    check(True, clause, condition, "")
 
 
 def measure(clause: str, condition: str, **values) -> None:
@@ -202,6 +259,7 @@ def assert_equal(got, expected, clause: str, condition: str, what: str) -> None:
               observed=got.shape, expected=expected.shape, severity="wrong-state")
         return
     bad = ~((got == expected) | (np.isnan(got) & np.isnan(expected)))
+    _ran(context(), clause, condition)
     if bad.any():
         i = _first_bad(bad)
         check(False, clause, condition, f"got {float(got[i])!r}, expected {float(expected[i])!r} at index {i}; "
@@ -224,6 +282,7 @@ def assert_close(got, expected, atol, clause: str, condition: str, what: str, re
     bad = ~((err <= atol) | same_nonfinite)
     ratios = np.where(same_nonfinite, 0.0, err / np.maximum(atol, 1e-300))
     ratio = float(np.max(ratios, initial=0.0))
+    _ran(context(), clause, condition)
     if ratios.size:
         j = np.unravel_index(int(np.nanargmax(np.where(np.isnan(ratios), np.inf, ratios))), ratios.shape)
         measure(clause, condition, kind="tolerance", max_error_over_tolerance=ratio,
@@ -271,6 +330,7 @@ def assert_inverted_dropout(x, y, p: float, dtype: str, clause: str, what: str, 
         return mask
     planes = mask.reshape(mask.shape[:2] + (-1,))
     mixed = planes.any(axis=2) & ~planes.all(axis=2)
+    _ran(context(), clause, "whole-channel")
     if mixed.any():
         n, c = (int(i) for i in np.argwhere(mixed)[0])
         check(False, clause, "whole-channel",

@@ -101,6 +101,10 @@ def pytest_runtest_makereport(item, call):
             record["unjudged"] = ctx.unjudged
         if ctx.not_provided:
             record["not_provided"] = dict(ctx.not_provided)
+            # the layer kinds of the filtered examples (null: an example filtered before it called a layer)
+            record["not_provided_kinds"] = sorted(ctx.not_provided_kinds, key=lambda k: (k is None, k or ""))
+        # every check executed, held or not: [clause, condition, layer kind (null: no layer called)]
+        record["conditions_run"] = sorted([list(t) for t in ctx.ran], key=lambda t: (t[0], t[1], t[2] or ""))
         record["deviations"] = [{"clause": c, "condition": cond, "kind": dev.kind, "key": dev.key, "layer": layer,
                                  "reason": dev.reason, "finding": dev.finding, "message": msg,
                                  "severity": evidence.severity,

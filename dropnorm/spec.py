@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import dataclass
 
 from dropnorm.dtypes import DTYPES
-from dropnorm.kinds import KINDS, LAYERS
+from dropnorm.kinds import KINDS, LAYER_KINDS, LAYERS
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 # spec/ in a source checkout; the same files shipped in the package (pyproject: dropnorm.spec_data) otherwise
@@ -44,6 +44,15 @@ class Clause:
     level_reason: str = ""              # why the level is what it is (where not obvious, or changed)
     conventions: tuple[str, ...] = ()   # fields of spec/conventions.toml the clause depends on
     conditions: tuple[str, ...] = ()    # the named checks (conditions) of the clause that the tests use
+    # condition -> the layer kinds it applies to ([clause.applies] in the TOML); a condition not named
+    # applies to every kind of the clause's layer (kinds.LAYER_KINDS). A clause reads pass on a kind only
+    # where each condition that applies there ran there (dropnorm/report/model.py, issue 22).
+    applies: tuple = ()                 # ((condition, (kind, ...)), ...)
+
+    def applicable(self, kind: str) -> tuple[str, ...]:
+        """The conditions of this clause that apply to layer kind `kind`."""
+        limited = dict(self.applies)
+        return tuple(c for c in self.conditions if c not in limited or kind in limited[c])
 
 
 @dataclass(frozen=True)
@@ -146,8 +155,9 @@ def clauses() -> dict[str, Clause]:
     out: dict[str, Clause] = {}
     for raw in _index()["clause"]:
         raw = dict(raw)
+        applies = _applies(raw.get("id", "?"), raw.get("layer"), raw.pop("applies", {}), raw.get("conditions", ()))
         c = Clause(**dict(raw, conformance_class=raw.pop("class", ""), conventions=tuple(raw.get("conventions", ())),
-                          conditions=tuple(raw.get("conditions", ()))))
+                          conditions=tuple(raw.get("conditions", ())), applies=applies))
         if c.id in out:
             raise SpecError(f"duplicate clause id {c.id}")
         if c.level not in LEVELS or c.layer not in LAYERS:
@@ -160,6 +170,27 @@ def clauses() -> dict[str, Clause]:
             raise SpecError(f"{c.id}: class {c.conformance_class!r} is not one of {list(classes())}")
         out[c.id] = c
     return out
+
+
+def _applies(cid: str, layer: str | None, table, conditions) -> tuple:
+    """A clause's [clause.applies] table (condition -> list of layer kinds), validated: each condition is one
+    the clause lists, each kind one of its layer's kinds, no list empty."""
+    if not isinstance(table, dict):
+        raise SpecError(f"{cid}: applies must be a table condition -> [layer kinds], got {table!r}")
+    kinds = LAYER_KINDS.get(layer, ())
+    out = []
+    for condition, listed in table.items():
+        if condition not in conditions:
+            raise SpecError(f"{cid}: applies names condition {condition!r}, which the clause does not list "
+                            f"(its conditions: {', '.join(conditions)})")
+        if not isinstance(listed, list) or not listed or not all(isinstance(k, str) for k in listed):
+            raise SpecError(f"{cid}: applies.{condition} must be a non-empty list of layer kinds, got {listed!r}")
+        bad = [k for k in listed if k not in kinds]
+        if bad:
+            raise SpecError(f"{cid}: applies.{condition} names {bad}, not layer kinds of {layer} "
+                            f"(those are {list(kinds)})")
+        out.append((condition, tuple(k for k in kinds if k in listed)))
+    return tuple(out)
 
 
 def spec_version() -> str:
@@ -267,6 +298,9 @@ def markdown() -> str:
                   "", f"- Formula: `{c.formula}`", f"- Source: {c.source}", f"- Why: {c.rationale}"]
         if c.level_reason:
             lines.append(f"- Level: {c.level_reason}")
+        if c.applies:
+            lines.append("- Conditions limited to some layer kinds: " + "; ".join(
+                f"`{cond}`: {', '.join(kinds)}" for cond, kinds in c.applies))
         if c.conventions:
             lines.append("- Depends on the convention: " + ", ".join(f"`{k}`" for k in c.conventions)
                          + " (spec/conventions.toml; the tests use the implementation's own)")

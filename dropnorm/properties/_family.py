@@ -65,6 +65,7 @@ def check_rejects_bad_p(build, kind: str, clause: str, early: str, condition: st
     try:
         build(p=p)
     except ValueError as e:
+        ph.held(judged, condition)  # the error came (issue 22: the condition ran)
         ph.check("p" in str(e) or "probab" in str(e), early, "message",
                  f"got ValueError({str(e)!r}), expected a message naming p [{kind}(p={p})]",
                  severity="invalid-accepted")
@@ -194,7 +195,9 @@ def assert_alpha_dropout(x, y, p: float, dtype: str, clause: str, what: str, *, 
         return kept
     planes = kept.reshape(kept.shape[:2] + (-1,))
     mixed = planes.any(axis=2) & ~planes.all(axis=2)
-    if mixed.any():
+    if not mixed.any():
+        ph.held(clause, "whole-channel")
+    else:
         n, c = (int(i) for i in np.argwhere(mixed)[0])
         ph.check(False, clause, "whole-channel",
                  f"got a partly dropped plane at (sample {n}, channel {c}): {int(planes[n, c].sum())} of "

@@ -247,6 +247,7 @@ def test_loading_checkpoints_with_and_without_the_counter(impl, data):
         ph.check(False, "BN-LOAD-01", "legacy-loads" if legacy else "loads",
                  f"the strict load raised {type(e).__name__}: {str(e)[:300]} [{what}]", severity="exception")
         return
+    ph.held("BN-LOAD-01", "legacy-loads" if legacy else "loads")
     state = case.layer.state()
     for key, value in values.items():
         ph.assert_equal(state[key], value, "BN-LOAD-01", "values", f"{key} after the load, {what}")
@@ -362,6 +363,7 @@ def test_sync_batchnorm_in_one_process(impl, data):
                  f"ValueError/RuntimeError saying why [{what}, training]", severity="exception")
         got = None
     if got is not None:
+        ph.held("BN-SYNC-01", "clear-error")  # the result, so no unclear error
         ph.assert_equal(got.y, expected.y, "BN-SYNC-01", "train-output", f"{what}, training")
         _assert_same_running_state(sync.state(), case.layer.state(), "BN-SYNC-01", "train-state", f"{what}, training",
                                    report_values=False)

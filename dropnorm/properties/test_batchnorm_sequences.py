@@ -461,6 +461,7 @@ class _Sequences(RuleBasedStateMachine):
             self._set_model(self._state())
             self.ok = True
             return
+        ph.held("BN-LOAD-01", "legacy-loads" if form == "legacy" else "loads")
         state = self._state()
         expected = {k: round_to(v, self.pdt) for k, v in values.items() if k in FLOATS}
         _exact(state, expected, "BN-LOAD-01", "values", what)

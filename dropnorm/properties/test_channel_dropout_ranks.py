@@ -83,7 +83,9 @@ def test_documented_ranks(impl, data):
         # the planes that share one draw: (n, c) when batched, c when not
         planes = kept.reshape((shape[0] * shape[1], -1) if batched else (shape[0], -1))
         mixed = planes.any(axis=1) & ~planes.all(axis=1)
-        if mixed.any():
+        if not mixed.any():
+            ph.held("D2-RANK-01", "batched-channel" if batched else "no-batch-channel")
+        else:
             i = int(np.argmax(mixed))
             where = f"(sample {i // shape[1]}, channel {i % shape[1]})" if batched else f"channel {i}"
             msg = (f"got a partly dropped {where}: {int(planes[i].sum())} of {planes.shape[1]} values kept, "

@@ -12,7 +12,7 @@ from dropnorm import checks as ph
 from dropnorm import inputs
 from dropnorm import strategies as hh
 from dropnorm.adapters import NotProvided
-from dropnorm.kinds import ALPHA_KINDS, CHANNEL_KINDS
+from dropnorm.kinds import ALPHA_KINDS, CHANNEL_KINDS, spatial_dims
 from dropnorm.properties._family import (alpha_inputs, check_rejects_bad_p, construct, read_alpha_mask,
                                          rng_state_or_none)
 
@@ -194,23 +194,41 @@ def test_alpha_same_seed_same_mask(impl, kind, data):
     check_seed_replay(impl, kind, "AD-SEED-01", *_seed_case(data, impl, kind))
 
 
+def _inplace_kinds(impl) -> list:
+    """Dropout and every channel-dropout kind (D2-DTYPE-01 covers Dropout1d and Dropout3d too), narrowed to
+    the run's focus; the example is rejected if none is provided."""
+    kinds = [k for k in hh.focused(("Dropout",) + CHANNEL_KINDS) if impl.provides(k)]
+    hypothesis.assume(kinds)
+    return kinds
+
+
+def _inplace_shape(kind, shape):
+    """Dropout: the drawn shape; a channel kind: (N, C) = (2, 3) and its spatial sizes from the drawn shape
+    (Dropout2d: (N, C, H, W) as _shape)."""
+    return shape if kind == "Dropout" else (2, 3) + (tuple(shape) + (2, 2, 2))[:spatial_dims(kind)]
+
+
+_INPLACE_FACTORY = {"Dropout": "dropout", "Dropout1d": "dropout1d", "Dropout2d": "dropout2d", "Dropout3d": "dropout3d"}
+
+
 @pytest.mark.clause("DO-INPLACE-01", "DO-INPLACE-02", "D2-DTYPE-01")
 @hh.given(data=st.data())
 def test_inplace_contract(impl, data):
     """inplace=False leaves x unchanged and unaliased; inplace=True leaves x holding y.
-    Every example runs each provided layer in every expressible (inplace, training) combination."""
+    Every example runs each provided layer (Dropout, Dropout1d, Dropout2d, Dropout3d) in every expressible
+    (inplace, training) combination."""
     base_shape = data.draw(hh.dropout_shapes(2, 3), label="shape")
     p = data.draw(hh.probabilities(0.05, 0.95), label="p")
     drawn_layout = data.draw(hh.layouts(4), label="layout")
     seed = data.draw(hh.seeds(), label="seed")
-    for layer_kind in _kinds(impl):
-        shape = _shape(layer_kind, base_shape)
+    for layer_kind in _inplace_kinds(impl):
+        shape = _inplace_shape(layer_kind, base_shape)
         layout = _fit(drawn_layout, len(shape))
         dtype = data.draw(hh.expressed(impl, layer_kind, "dtype", hh.DTYPES), label=f"{layer_kind} dtype")
         x = inputs.nonzero(seed, shape, dtype)
         inplaces = [v for v in (False, True) if impl.expresses(layer_kind, inplace=v)]
         for inplace, training in itertools.product(inplaces, (True, False)):
-            layer = _factory(impl, layer_kind)(p=p, inplace=inplace)
+            layer = getattr(impl, _INPLACE_FACTORY[layer_kind])(p=p, inplace=inplace)
             layer.train(training)
             impl.seed(seed)
             # a copy: the adapter may share x's memory with the tensor, and an in-place write must not

@@ -95,6 +95,7 @@ def test_folding_equals_layer_then_eval_batchnorm(impl, data):
         except Exception as e:  # noqa: BLE001 - a folding method that fails is a finding
             ph.check(False, "BN-FOLD-01", "method-runs", f"{method} raised {type(e).__name__}: {e} [{what}]", severity="exception")
             continue
+        ph.held("BN-FOLD-01", "method-runs")
         left = out.extra.get("batchnorm_left", [])
         ph.check(not left, "BN-FOLD-01", "folded", f"{method} left {left} in the folded model [{what}]", severity="wrong-state")
         ph.assert_close(out.extra["weight"], w_ref, bounds["weight"], "BN-FOLD-01", "folded-weight",

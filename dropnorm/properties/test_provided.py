@@ -14,31 +14,47 @@ from dropnorm import checks as ph
 from dropnorm.adapters import NotProvided
 
 P = pytest.param
+CHANNEL = ("Dropout1d", "Dropout2d", "Dropout3d")
+BATCHNORMS = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
+
+
+def _id(kind: str, suffix: str) -> str:
+    """The case ids of the first kinds stay as they were (Dropout2d-..., BatchNorm-...); the kinds added
+    for the per-kind coverage of issue 22 name themselves."""
+    if kind == "BatchNorm2d":
+        return f"BatchNorm-{suffix}" if suffix else "BatchNorm2d"
+    return f"{kind}-{suffix}" if suffix else kind
+
+
+# every kind of a clause's layer: the declaration is the adapter's, per kind (issue 22)
 CASES = [
     P("Dropout", {"inplace": True}, id="Dropout-inplace", marks=pytest.mark.clause("DO-INPLACE-02")),
     P("Dropout", {"p": 1.0}, id="Dropout-p1", marks=pytest.mark.clause("DO-P1-01")),
-    P("Dropout2d", {"p": 0.5}, id="Dropout2d", marks=pytest.mark.clause("D2-TRAIN-01")),
-    P("Dropout2d", {"inplace": True}, id="Dropout2d-inplace", marks=pytest.mark.clause("D2-DTYPE-01")),
+    *[P(k, {"p": 0.5}, id=k, marks=pytest.mark.clause("D2-TRAIN-01")) for k in CHANNEL],
+    *[P(k, {"inplace": True}, id=f"{k}-inplace", marks=pytest.mark.clause("D2-DTYPE-01")) for k in CHANNEL],
     *[P("Dropout", {"dtype": d}, id=f"Dropout-{d}", marks=pytest.mark.clause("DO-DTYPE-01"))
       for d in ("float64", "float32", "float16", "bfloat16")],
-    *[P("Dropout2d", {"dtype": d}, id=f"Dropout2d-{d}", marks=pytest.mark.clause("D2-DTYPE-01"))
-      for d in ("float64", "float32", "float16", "bfloat16")],
+    *[P(k, {"dtype": d}, id=f"{k}-{d}", marks=pytest.mark.clause("D2-DTYPE-01"))
+      for k in CHANNEL for d in ("float64", "float32", "float16", "bfloat16")],
     *[P(f"BatchNorm{k}d", {}, id=f"BatchNorm{k}d", marks=pytest.mark.clause("BN-TRAIN-01")) for k in (1, 2, 3)],
-    P("BatchNorm2d", {"momentum": None}, id="BatchNorm-momentum-None", marks=pytest.mark.clause("BN-TRAIN-04")),
-    P("BatchNorm2d", {"track_running_stats": False}, id="BatchNorm-no-running-stats",
-      marks=pytest.mark.clause("BN-NOTRACK-01")),
-    P("BatchNorm2d", {"affine": False}, id="BatchNorm-affine-False", marks=pytest.mark.clause("BN-AFFINE-01")),
-    *[P("BatchNorm2d", {"dtype": d, "param_dtype": "float32"}, id=f"BatchNorm-{d}-float32-params",
-        marks=pytest.mark.clause("BN-DTYPE-01")) for d in ("float32", "float16", "bfloat16")],
-    P("BatchNorm2d", {"dtype": "float64", "param_dtype": "float64"}, id="BatchNorm-float64",
-      marks=pytest.mark.clause("BN-DTYPE-01")),
-    *[P("BatchNorm2d", {"dtype": d, "param_dtype": d}, id=f"BatchNorm-{d}-params",
-        marks=pytest.mark.clause("BN-DTYPE-02")) for d in ("float16", "bfloat16")],
+    *[P(k, {"momentum": None}, id=_id(k, "momentum-None"), marks=pytest.mark.clause("BN-TRAIN-04"))
+      for k in BATCHNORMS],
+    *[P(k, {"track_running_stats": False}, id=_id(k, "no-running-stats"), marks=pytest.mark.clause("BN-NOTRACK-01"))
+      for k in BATCHNORMS],
+    *[P(k, {"affine": False}, id=_id(k, "affine-False"), marks=pytest.mark.clause("BN-AFFINE-01"))
+      for k in BATCHNORMS],
+    *[P(k, {"dtype": d, "param_dtype": "float32"}, id=_id(k, f"{d}-float32-params"),
+        marks=pytest.mark.clause("BN-DTYPE-01")) for k in BATCHNORMS for d in ("float32", "float16", "bfloat16")],
+    *[P(k, {"dtype": "float64", "param_dtype": "float64"}, id=_id(k, "float64"),
+        marks=pytest.mark.clause("BN-DTYPE-01")) for k in BATCHNORMS],
+    *[P(k, {"dtype": d, "param_dtype": d}, id=_id(k, f"{d}-params"),
+        marks=pytest.mark.clause("BN-DTYPE-02")) for k in BATCHNORMS for d in ("float16", "bfloat16")],
 ]
 
 
 SHAPES = {"BatchNorm1d": (2, 2, 4), "BatchNorm2d": (2, 2, 2, 2), "BatchNorm3d": (2, 2, 1, 2, 2),
-          "Dropout": (2, 3, 2, 2), "Dropout2d": (2, 3, 2, 2)}
+          "Dropout": (2, 3, 2, 2), "Dropout1d": (2, 3, 4), "Dropout2d": (2, 3, 2, 2), "Dropout3d": (2, 3, 1, 2, 2)}
+FACTORY = {"Dropout": "dropout", "Dropout1d": "dropout1d", "Dropout2d": "dropout2d", "Dropout3d": "dropout3d"}
 
 
 def _run_once(impl, kind, options):
@@ -48,7 +64,7 @@ def _run_once(impl, kind, options):
         if options.get("param_dtype", "float32") != "float32":
             layer.to(options["param_dtype"])
     else:
-        layer = (impl.dropout if kind == "Dropout" else impl.dropout2d)(**build)
+        layer = getattr(impl, FACTORY[kind])(**build)
     layer.train(True)
     x = 1.0 + np.arange(np.prod(SHAPES[kind]), dtype=np.float64).reshape(SHAPES[kind]) / 4
     return layer.forward(x, dtype=options.get("dtype", "float32"))
@@ -70,6 +86,7 @@ def test_expressed(impl, kind, options, request):
         ph.check(False, clause, "declared",
                  f"{impl.name} declares {kind} with {options} expressible but raised NotProvided: {e}", severity="exception")
         return
+    ph.held(clause, "declared")
     assert out.y.shape == out.x_after.shape
 
 

@@ -149,8 +149,11 @@ def headline(report: dict, esc=cell) -> str:
 
 
 def by_layer(e: dict) -> str:
-    """The clause's status per layer kind, e.g. 'BN1 pass, BN2 fail, BN3 not-provided'."""
-    return ", ".join(f"{KIND_SHORT.get(k, k)} {v['status']}" for k, v in e.get("by_layer", {}).items())
+    """The clause's status per layer kind, e.g. 'BN1 pass, BN2 fail, BN3 not-provided', with the conditions
+    that never ran on a kind (conditions_not_run), e.g. 'D1 not-reached (not run: no-alias)'."""
+    return ", ".join(f"{KIND_SHORT.get(k, k)} {v['status']}"
+                     + (f" (not run: {', '.join(v['conditions_not_run'])})" if v.get("conditions_not_run") else "")
+                     for k, v in e.get("by_layer", {}).items())
 
 
 def layers_line(report: dict) -> str:
