@@ -70,12 +70,17 @@ def test_raising_on_valid_input_is_an_error_with_the_exception_shown(audited):
 @pytest.mark.parametrize("cid", ["D2-TRAIN-01", "BN-EVAL-01"])
 def test_a_dead_worker_is_charged_to_the_clause_it_was_running(audited, cid):
     """SIGSEGV (Dropout2d) and os._exit (BatchNorm eval): error on that clause, the worker is
-    replaced, and BatchNorm's training clause is still audited and passes."""
+    replaced, and BatchNorm's training clause is still audited: its training tests pass. Only the stateful
+    sequence test, which also calls eval and so dies with the worker, is charged to BN-TRAIN-01 as well
+    (it cites every clause it checks; which step the process died in is not known)."""
     report = audited["crashes"][0]
     got, reason = status(report, cid)
     errors = next(e for e in report["clauses"] if e["id"] == cid)["errors"]
     assert got == "error" and any("worker process died" in err["error"] for err in errors), errors
-    assert status(report, "BN-TRAIN-01")[0] == "pass"
+    train = next(e for e in report["clauses"] if e["id"] == "BN-TRAIN-01")
+    outcomes = {t["nodeid"].split("::")[-1].split("[")[0]: t["outcome"] for t in train["tests"]}
+    assert outcomes["test_training_output"] == "pass", outcomes
+    assert all(o == "pass" for name, o in outcomes.items() if not name.startswith("test_sequences")), outcomes
 
 
 def test_a_hang_in_native_code_is_stopped_and_reported(audited):
@@ -92,8 +97,13 @@ def test_wrong_error_type_fails_the_clause(audited):
 
 
 def test_global_state_change_is_reported_and_not_inherited(audited):
-    got, reason = status(audited["stalls"][0], "BN-TRAIN-01")
-    assert got == "error" and "torch default dtype from torch.float32 to torch.float64" in reason
+    """BatchNorm switching the default dtype: BN-TRAIN-01 is not conformant and the change is named; a
+    test's own later examples may fail on it (the stateful sequences compare the outputs it corrupts), so
+    the status is fail or error, but the GlobalStateChanged error is always there."""
+    entry = next(e for e in audited["stalls"][0]["clauses"] if e["id"] == "BN-TRAIN-01")
+    assert entry["status"] in ("error", "fail")
+    assert any("GlobalStateChanged" in err["error"] and "torch default dtype from torch.float32 to torch.float64"
+               in err["error"] for err in entry["errors"]), entry["errors"]
 
 
 def test_wrong_output_type_and_shape(audited):

@@ -23,7 +23,10 @@ Mapping of the torch-style interface:
   state                gamma, beta, moving_mean, moving_variance; no counter
   roundtrip            get_config() -> from_config(), build, get_weights() -> set_weights()
   seed(s)              keras.utils.set_random_seed(s) (Python, NumPy, backend) and every
-                       live layer's SeedGenerator reset to seed s, as if built with seed=s
+                       layer's SeedGenerator, at its first call after the seed, set to a stream
+                       derived from s and its place in the order of first calls (prepare), as if
+                       each had been built with its own seed=: Keras gives unseeded layers
+                       distinct seeds, so two layers never share a mask stream (D2-SEED-01)
   gradients            the backend's autodiff: torch autograd, jax.vjp of stateless_call,
                        tf.GradientTape
 Not provided: inplace, momentum=None, track_running_stats=False, gradcheck.
@@ -74,7 +77,7 @@ class KerasImplementation(Implementation):
         self.target = f"keras.layers on the {self.backend} backend"
         bver = __import__(self.backend).__version__
         self.version = f"keras {keras.__version__}, {self.backend} {bver}"
-        self._live = weakref.WeakSet()   # keras layers with a SeedGenerator
+        self._streams = {}               # id(layer) -> (weak reference, stream) since the last seed() (prepare)
         self._seed = None
 
     # ------------------------------------------------------------------ tensors
@@ -96,15 +99,23 @@ class KerasImplementation(Implementation):
         return self.keras.backend.standardize_dtype(t.dtype)
 
     # ---------------------------------------------------------------------- RNG
-    def register(self, layer):
-        if getattr(layer, "seed_generator", None) is not None:
-            self._live.add(layer)
-            if self._seed is not None:
-                self._reset(layer, self._seed)
-
-    def _reset(self, layer, seed):
+    def prepare(self, layer):
+        """Before a layer's forward: the first time it is called after seed(s), its SeedGenerator is set to
+        the stream of its place in that order (0 for the first layer called, as [s, 0] always was; 1, 2, ...
+        for the next ones), as if each had been built with its own seed= after set_random_seed(s). Keras
+        gives unseeded layers distinct seeds drawn from Python's random, so two layers never share a mask
+        stream (D2-SEED-01 fresh); the order of first calls after a seed is part of the example, so a
+        reproduction script that replays it from its seed call gets the same streams (replay)."""
+        if self._seed is None or getattr(layer, "seed_generator", None) is None:
+            return
+        ref, _ = self._streams.get(id(layer), (None, None))
+        if ref is not None and ref() is layer:
+            return
+        index = len(self._streams)
+        self._streams[id(layer)] = (weakref.ref(layer), index)
         state = layer.seed_generator.state
-        state.assign(self.keras.ops.convert_to_tensor([seed % 2 ** 31, 0], dtype=state.dtype))
+        derived = (self._seed + 1_000_003 * index) % 2 ** 31
+        state.assign(self.keras.ops.convert_to_tensor([derived, 0], dtype=state.dtype))
 
     def seed(self, seed):
         self._seed = int(seed)
@@ -114,8 +125,7 @@ class KerasImplementation(Implementation):
         self.keras.utils.set_random_seed(int(seed) % 2 ** 32)
         random.setstate(py_state)
         np.random.set_state(np_state)
-        for layer in list(self._live):
-            self._reset(layer, int(seed))
+        self._streams = {}  # the order of first calls after this seed starts again (prepare)
 
     def rng_state(self) -> bytes:
         """The global generators only: torch's (torch backend) and Keras's global SeedGenerator if one
@@ -236,7 +246,6 @@ class KerasDropout(c.StatelessDropout, _KerasLayer):
         else:
             self.layer = keras.layers.SpatialDropout2D(rate=p, data_format="channels_first")
         self.layer.autocast = False  # the Layer argument autocast=False (SpatialDropout2D does not pass it on)
-        impl.register(self.layer)
 
     def _out(self, y, t, grads, x_dtype):
         impl = self.impl
@@ -254,11 +263,13 @@ class KerasDropout(c.StatelessDropout, _KerasLayer):
 
     def forward(self, x, *, dtype="float32", layout="contiguous"):
         self._documented_rank(x)
+        self.impl.prepare(self.layer)
         y, t, g = self._call(self.layer, x, dtype, layout)
         return self._out(y, t, g, dtype)
 
     def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
         self._documented_rank(x)
+        self.impl.prepare(self.layer)
         y, t, g = self._call(self.layer, x, dtype, layout, dy=dy)
         if g.get("x") is None:  # eval and p = 0 return the input itself: the gradient is dy
             g["x"] = self.impl.tensor(dy, dtype, "contiguous")
