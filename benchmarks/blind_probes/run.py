@@ -7,9 +7,12 @@ process), then `dropnorm audit --impl torch-module:<file> --profile P --report-d
 the file is torch's own classes, re-exported), time it, read report.json, and append one JSON line to
 benchmarks/results/blind-probes.jsonl. Audits run one at a time.
 
-A probe is caught when the audit exits non-zero and at least one clause fails (fail, error,
-not-reached or known-defect) that does not also fail -- or stand as a recorded deviation -- for
-torch itself (`--impl torch`, same profile, audited once per run as the baseline). For the correct_* files, caught means a false alarm.
+A probe is caught when the audit exits non-zero and at least one clause/condition fails (fail, error,
+not-reached) that does not also fail -- or stand as a recorded deviation or known defect -- for torch
+itself (`--impl torch`, same profile, audited once per run as the baseline). Conditions, not clauses: a
+probe that subclasses torch's layers inherits torch's recorded defects as unrecorded failures of its own
+class, on the same conditions, and those are not its defect. For the correct_* files, caught means a
+false alarm. `--rejudge` recomputes the verdicts of the last run from its reports in /tmp/blind.
 
     python benchmarks/blind_probes/run.py [--round 3] [--profile quick|ci] [--only NAME]... [--reuse-baseline]
 """
@@ -86,6 +89,23 @@ def failing(report_dir: Path, statuses=BAD) -> dict:
     return out
 
 
+def failing_conditions(report_dir: Path, own: bool) -> set:
+    """(clause, condition) of the report's failures; an error counts as (clause, "error"). own=True: the
+    baseline's view, which also counts its known defects and recorded deviations (their conditions)."""
+    path = report_dir / "report.json"
+    if not path.exists():
+        return set()
+    out = set()
+    for c in json.loads(path.read_text()).get("clauses", []):
+        if c.get("status") in ("fail", "not-reached") and c.get("failure"):
+            out.add((c["id"], c["failure"]["condition"]))
+        elif c.get("status") in ("error", "not-reached"):
+            out.add((c["id"], "error"))
+        if own:
+            out |= {(c["id"], d.get("condition")) for d in c.get("deviations", [])}
+    return out
+
+
 TEST_LINE = re.compile(r"^\[\s*\d+/\d+\]\s+(\S+)\s+(\S+)")
 
 
@@ -127,6 +147,7 @@ def main() -> int:
     ap.add_argument("--only", action="append", default=[], help="probe name (file stem); repeatable")
     ap.add_argument("--reuse-baseline", action="store_true", help="reuse /tmp/blind/_torch-<profile> if present")
     ap.add_argument("--no-append", action="store_true", help="print only, do not write the results file")
+    ap.add_argument("--rejudge", action="store_true", help="no audits: judge the reports of the last run again")
     args = ap.parse_args()
 
     probes = HERE / f"round{args.round}"
@@ -137,7 +158,8 @@ def main() -> int:
         if missing:
             print(f"no such probe: {sorted(missing)}", file=sys.stderr)
             return 2
-    torch_set = baseline(args.profile, args.reuse_baseline)
+    torch_set = baseline(args.profile, args.reuse_baseline or args.rejudge)
+    torch_conditions = failing_conditions(OUT / f"_torch-{args.profile}", own=True)
     print(f"torch's own failing clauses ({args.profile}): {sorted(torch_set)}", flush=True)
     commit = git_head()
     rows = []
@@ -148,10 +170,16 @@ def main() -> int:
         suffix = "" if args.profile == "quick" else f"-{args.profile}"
         rdir = OUT / f"{name}{suffix}"
         layers = sorted({FAMILY.get(c, "batchnorm" if "BatchNorm" in c else None) for c in conf.get("classes") or []} - {None})
-        rc, secs, log = audit(f"torch-module:{path}", args.profile, rdir, layers)
+        if args.rejudge:
+            log = rdir.parent / f"{rdir.name}.log"
+            rc = None  # not kept by the last run; a new unrecorded failure is exit 1 anyway
+            secs = json.loads((rdir / "report.json").read_text())["run"]["duration_s"] if (rdir / "report.json").exists() else 0.0
+        else:
+            rc, secs, log = audit(f"torch-module:{path}", args.profile, rdir, layers)
         fails = failing(rdir)
         new = sorted(set(fails) - torch_set)
-        caught = rc != 0 and bool(new)
+        new_conditions = sorted(f"{c}/{k}" for c, k in failing_conditions(rdir, own=False) - torch_conditions)
+        caught = bool(new_conditions) and rc != 0
         new_must = [k for k in new if fails[k].get("level") == "MUST"]
         # finer than clauses: tests that fail here but pass on torch (a defect can fail a test of a clause
         # torch already fails for another reason)
@@ -160,11 +188,11 @@ def main() -> int:
                "classes": conf.get("classes"), "defect": conf.get("summary"),
                "observable": conf["observable"], "detail": conf["detail"], "exit": rc,
                "seconds": round(secs, 1), "failing_clauses": sorted(fails), "new_failing_clauses": new,
-               "new_failures": {k: fails[k] for k in new}, "new_must_failing": new_must, "new_failing_tests": new_tests, "torch_failing_clauses": sorted(torch_set),
+               "new_failures": {k: fails[k] for k in new}, "new_failing_conditions": new_conditions, "new_must_failing": new_must, "new_failing_tests": new_tests, "torch_failing_clauses": sorted(torch_set),
                "caught": caught, "report": str(rdir / "report.json"), "log": str(log)}
         rows.append(row)
         verdict = ("FALSE ALARM" if caught else "ok (no false alarm)") if correct else ("caught" if caught else "ESCAPED")
-        print(f"{name}: observable={conf['observable']} exit={rc} {secs:.0f}s new={new} -> {verdict}", flush=True)
+        print(f"{name}: observable={conf['observable']} exit={rc} {secs:.0f}s new={new_conditions} -> {verdict}", flush=True)
         if not args.no_append:
             RESULTS.parent.mkdir(parents=True, exist_ok=True)
             with open(RESULTS, "a") as fh:
