@@ -77,6 +77,9 @@ def keep_case(text: str, limit: int) -> str:
     text = _LONG_FLOAT.sub(lambda m: f"{float(m.group(0)):.6g}", text)  # 0.9030202031135559 -> 0.90302
     if len(text) <= limit:
         return text
+    text = _STEPS.sub(_last_steps, text)  # a call sequence keeps its last two steps, the failing one last
+    if len(text) <= limit:
+        return text
     case = [m.span() for m in _CASE_TOKENS.finditer(text)]
     head = _HEAD.match(text)
     head = [(0, head.end())] if head else []
@@ -88,6 +91,15 @@ def keep_case(text: str, limit: int) -> str:
         if len(out) <= limit:
             return out
     return out[:limit - len(ELLIPSIS)] + ELLIPSIS
+
+
+_STEPS = re.compile(r"steps: ([^\]]*)")
+
+
+def _last_steps(m: re.Match) -> str:
+    """'steps: a -> b -> c -> d' (the stateful tests' call sequence) as 'steps: ... -> c -> d'."""
+    steps = m.group(1).split(" -> ")
+    return "steps: " + (" -> ".join(steps) if len(steps) <= 2 else "... -> " + " -> ".join(steps[-2:]))
 
 
 def _shorten_between(text: str, spans: list, limit: int) -> str:
