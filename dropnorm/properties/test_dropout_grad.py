@@ -1,6 +1,7 @@
 """Dropout gradients (DO-GRAD-01, D2-GRAD-01): the forward call's own mask times 1/(1-p), for Dropout
 and every channel-dropout kind (Dropout1d, Dropout2d, Dropout3d); and the gradient's own gradient
-(DO-GRAD-02): gradcheck and gradgradcheck of Dropout in float64 with the mask held fixed."""
+(DO-GRAD-02): gradcheck and gradgradcheck of Dropout in float64 with the mask held fixed, and of every
+other random kind (D2-GRAD-01, AD-GRAD-01, conditions gradcheck and gradgradcheck)."""
 import numpy as np
 import pytest
 from hypothesis import strategies as st
@@ -9,7 +10,7 @@ from dropnorm import checks as ph
 from dropnorm import inputs
 from dropnorm import strategies as hh
 from dropnorm.adapters import NotProvided
-from dropnorm.kinds import CHANNEL_KINDS, spatial_dims
+from dropnorm.kinds import ALPHA_KINDS, CHANNEL_KINDS, spatial_dims
 from dropnorm.properties._family import check_gradcheck, construct
 from dropnorm.tolerances import dropout_scale_rtol
 
@@ -73,3 +74,26 @@ def test_gradcheck(impl, p, second_order, training):
     impl.seed(1234)
     what = f"Dropout(p={p}), training={training}, float64 (3, 4)"
     check_gradcheck(layer, x, "DO-GRAD-02", second_order, what)
+
+
+GRAD_SHAPES = {"Dropout1d": (3, 4, 2), "Dropout2d": (2, 4, 2, 2), "Dropout3d": (2, 3, 2, 1, 2),
+               "AlphaDropout": (3, 4), "FeatureAlphaDropout": (2, 4, 2, 2)}
+
+
+@pytest.mark.clause("D2-GRAD-01", "AD-GRAD-01")
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("second_order", [False, True])
+@pytest.mark.parametrize("kind", CHANNEL_KINDS + ALPHA_KINDS)
+def test_gradcheck_every_kind(impl, kind, second_order, training):
+    """gradcheck / gradgradcheck of each channel and alpha dropout in float64 at p = 0.3, the mask held
+    fixed as for DO-GRAD-02: y is affine in x (x z/(1-p), or a x z + b(z) for the alpha kinds), so its
+    second derivative is 0 and a backward that is not itself differentiable (@once_differentiable, found
+    escaping on AlphaDropout by a round-3 blind probe) fails gradgradcheck."""
+    if not impl.provides(kind):
+        pytest.skip(f"not provided: {kind}")
+    clause = "AD-GRAD-01" if kind in ALPHA_KINDS else "D2-GRAD-01"
+    x = inputs.nonzero(7, GRAD_SHAPES[kind], "float64")
+    layer = construct(impl, kind, p=0.3)
+    layer.train(training)
+    impl.seed(1234)
+    check_gradcheck(layer, x, clause, second_order, f"{kind}(p=0.3), training={training}, float64 {GRAD_SHAPES[kind]}")
