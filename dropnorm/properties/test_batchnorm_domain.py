@@ -9,7 +9,8 @@ import reference as ref
 from dropnorm import checks as ph
 from dropnorm import strategies as hh
 from dropnorm import tolerances as tol
-from dropnorm.bn_setup import LONG_N, draw_case, expected_running
+from dropnorm.bn_setup import LONG_N, draw_case, expected_running, provided_dims
+from dropnorm.dtypes import round_to
 
 NONFINITE = (float("nan"), float("inf"), float("-inf"))
 
@@ -86,3 +87,40 @@ def test_long_batches(impl, n_batch, data):
     state = case.layer.state()
     ph.assert_close(state["running_mean"], exp_rm, d_rm, "BN-TRAIN-02", "running-mean", case.describe())
     ph.assert_close(state["running_var"], exp_rv, d_rv, "BN-TRAIN-03", "running-var", case.describe())
+
+
+# Kernels launch one block (or grid row) per channel, and CUDA's grid dimensions y and z stop at 65535:
+# a kernel that maps channels to one of them skips or aliases channels past it. WIDE_C sits on both sides
+# of that edge and of 2^16; N = 2 and no spatial extent keep each case at 2 * C values (about 0.1 s).
+WIDE_C = (65535, 65536, 65537)
+
+
+@pytest.mark.clause("BN-TRAIN-01", "BN-EVAL-01")
+@pytest.mark.parametrize("channels", WIDE_C)
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_wide_layers(impl, dims, channels):
+    """C in WIDE_C channels, float32, affine parameters drawn per channel: the training output (BN-TRAIN-01)
+    and then the eval output with the running statistics that call left (BN-EVAL-01) against the
+    reference, every channel (a round-3 blind probe that never processed channels >= 65535 escaped)."""
+    if dims not in provided_dims(impl):
+        pytest.skip(f"not provided: BatchNorm{dims}d")
+    shape = (2, channels) + (1,) * (dims if dims > 1 else 0)  # (N, C), (N, C, 1, 1), (N, C, 1, 1, 1)
+    rng = np.random.default_rng(channels + dims)
+    x = rng.normal(rng.uniform(-2, 2, channels)[None, :].reshape((1, channels) + (1,) * (len(shape) - 2)), 1.0, shape)
+    x = round_to(x, "float32")
+    weight, bias = round_to(rng.uniform(0.5, 1.5, channels), "float32"), round_to(rng.uniform(-1, 1, channels), "float32")
+    layer = impl.batchnorm(dims, channels, eps=1e-5, momentum=1.0)
+    layer.load(weight=weight, bias=bias)
+    layer.train(True)
+    what = f"BatchNorm{dims}d({channels}, momentum=1.0), float32 {shape}"
+    y = layer.forward(x.copy(), dtype="float32").y
+    atol, _ = tol.bn_train_output(x, weight, bias, 1e-5, "float32")
+    ph.assert_close(y, ref.batchnorm_train_forward(x, weight, bias, 1e-5), atol, "BN-TRAIN-01", "output",
+                    f"training, {what}")
+    state = layer.state()
+    rm, rv = np.asarray(state["running_mean"], np.float64), np.asarray(state["running_var"], np.float64)
+    layer.train(False)
+    y = layer.forward(x.copy(), dtype="float32").y
+    atol = tol.bn_eval_output(x, rm, rv, weight, bias, 1e-5, "float32")
+    ph.assert_close(y, ref.batchnorm_eval_forward(x, rm, rv, weight, bias, 1e-5), atol, "BN-EVAL-01", "output",
+                    f"eval after one training call, {what}")
