@@ -44,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--jobs", default="auto", help="pytest-xdist workers: a number or 'auto' (default)")
     a.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     a.add_argument("--seed", type=int, help="hypothesis seed (fresh examples, reproducible); default: derandomized")
-    a.add_argument("--strict", action="store_true", help="SHOULD failures also make the audit non-conformant")
+    a.add_argument("--strict", action="store_true", help="SHOULD failures also make the audit non-conformant (as "
+                   "plain pytest always does: it fails a test on any violated clause)")
     a.add_argument("--deviations", action="append", default=[], metavar="FILE",
                    help="TOML file of your own accepted deviations (format: spec/deviations/torch.toml)")
     a.add_argument("--timeout", type=float, metavar="SECONDS",
