@@ -308,8 +308,11 @@ def assert_binomial(result, clause: str, condition: str, what: str) -> None:
 
 
 def read_mask(y) -> np.ndarray:
-    """The keep mask of a dropout output whose input had no zeros: kept <=> y != 0."""
-    return np.asarray(y) != 0
+    """The keep mask of a dropout output whose finite input had no zeros: kept <=> y != 0 and y is finite (a
+    NaN or inf output is neither kept nor dropped: it is counted as not kept, so that an output of NaN
+    everywhere reads as 0 kept, not as every element kept; the value checks say what it is)."""
+    y = np.asarray(y)
+    return (y != 0) & np.isfinite(y)
 
 
 def assert_inverted_dropout(x, y, p: float, dtype: str, clause: str, what: str, *, channelwise: bool = False):
@@ -322,6 +325,14 @@ def assert_inverted_dropout(x, y, p: float, dtype: str, clause: str, what: str, 
     from dropnorm.tolerances import dropout_scale_rtol
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     assert_shape(y.shape, x.shape, clause, what)
+    # read_mask counts a non-finite output as not kept: one where the input is finite is neither 0 nor x/(1-p)
+    invented = ~np.isfinite(y) & np.isfinite(x)
+    if invented.any():
+        i = _first_bad(invented)
+        due = float(x[i] / (1 - p)) if p < 1 else 0.0
+        check(False, clause, "scale", f"got {float(y[i])!r}, expected 0 or x/(1-p) = {due!r} at index {i}; "
+                                      f"{int(invented.sum())} of {y.size} non-finite where the input is finite [{what}]",
+              observed=f"{float(y[i])!r} at index {i}", expected="0 or x/(1-p)")
     mask = read_mask(y)
     scaled = x / (1.0 - p) if p < 1 else np.zeros_like(x)
     assert_close(np.where(mask, y, 0.0), np.where(mask, scaled, 0.0), dropout_scale_rtol(dtype) * np.abs(scaled),
