@@ -125,11 +125,14 @@ def test_rejects_bad_eps(impl, dims, condition, eps):
 
 @pytest.mark.clause("BN-API-03")
 @pytest.mark.parametrize("training", [True, False])
-@pytest.mark.parametrize("dims,shape", [(2, (2, 4, 3, 3)), (2, (2, 3, 3)), (1, (2, 3, 2, 2)), (1, (2, 4)),
-                                        (3, (2, 3, 2, 2)), (3, (2, 2, 2, 2, 2))])
+# (3, 2, 2) and (3, 2, 2, 2) read as an unbatched (C, H, W) / (C, D, H, W) with C = num_features: a layer
+# that accepts the unbatched form BatchNorm2d/3d do not have (round-3 blind probe bn2d_accepts_unbatched_3d
+# escaped the (2, 3, 3) case, whose leading 2 is not the channel count) is caught there
+@pytest.mark.parametrize("dims,shape", [(2, (2, 4, 3, 3)), (2, (2, 3, 3)), (2, (3, 2, 2)), (1, (2, 3, 2, 2)),
+                                        (1, (2, 4)), (3, (2, 3, 2, 2)), (3, (3, 2, 2, 2)), (3, (2, 2, 2, 2, 2))])
 def test_rejects_wrong_rank_or_channels(impl, dims, shape, training):
     """A wrong rank or channel count raises ValueError or RuntimeError, never returns (the rank
-    rule where the convention has one class per rank)."""
+    rule where the convention has one class per rank), the unbatched forms included."""
     if dims not in provided_dims(impl):
         pytest.skip(f"not provided: BatchNorm{dims}d")
     conv = conventions.of(impl)
