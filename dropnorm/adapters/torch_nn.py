@@ -425,6 +425,7 @@ class TorchImplementation(Implementation):
         cls = getattr(self.ns, f"LazyBatchNorm{dims}d", None)
         if not isinstance(cls, type):
             raise NotProvided(f"{self.target} does not define a class named LazyBatchNorm{dims}d")
+        self._same_family(cls, f"LazyBatchNorm{dims}d", f"BatchNorm{dims}d")
         kw = dict(eps=eps, momentum=momentum, affine=affine, track_running_stats=track_running_stats)
         return self._family_layer(f"BatchNorm{dims}d", cls, kw, cls(**kw).to(self.device))
 
@@ -434,9 +435,23 @@ class TorchImplementation(Implementation):
         cls = getattr(self.ns, "SyncBatchNorm", None)
         if not isinstance(cls, type):
             raise NotProvided(f"{self.target} does not define a class named SyncBatchNorm")
+        self._same_family(cls, "SyncBatchNorm", f"BatchNorm{dims}d")
         kw = dict(num_features=num_features, eps=eps, momentum=momentum, affine=affine,
                   track_running_stats=track_running_stats)
         return self._family_layer(f"BatchNorm{dims}d", cls, kw, cls(**kw).to(self.device))
+
+    def _same_family(self, cls, name: str, eager: str) -> None:
+        """BN-LAZY-01 and BN-SYNC-01 compare a class with its eager BatchNormNd bit for bit. Where a file's
+        relative is torch.nn's own class (re-exported) but its BatchNormNd is the file's own, or the other
+        way round, that comparison is between two implementations, whose last bits legitimately differ (a
+        round-3 correct variant failed both clauses on one ulp): not provided, with the reason."""
+        ours = getattr(self.ns, eager, None)
+        if self.ns is torch.nn or ours is None:
+            return
+        whose = {c: "torch.nn's" if c is getattr(torch.nn, n, None) else "this file's" for c, n in ((cls, name), (ours, eager))}
+        if whose[cls] != whose[ours]:
+            raise NotProvided(f"{self.target}: {name} is {whose[cls]} class but {eager} is {whose[ours]}, so they are "
+                              "not one implementation to compare bit for bit")
 
     # folding an eval BatchNorm into the preceding layer (BN-FOLD-01; reference/folding.py)
     TORCH_FOLD_METHODS = ("fuse_conv_bn_eval", "fuse_modules", "fx_fuse")
