@@ -11,6 +11,11 @@ from hypothesis import strategies as st
 from dropnorm import checks as ph
 from dropnorm import inputs
 from dropnorm import strategies as hh
+from dropnorm.adapters import NotProvided
+from dropnorm.dtypes import DTYPES, round_to
+from dropnorm.kinds import CHANNEL_KINDS
+from dropnorm.properties._family import construct
+from dropnorm.tolerances import dropout_scale_rtol
 
 
 @pytest.mark.clause("DO-TRAIN-01", "DO-DTYPE-01", "DO-LAYOUT-01")
@@ -97,3 +102,43 @@ def test_nonfinite_inputs(impl, p, seed, dtype):
                     "DO-NONFINITE-01", "kept-propagates", f"Dropout(p={p}), kept inf/NaN, {dtype}")
     ph.assert_equal(np.where(nonfinite & ~mask, y, 0.0), np.zeros(n),
                     "DO-NONFINITE-01", "dropped-is-zero", f"Dropout(p={p}), dropped inf/NaN, {dtype}")
+
+
+# the smallest normal and the subnormal spacing of each dtype (IEEE 754: 2^(emin), 2^(emin - mantissa bits))
+SMALLEST_NORMAL = {"float64": 2.0 ** -1022, "float32": 2.0 ** -126, "bfloat16": 2.0 ** -126, "float16": 2.0 ** -14}
+SUBNORMAL_SPACING = {"float64": 2.0 ** -1074, "float32": 2.0 ** -149, "bfloat16": 2.0 ** -133, "float16": 2.0 ** -24}
+
+
+SUBNORMAL_SHAPES = {"Dropout": (400,), "Dropout1d": (4, 25, 4), "Dropout2d": (4, 25, 2, 2), "Dropout3d": (4, 25, 2, 2, 1)}
+
+
+@pytest.mark.clause("DO-TRAIN-01", "D2-TRAIN-01")
+@pytest.mark.parametrize("dtype", DTYPES)  # every dtype in every profile: the subnormal range is per dtype
+@pytest.mark.parametrize("kind", ("Dropout",) + CHANNEL_KINDS)
+@hh.given(p=hh.probabilities(0.1, 0.9), seed=hh.seeds())
+def test_subnormal_and_signed_zero_inputs(impl, kind, dtype, p, seed):
+    """Kept subnormal inputs are scaled like any other (x/(1-p), not flushed to zero), and a kept -0.0 stays
+    a zero: DO-TRAIN-01 (Dropout) and D2-TRAIN-01 (the channel kinds) over the whole finite domain (a
+    round-3 blind probe flushing subnormals in Dropout1d, as fast-math FTZ/DAZ modes do, escaped). The mask
+    is read from a twin call with the same seed on normal input (DO-SEED-01), as for DO-NONFINITE-01.
+    Tolerance: the scale's relative rounding (dropout_scale_rtol) plus one subnormal spacing, the absolute
+    resolution below the smallest normal."""
+    if not impl.provides(kind):
+        pytest.skip(f"not provided: {kind}")
+    if not impl.expresses(kind, dtype=dtype):
+        raise NotProvided(f"{impl.name}: {kind} with {dtype} input")
+    clause = "DO-TRAIN-01" if kind == "Dropout" else "D2-TRAIN-01"
+    shape = SUBNORMAL_SHAPES[kind]
+    normal = inputs.nonzero(seed, shape, dtype)
+    rng = np.random.default_rng(seed)
+    tiny = round_to(np.sign(normal) * SMALLEST_NORMAL[dtype] * rng.uniform(0.05, 0.95, shape), dtype)
+    tiny.reshape(-1)[3::8] = -0.0
+    layer = construct(impl, kind, p=p)
+    layer.train(True)
+    impl.seed(seed)
+    mask = ph.read_mask(layer.forward(normal, dtype=dtype).y)
+    impl.seed(seed)
+    y = layer.forward(tiny, dtype=dtype).y
+    expected = np.where(mask, tiny / (1 - p), 0.0)
+    atol = dropout_scale_rtol(dtype) * np.abs(expected) + SUBNORMAL_SPACING[dtype]
+    ph.assert_close(y, expected, atol, clause, "scale", f"{kind}(p={p}), {shape} subnormal and -0.0 inputs, {dtype}")
