@@ -173,6 +173,8 @@ def main() -> int:
         if args.rejudge:
             log = rdir.parent / f"{rdir.name}.log"
             rc = None  # not kept by the last run; a new unrecorded failure is exit 1 anyway
+            if (rdir / "report.json").exists():  # the row says which code the reports rest on
+                commit = json.loads((rdir / "report.json").read_text())["provenance"]["dropnorm_commit"] or commit
             secs = json.loads((rdir / "report.json").read_text())["run"]["duration_s"] if (rdir / "report.json").exists() else 0.0
         else:
             rc, secs, log = audit(f"torch-module:{path}", args.profile, rdir, layers)
