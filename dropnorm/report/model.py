@@ -208,6 +208,13 @@ def clause_entries(records: list[dict], collected: dict, selected: set[str] | No
             for kind, outcome, reason in outcomes:
                 per_kind[cid].setdefault(kind, []).append((outcome, reason))
                 test_status = _worst(test_status, outcome)
+            # a kind whose examples were all filtered as not provided (strategies.given: every example of its
+            # focus needed what it does not provide) is not-provided there, unless another outcome says more
+            for kind in rec.get("not_provided_kinds") or []:
+                if kind in LAYER_KINDS[e["layer"]]:
+                    per_kind[cid].setdefault(kind, []).append(
+                        ("not-provided", f"{kind}: not provided for {rec['nodeid'].split('::')[-1].split('[')[0]} "
+                                         "(every example it needed was filtered as not provided)"))
                 if outcome == "fail" and e["failure"] is None:
                     e["failure"] = _failure(rec, cid)
                 if outcome == "error":
