@@ -208,6 +208,10 @@ def clause_entries(records: list[dict], collected: dict, selected: set[str] | No
             for kind, outcome, reason in outcomes:
                 per_kind[cid].setdefault(kind, []).append((outcome, reason))
                 test_status = _worst(test_status, outcome)
+                if outcome == "fail" and e["failure"] is None:
+                    e["failure"] = _failure(rec, cid)
+                if outcome == "error":
+                    e["errors"].append({"test": rec["nodeid"], "error": reason})
             # a kind whose examples were all filtered as not provided (strategies.given: every example of its
             # focus needed what it does not provide) is not-provided there, unless another outcome says more
             for kind in rec.get("not_provided_kinds") or []:
@@ -215,10 +219,6 @@ def clause_entries(records: list[dict], collected: dict, selected: set[str] | No
                     per_kind[cid].setdefault(kind, []).append(
                         ("not-provided", f"{kind}: not provided for {rec['nodeid'].split('::')[-1].split('[')[0]} "
                                          "(every example it needed was filtered as not provided)"))
-                if outcome == "fail" and e["failure"] is None:
-                    e["failure"] = _failure(rec, cid)
-                if outcome == "error":
-                    e["errors"].append({"test": rec["nodeid"], "error": reason})
             e["tests"].append({"nodeid": rec["nodeid"], "outcome": test_status or "skip",
                                "duration": rec.get("duration", 0.0), "examples": rec.get("examples", 0)})
             e["deviations"] += [d for d in rec.get("deviations", []) if d["clause"] == cid]
