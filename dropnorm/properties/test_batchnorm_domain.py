@@ -91,7 +91,7 @@ def test_long_batches(impl, n_batch, data):
 
 # Kernels launch one block (or grid row) per channel, and CUDA's grid dimensions y and z stop at 65535:
 # a kernel that maps channels to one of them skips or aliases channels past it. WIDE_C sits on both sides
-# of that edge and of 2^16; N = 2 and no spatial extent keep each case at 2 * C values (about 0.1 s).
+# of that edge and of 2^16; N = 4 and no spatial extent keep each case at 4 * C values (about 0.2 s).
 WIDE_C = (65535, 65536, 65537)
 
 
@@ -104,10 +104,11 @@ def test_wide_layers(impl, dims, channels):
     reference, every channel (a round-3 blind probe that never processed channels >= 65535 escaped)."""
     if dims not in provided_dims(impl):
         pytest.skip(f"not provided: BatchNorm{dims}d")
-    shape = (2, channels) + (1,) * (dims if dims > 1 else 0)  # (N, C), (N, C, 1, 1), (N, C, 1, 1, 1)
+    shape = (4, channels) + (1,) * (dims if dims > 1 else 0)  # (N, C), (N, C, 1, 1), (N, C, 1, 1, 1)
     rng = np.random.default_rng(channels + dims)
-    x = rng.normal(rng.uniform(-2, 2, channels)[None, :].reshape((1, channels) + (1,) * (len(shape) - 2)), 1.0, shape)
-    x = round_to(x, "float32")
+    # centred values: this test is about the channel count; offsets and their cancellation are the domain
+    # tests' (a one-pass variance, Keras's recorded BN-NUM-01 defect, is not what this case should show)
+    x = round_to(rng.normal(0.0, 1.0, shape), "float32")
     weight, bias = round_to(rng.uniform(0.5, 1.5, channels), "float32"), round_to(rng.uniform(-1, 1, channels), "float32")
     layer = impl.batchnorm(dims, channels, eps=1e-5, momentum=1.0)
     layer.load(weight=weight, bias=bias)
