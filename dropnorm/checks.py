@@ -23,7 +23,7 @@ import numpy as np
 from dropnorm.spec import SEVERITIES, Deviation, clauses
 from dropnorm.traced import TRACE
 
-__all__ = ["ClauseViolation", "SuiteError", "check", "held", "measure", "assert_equal", "assert_close", "assert_dtype",
+__all__ = ["ClauseViolation", "SuiteError", "check", "held", "inapplicable", "measure", "assert_equal", "assert_close", "assert_dtype",
            "assert_shape", "assert_binomial", "context"]
 
 
@@ -86,6 +86,8 @@ class Context:
     #                                                  executed, held or not (issue 22: per-condition coverage)
     not_provided_kinds: set = field(default_factory=set)  # layer kinds (None: unknown) of examples filtered
     #                                                  out as not provided
+    inapplicable: set = field(default_factory=set)   # (clause, condition, layer kind or None) that cannot apply
+    #                                                  to the case at hand under the implementation's convention
 
     def __post_init__(self):
         if not isinstance(self.not_provided, _NotProvidedCounts):
@@ -227,6 +229,23 @@ def held(clause: str, condition: str) -> None:
     call that did not raise): the condition ran, for the report's per-condition coverage."""
     __tracebackhide__ = True
     check(True, clause, condition, "")
+
+
+def inapplicable(clause: str, condition: str) -> None:
+    """The condition cannot apply to the case at hand, by the clause's own statement, under the implementation's
+    convention (BN-TRAIN-06/output holds only where the running variance is biased, so there is an output to
+    compare; under torch's unbiased convention the call must raise instead). Recorded per layer kind so that the
+    report's per-condition coverage does not count it as a condition the suite failed to run; never use it for a
+    case the draws merely missed."""
+    __tracebackhide__ = True
+    ctx = context()
+    if clause not in clauses():
+        raise SuiteError(f"inapplicable() cites unknown clause {clause!r}")
+    if condition not in clauses()[clause].conditions:
+        raise SuiteError(f"inapplicable(): {clause} has no condition {condition!r}")
+    if ctx.marked and clause not in ctx.marked:
+        raise SuiteError(f"inapplicable({clause!r}, {condition!r}) in a test marked only with {sorted(ctx.marked)}")
+    ctx.inapplicable.add((clause, condition, checked_kind()))
 
 
 def measure(clause: str, condition: str, **values) -> None:

@@ -105,6 +105,9 @@ def pytest_runtest_makereport(item, call):
             record["not_provided_kinds"] = sorted(ctx.not_provided_kinds, key=lambda k: (k is None, k or ""))
         # every check executed, held or not: [clause, condition, layer kind (null: no layer called)]
         record["conditions_run"] = sorted([list(t) for t in ctx.ran], key=lambda t: (t[0], t[1], t[2] or ""))
+        if ctx.inapplicable:  # conditions that cannot apply to the case under the implementation's convention
+            record["conditions_inapplicable"] = sorted([list(t) for t in ctx.inapplicable],
+                                                       key=lambda t: (t[0], t[1], t[2] or ""))
         record["deviations"] = [{"clause": c, "condition": cond, "kind": dev.kind, "key": dev.key, "layer": layer,
                                  "reason": dev.reason, "finding": dev.finding, "message": msg,
                                  "severity": evidence.severity,

@@ -146,6 +146,31 @@ def test_a_check_without_a_layer_counts_for_the_kinds_its_test_ran():
     assert entry["by_layer"]["Dropout2d"]["status"] == "pass"
 
 
+def test_a_condition_inapplicable_under_the_convention_is_no_gap():
+    """checks.inapplicable: BN-TRAIN-06/output and running-finite cannot apply where the running variance is
+    unbiased (the call must raise); recorded as such, they are covered on that kind and only there."""
+    cid = "BN-TRAIN-06"
+    kinds = LAYER_KINDS["batchnorm"]
+    ran = every(cid, kinds, but=("output", "running-finite"))
+    inapplicable = [[cid, c, "BatchNorm1d"] for c in ("output", "running-finite")]
+    entry = by_layer([rec("t1", [cid], kinds, ran, conditions_inapplicable=inapplicable)], cid)
+    assert entry["by_layer"]["BatchNorm1d"]["status"] == "pass"
+    assert entry["by_layer"]["BatchNorm2d"]["status"] == "not-reached"
+    assert entry["by_layer"]["BatchNorm2d"]["conditions_not_run"] == ["output", "running-finite"]
+
+
+def test_inapplicable_names_a_real_condition():
+    ctx = checks.Context(marked=frozenset({"BN-TRAIN-06"}))
+    checks.set_context(ctx)
+    try:
+        with pytest.raises(checks.SuiteError, match="no condition"):
+            checks.inapplicable("BN-TRAIN-06", "nonsense")
+        with pytest.raises(checks.SuiteError, match="marked only"):
+            checks.inapplicable("BN-TRAIN-03", "running-var")
+    finally:
+        checks.set_context(checks.Context())
+
+
 def test_the_report_schema_allows_conditions_not_run():
     schema = json.loads((ROOT / "dropnorm" / "report" / "schema.json").read_text())
     text = json.dumps(schema)

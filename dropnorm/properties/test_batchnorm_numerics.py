@@ -58,16 +58,22 @@ def hard_input(kind: str, exponent: float, seed: int, shape, dtype: str, eps: fl
     return x, x
 
 
-def _hard_run(impl, data):
-    """One training call on a hard input: (x, x0, output, state, what, eps, kind)."""
-    kind = data.draw(st.sampled_from(["offset", "tiny-variance", "constant"]), label="kind")
-    case = draw_case(impl, data, track=True, affine=False, dtypes=("float32", "float64", "float16", "bfloat16"))
-    exponent = data.draw(st.floats(2.0, TOP[case.dtype]), label="log10 offset")
+def _hard_run(impl, data, kind=None, case=None):
+    """One training call on a hard input: (x, x0, output, state, what, eps, kind, dtype, case). kind: drawn
+    when None; case: a fresh layer of that case (drawn when None)."""
+    if kind is None:
+        kind = data.draw(st.sampled_from(["offset", "tiny-variance", "constant"]), label="kind")
+    if case is None:
+        case = draw_case(impl, data, track=True, affine=False, dtypes=("float32", "float64", "float16", "bfloat16"))
+        layer = case.layer
+    else:
+        layer = case.fresh(impl)
+    exponent = data.draw(st.floats(2.0, TOP[case.dtype]), label=f"log10 offset ({kind})")
     x, x0 = hard_input(kind, exponent, case.seed, case.shape, case.dtype, case.eps)
-    case.layer.train(True)
-    out = case.layer.forward(x, dtype=case.dtype, layout=case.layout)
+    layer.train(True)
+    out = layer.forward(x, dtype=case.dtype, layout=case.layout)
     what = f"{case.describe()}, {kind} input" + (f", |offset| up to 1e{exponent:.2f}" if kind != "tiny-variance" else "")
-    return x, x0, out, case.layer.state(), what, case.eps, kind, case.dtype
+    return x, x0, out, layer.state(), what, case.eps, kind, case.dtype, case
 
 
 # Separate tests: a MUST failure must not hide behind a SHOULD failure of the same example.
@@ -76,7 +82,7 @@ def _hard_run(impl, data):
 def test_numerically_hard_inputs(impl, data):
     """Finite output, |xhat| <= sqrt(n)(1 + tau), |xhat| <= 1 + tau on a constant channel,
     running variance >= 0."""
-    x, _, out, state, what, _, kind, dtype = _hard_run(impl, data)
+    x, _, out, state, what, _, kind, dtype, _ = _hard_run(impl, data)
     n = x.size // x.shape[1]
     y = np.asarray(out.y, np.float64)
     ph.check(bool(np.all(np.isfinite(y))), "BN-NUM-01", "finite", f"got non-finite output [{what}]")
@@ -99,7 +105,7 @@ def test_numerically_hard_inputs(impl, data):
 def test_variance_keeps_half_the_digits(impl, data):
     """The output error stays within the MUST tolerance: the two-pass bound, or a one-pass
     variance only while var + eps keeps half of the working digits."""
-    x, x0, out, _, what, eps, kind, dtype = _hard_run(impl, data)
+    x, x0, out, _, what, eps, kind, dtype, _ = _hard_run(impl, data)
     atol, _ = tol.bn_train_output(x, None, None, eps, dtype, probabilistic=kind != "constant")
     ph.assert_close(out.y, ref.batchnorm_train_forward(x0, eps=eps), atol, "BN-NUM-03", "half-digits", what)
 
@@ -108,11 +114,16 @@ def test_variance_keeps_half_the_digits(impl, data):
 @hh.given(data=st.data())
 def test_accuracy_on_hard_inputs(impl, data):
     """The error stays within the two-pass bound, linear in the conditioning (and, on the
-    shifted inputs, BN(x + c) agrees with BN(x) within it)."""
-    x, x0, out, _, what, eps, kind, dtype = _hard_run(impl, data)
-    atol, _ = tol.bn_train_output(x, None, None, eps, dtype, one_pass=False, probabilistic=kind != "constant")
-    ph.assert_close(out.y, ref.batchnorm_train_forward(x0, eps=eps), atol, "BN-NUM-02",
-                    "shift-invariance" if kind == "offset" else "two-pass-accuracy", what)
+    shifted inputs, BN(x + c) agrees with BN(x) within it). Every example runs a shifted input on a
+    fresh layer of its case besides the drawn hard input, so that shift-invariance runs on every kind."""
+    case = None
+    for kind in (None, "offset"):
+        x, x0, out, _, what, eps, drawn, dtype, case = _hard_run(impl, data, kind, case)
+        if kind is None and drawn == "offset":
+            continue  # the shifted run follows
+        atol, _ = tol.bn_train_output(x, None, None, eps, dtype, one_pass=False, probabilistic=drawn != "constant")
+        ph.assert_close(out.y, ref.batchnorm_train_forward(x0, eps=eps), atol, "BN-NUM-02",
+                        "shift-invariance" if drawn == "offset" else "two-pass-accuracy", what)
 
 
 # pytorch/pytorch#5410 and the probe of issue 14: constant float32 channels at large offsets.

@@ -313,7 +313,9 @@ def condition_coverage(records: list[dict], collected: dict | None = None) -> di
                     cov.excused |= set(filtered)
             if "conditions_run" in rec:
                 cov.meaningful = True
-        for clause, condition, kind in rec.get("conditions_run") or ():
+        # a condition that cannot apply to a case under the implementation's convention (checks.inapplicable)
+        # is not a gap of the suite there: it counts as covered on that kind
+        for clause, condition, kind in (rec.get("conditions_run") or []) + (rec.get("conditions_inapplicable") or []):
             if clause not in known:
                 continue
             cov = out.setdefault(clause, Coverage())
