@@ -190,20 +190,21 @@ def _deviation(clause: str, condition: str, error: float | None) -> tuple[Deviat
 
 
 def check(ok: bool, clause: str, condition: str, message: str, *, observed=None, expected=None,
-          comparison: dict | None = None, severity: str = "wrong-value") -> None:
+          comparison: dict | None = None, severity: str = "wrong-value", covering: bool = False) -> None:
     """The one place a clause can fail. observed/expected: the values, for the report;
     comparison: what was compared (kind close/equal with got, expected, atol), for the reproduction;
     severity: what the check observes when it fails (dropnorm.spec.SEVERITIES): a value compared with the
     reference is wrong-value (the default); a shape, dtype, buffer, counter, mode or alias is wrong-state;
     an exception where an output was due is exception; an invalid argument that gets no (or the wrong)
-    error is invalid-accepted."""
+    error is invalid-accepted. covering: the check is dropnorm.judging's verdict on an exception the test met on
+    an input class (dropnorm.input_classes), which is the covering clause's whichever test met it."""
     __tracebackhide__ = True
     ctx = context()
     if clause not in clauses():
         raise SuiteError(f"check cites unknown clause {clause!r}")
     if severity not in SEVERITIES:
         raise SuiteError(f"check of {clause}/{condition}: severity {severity!r} is not one of {list(SEVERITIES)}")
-    if ctx.marked and clause not in ctx.marked:
+    if ctx.marked and clause not in ctx.marked and not covering:
         raise SuiteError(f"a check of {clause} (condition {condition!r}) in a test marked only with "
                          f"{sorted(ctx.marked)}: add {clause} to the test's clause marker, so that "
                          f"--clause {clause} runs it")

@@ -9,14 +9,21 @@ an error that is not a clause violation, or MAX_RUNS runs were made. Every
 violation found on the way is raised together (ClauseViolations), and a test
 whose last run did not complete says so in Context.unjudged, so that the report
 marks its other clauses not-reached rather than pass.
+
+A run that ends in an exception raised by the implementation on one class of inputs (a rank, a dtype, a
+layout, an option: dropnorm.input_classes) is not the end of the test: the exception fails the clause that
+covers that class, the class is filtered out of the following runs (TRACE.rejected), and the test's other
+clauses are judged on the inputs the implementation accepts. At most MAX_CLASSES classes are isolated per test.
 """
 from __future__ import annotations
 
+from dropnorm import input_classes
 from dropnorm.adapters.base import NotProvided
-from dropnorm.checks import ClauseViolation, Context
+from dropnorm.checks import ClauseViolation, Context, check, circumstances
 from dropnorm.traced import TRACE
 
 MAX_RUNS = 6  # 1 + up to 5 reruns: a layer failing more conditions of one test than that is judged unfinished
+MAX_CLASSES = 3  # input classes isolated per test (each costs a rerun); past that the test ends in the error
 
 
 class ClauseViolations(AssertionError):
@@ -49,6 +56,36 @@ def _unsatisfied(exc: BaseException) -> bool:
     return isinstance(exc, (Unsatisfiable, FailedHealthCheck))
 
 
+def _isolate(leaves: list[BaseException], ctx: Context) -> ClauseViolation | None | bool:
+    """When the run ended in one exception that the latest call on the implementation raised, on an input class
+    (dropnorm.input_classes.blamed): reject that class for the following runs and judge the exception as the
+    covering clause's failure. Returns that ClauseViolation, True where a recorded deviation covers it (nothing
+    to raise), None where the exception is not isolated."""
+    errors = [e for e in leaves if not isinstance(e, ClauseViolation)]
+    if (len(errors) != 1 or isinstance(errors[0], (NotProvided, input_classes.InputClassRejected))
+            or len(TRACE.rejected) >= MAX_CLASSES):
+        return None
+    if not TRACE.calls:
+        return None
+    # the constructor arguments of the layer of the latest call (followed through round trips and copies)
+    last = TRACE.calls[-1]
+    found = input_classes.blamed(TRACE.calls, {last.layer: circumstances()["params"]}, TRACE.accepted,
+                                 TRACE.builders.get(last.layer))
+    if found is None:
+        return None
+    cls, (clause, condition), failed = found
+    if not failed.error.startswith(type(errors[0]).__name__ + ":"):
+        return None  # the test's own code raised after the call, or another exception
+    TRACE.rejected.append((cls, (clause, condition)))
+    try:
+        check(False, clause, condition, f"got {failed.error[:300]}, expected an output: {cls.describe()} is "
+              f"valid input (its examples are left out of this test's other checks)", severity="exception",
+              covering=True)
+    except ClauseViolation as v:
+        return v
+    return True  # a recorded deviation of this implementation covers it
+
+
 def run(call, ctx: Context, max_runs: int = MAX_RUNS):
     """Call the test (`call()`), rerunning it with failed conditions masked; see the module docstring."""
     __tracebackhide__ = True
@@ -67,6 +104,14 @@ def run(call, ctx: Context, max_runs: int = MAX_RUNS):
                 for v in new:
                     found.append(v)
                     ctx.masked.add((v.clause, v.condition))
+                continue
+            isolated = _isolate(leaves, ctx)
+            if isolated is not None:
+                for v in new:
+                    found.append(v)
+                    ctx.masked.add((v.clause, v.condition))
+                if isinstance(isolated, ClauseViolation):
+                    found.append(isolated)
                 continue
             if not found:
                 if ctx.not_provided and ctx.examples == 0 and _unsatisfied(exc):

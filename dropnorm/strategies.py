@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from dropnorm import checks
 from dropnorm.adapters.base import BATCHNORM_RANKS, NotProvided
+from dropnorm.input_classes import InputClassRejected
 from dropnorm.traced import TRACE
 from dropnorm.dtypes import DTYPES
 
@@ -79,7 +80,7 @@ def given(*args, **kwargs):
             ctx = checks.context()
             try:
                 result = test(*a, **kw)
-            except NotProvided as e:
+            except (NotProvided, InputClassRejected) as e:  # the latter: dropnorm.input_classes
                 reason = str(e)
                 ctx.not_provided[reason] = ctx.not_provided.get(reason, 0) + 1
                 hypothesis.reject()

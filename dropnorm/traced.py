@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dropnorm.adapters.base import Implementation, Layer, Output
+from dropnorm.input_classes import InputClassRejected, features
 from dropnorm.kinds import KINDS
 
 @dataclass
@@ -44,6 +45,12 @@ class Trace:
     example_inputs: set = field(default_factory=set)   # (dtype, layout), current example
     kinds: set = field(default_factory=set)            # layer kinds called, examples that ran to their end
     example_kinds: set = field(default_factory=set)
+    # (InputClass, (clause, condition)) the implementation raised on earlier in this test: later calls of such a
+    # class are filtered out (dropnorm.input_classes, dropnorm.judging)
+    rejected: list = field(default_factory=list)
+    accepted: dict = field(default_factory=dict)      # kind -> features of isolated calls that returned, whole test
+    builders: dict = field(default_factory=dict)      # layer number -> build(**constructor args): a fresh, untraced
+    #                                                   layer of the same factory (dropnorm.input_classes.replay)
     _numbers: itertools.count = field(default_factory=itertools.count)
 
     def reset_test(self, impl_spec: str | None) -> None:
@@ -51,10 +58,13 @@ class Trace:
             self.impl_spec = impl_spec
         self.inputs.clear()
         self.kinds.clear()
+        self.rejected.clear()
+        self.accepted.clear()
         self.reset_example()
 
     def reset_example(self) -> None:
         self.calls.clear()
+        self.builders.clear()
         self.example_inputs.clear()
         self.example_kinds.clear()
         self._numbers = itertools.count()
@@ -102,9 +112,24 @@ def _recorded(method):
 class TracedLayer:
     """A layer of the implementation under test; every call is recorded in the trace."""
 
-    def __init__(self, inner: Layer, number: int):
+    def __init__(self, inner: Layer, number: int, construct_args: dict | None = None):
         self.inner, self.number = inner, number
         self.kind, self.kwargs = inner.kind, dict(getattr(inner, "kwargs", {}))
+        self.construct_args = dict(construct_args or {})
+
+    def _admit(self, method: str, **args) -> frozenset:
+        """Filter out a call of an input class the implementation raised on earlier in this test; return the
+        call's features (dropnorm.input_classes) for _accepted."""
+        feats = features(self.kind, method, args, self.construct_args)
+        for cls, (clause, condition) in TRACE.rejected:
+            if cls.contains(self.kind, feats):
+                raise InputClassRejected(f"filtered: {cls.describe()} raised earlier in this test "
+                                         f"(failed as {clause}/{condition})")
+        return feats
+
+    def _accepted(self, feats: frozenset, result):
+        TRACE.accepted.setdefault(self.kind, set()).update(feats)
+        return result
 
     @_recorded
     def _call(self, name, **args):
@@ -122,13 +147,16 @@ class TracedLayer:
         self._call("train", layer=self.number, kind=self.kind, mode=mode)
 
     def forward(self, x, *, dtype="float32", layout="contiguous") -> Output:
+        feats = self._admit("forward", x=np.asarray(x), dtype=dtype, layout=layout)
         self._note_input(dtype, layout)
-        return self._call("forward", layer=self.number, kind=self.kind, x=np.asarray(x), dtype=dtype, layout=layout)
+        return self._accepted(feats, self._call("forward", layer=self.number, kind=self.kind, x=np.asarray(x),
+                                                dtype=dtype, layout=layout))
 
     def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous") -> Output:
+        feats = self._admit("forward_backward", x=np.asarray(x), dtype=dtype, layout=layout)
         self._note_input(dtype, layout)
-        return self._call("forward_backward", layer=self.number, kind=self.kind, x=np.asarray(x),
-                          dy=np.asarray(dy), dtype=dtype, layout=layout)
+        return self._accepted(feats, self._call("forward_backward", layer=self.number, kind=self.kind,
+                                                x=np.asarray(x), dy=np.asarray(dy), dtype=dtype, layout=layout))
 
     def state(self) -> dict:
         return self._call("state", layer=self.number, kind=self.kind)
@@ -147,7 +175,7 @@ class TracedLayer:
     def roundtrip(self) -> "TracedLayer":
         rec = TRACE.add(Call("roundtrip", self.number, self.kind, {}))
         try:
-            fresh = TracedLayer(self.inner.roundtrip(), TRACE.new_layer_number())
+            fresh = TracedLayer(self.inner.roundtrip(), TRACE.new_layer_number(), self.construct_args)
         except Exception as e:
             rec.error = f"{type(e).__name__}: {e}"
             raise
@@ -172,7 +200,7 @@ class TracedLayer:
     def convert_sync(self) -> "TracedLayer":
         rec = TRACE.add(Call("convert_sync", self.number, self.kind, {}))
         try:
-            fresh = TracedLayer(self.inner.convert_sync(), TRACE.new_layer_number())
+            fresh = TracedLayer(self.inner.convert_sync(), TRACE.new_layer_number(), self.construct_args)
         except Exception as e:
             rec.error = f"{type(e).__name__}: {e}"
             raise
@@ -211,7 +239,8 @@ class Traced:
             rec.error = f"{type(e).__name__}: {e}"
             raise
         rec.result = number
-        return TracedLayer(layer, number)
+        TRACE.builders[number] = getattr(self.inner, factory)
+        return TracedLayer(layer, number, kwargs)
 
     def dropout(self, p=0.5, inplace=False) -> TracedLayer:
         return self._construct("Dropout", "dropout", p=p, inplace=inplace)

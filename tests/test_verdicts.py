@@ -67,6 +67,22 @@ def test_one_defect_does_not_hide_another(tmp_path, probe, clauses):
         assert status(report, cid)["status"] == "fail", (cid, status(report, cid)["reason"])
 
 
+def test_an_error_on_one_input_class_leaves_the_other_clauses_judged(tmp_path):
+    """The d2l book's BatchNorm (tests/probes/d2l_batchnorm.py) raises on BatchNorm1d's (N, C, L) input and on
+    momentum=None: each error fails the clause covering its input class (BN-API-03/accepts, BN-TRAIN-04), the
+    class is left out of the other clauses' examples, and its biased running variance is named on BN-TRAIN-03
+    (issue 22: it had read not-reached, the masked rerun ending in the rank error)."""
+    rc, report, err = audit(tmp_path, f"torch-module:{PROBES / 'd2l_batchnorm.py'}", "--clause=BN-TRAIN-02",
+                            "--clause=BN-TRAIN-03", "--clause=BN-API-03", "--clause=BN-TRAIN-04")
+    assert rc == 1
+    got = status(report, "BN-TRAIN-03")
+    assert got["status"] == "fail" and got["failure"]["condition"] == "running-var", got["reason"]
+    api = status(report, "BN-API-03")
+    assert api["status"] == "fail" and "rank=3" in api["reason"], api["reason"]
+    cma = status(report, "BN-TRAIN-04")
+    assert cma["status"] == "fail" and "momentum=None" in cma["reason"], cma["reason"]
+
+
 def test_nonfinite_values_still_give_a_valid_report(tmp_path):
     """inf, -inf and NaN in outputs, gradients and running statistics: report.json is valid JSON
     against the schema (non-finite values as strings) and the layer is not conformant."""

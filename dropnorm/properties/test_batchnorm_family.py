@@ -45,7 +45,7 @@ def _derive(layer, method: str):
         return getattr(layer, method)()
     rec = TRACE.add(Call(method, layer.number, layer.kind, {}))
     try:
-        fresh = TracedLayer(getattr(layer.inner, method)(), TRACE.new_layer_number())
+        fresh = TracedLayer(getattr(layer.inner, method)(), TRACE.new_layer_number(), layer.construct_args)
     except Exception as e:
         rec.error = f"{type(e).__name__}: {e}"
         raise

@@ -11,6 +11,7 @@ from dropnorm import strategies as hh
 from dropnorm import tolerances as tol
 from dropnorm.adapters import NotProvided
 from dropnorm.adapters.base import BATCHNORM_RANKS
+from dropnorm.input_classes import InputClassRejected
 from dropnorm.bn_setup import draw_case, provided_dims
 from dropnorm.properties._family import check_gradcheck, compare_layout_run
 
@@ -146,7 +147,11 @@ def test_every_layout_on_every_kind(impl, rank, training, affine):
     for layout in ["contiguous"] + [v for v in ("transposed", "strided", "channels_last")
                                     if v != "channels_last" or rank >= 3]:
         first = layer()
-        out = first.forward_backward(x, dy, dtype="float32", layout=layout)
+        try:
+            out = first.forward_backward(x, dy, dtype="float32", layout=layout)
+        except InputClassRejected as e:  # the implementation raised on this class earlier (dropnorm.input_classes)
+            ph.context().not_provided[str(e)] = ph.context().not_provided.get(str(e), 0) + 1
+            continue
         what = f"{kind}(affine={affine}) {'training' if training else 'eval'}, x {shape} float32, run {layout}"
         compare_layout_run(seen, layout, out.dx, expected[0], bounds[0], clause, "dx", what)
         if affine:

@@ -87,7 +87,7 @@ def _copy(layer: TracedLayer, how: str) -> TracedLayer:
         return layer.roundtrip()
     rec = TRACE.add(Call("copy_layer", layer.number, layer.kind, {"how": how}))
     try:
-        fresh = TracedLayer(layer.inner.copy_layer(how), TRACE.new_layer_number())
+        fresh = TracedLayer(layer.inner.copy_layer(how), TRACE.new_layer_number(), layer.construct_args)
     except Exception as e:
         rec.error = f"{type(e).__name__}: {e}"
         raise
@@ -563,7 +563,10 @@ def _require(impl, op: str) -> None:
         layer.reset_parameters()
     else:
         state = layer.state()
-        layer.load_state({k: state[k] for k in FLOATS + ("num_batches_tracked",)}, legacy=False)
+        # a layer without the counter its convention keeps fails BN-TRAIN-05/counter-exists elsewhere; its
+        # loads are still exercised here, with what it holds
+        layer.load_state({k: state[k] for k in FLOATS + ("num_batches_tracked",) if state[k] is not None},
+                         legacy=False)
 
 
 @pytest.mark.clause(*CORE)
