@@ -267,3 +267,21 @@ def test_torch_records_the_inplace_conditions_on_every_channel_kind(tmp_path):
     entry = by_layer(records, "D2-DTYPE-01")
     for kind in CHANNEL:  # the other conditions come from the clause's other tests, not run here
         assert not {"input-unchanged", "no-alias"} & set(entry["by_layer"][kind].get("conditions_not_run", []))
+
+
+def test_no_clause_of_torch_passes_with_an_applicable_condition_unrun(tmp_path):
+    """issue 22's meta-test, over a full audit of torch (quick profile, derandomized): every kind of every clause
+    that reads pass, or a recorded departure, ran each condition that applies to it (conditions_not_run empty),
+    with the rule enforced (model.ENFORCE_CONDITIONS: such a kind would read not-reached, and torch would not
+    be conformant). Conditions that cannot apply under torch's convention are recorded as inapplicable by their
+    tests (checks.inapplicable), never left out silently."""
+    pytest.importorskip("torch")
+    assert model.ENFORCE_CONDITIONS
+    run = subprocess.run([sys.executable, "-m", "dropnorm.cli", "audit", "--impl=torch", "--profile=quick",
+                          "--replay=none", f"--report-dir={tmp_path}"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
+    report = json.loads((tmp_path / "report.json").read_text())
+    gaps = {(e["id"], kind): got["conditions_not_run"] for e in report["clauses"]
+            for kind, got in e["by_layer"].items() if got.get("conditions_not_run")}
+    assert not gaps, gaps
+    assert run.returncode == 3, run.stderr[-3000:]

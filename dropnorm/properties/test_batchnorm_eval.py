@@ -92,13 +92,16 @@ def _rejects(impl, dims, clause, condition, **kwargs):
     try:
         impl.batchnorm(dims, 3, **kwargs)
     except ValueError as e:
+        ph.held(clause, condition)  # rejected, as due
         ph.check(name in str(e), clause, "message", f"got ValueError({str(e)!r}), expected it to name {name}", severity="invalid-accepted")
         return
     except NotProvided:  # what the implementation cannot express is not a failure
         raise
     except Exception as e:  # noqa: BLE001
+        ph.inapplicable(clause, "message")  # no ValueError whose message could name the argument
         ph.check(False, clause, condition, f"got {type(e).__name__}: {e}, expected ValueError [{kwargs}]", severity="invalid-accepted")
         return
+    ph.inapplicable(clause, "message")
     ph.check(False, clause, condition, f"got a constructed layer, expected ValueError [BatchNorm{dims}d(3, {kwargs})]", severity="invalid-accepted")
 
 

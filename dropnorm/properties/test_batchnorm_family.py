@@ -91,7 +91,8 @@ def _probe_reset(inner, dims):
 def _probe_load(inner, dims):
     layer = inner.batchnorm(dims, 2)
     state = layer.state()
-    layer.load_state({k: state[k] for k in ("weight", "bias", "num_batches_tracked") + STATS}, legacy=False)
+    layer.load_state({k: state[k] for k in ("weight", "bias", "num_batches_tracked") + STATS
+                      if state[k] is not None}, legacy=False)  # a missing counter fails BN-TRAIN-05 elsewhere
 
 
 def _probe_sync(inner, dims):
@@ -187,6 +188,41 @@ def test_reset_restores_a_fresh_layer(impl, data):
         step = f"{what}; call {call + 1} after the reset ({'training' if mode else 'eval'}) against a fresh layer"
         ph.assert_equal(got.y, expected.y, "BN-RESET-01", "fresh-output", step)
         _assert_same_running_state(case.layer.state(), twin.state(), "BN-RESET-01", "fresh-state", step)
+
+
+@pytest.mark.clause("BN-RESET-01")
+@_requires(_probe_reset)
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_reset_parameters_on_every_kind(impl, dims):
+    """The drawn test above on a fixed case per kind, so that its weight and bias conditions run on every kind
+    whatever the draws (per-condition coverage): an affine layer with loaded weight and bias, one training
+    call, reset_parameters(): weight 1 and bias 0 exactly, the running statistics and counter reset too;
+    reset_running_stats() on a twin keeps the loaded weight and bias."""
+    _require_counter(impl)
+    if dims not in provided_dims(impl):
+        pytest.skip(f"not provided: BatchNorm{dims}d")
+    c, shape = 3, {1: (4, 3), 2: (2, 3, 2, 2), 3: (2, 3, 2, 1, 2)}[dims]
+    weight, bias = inputs.vector(dims + 1, c, "float32", loc=1.0), inputs.vector(dims + 2, c, "float32", scale=2.0)
+    fresh = refbn.initial_state(c, affine=True, track_running_stats=True)
+    for which in ("reset_parameters", "reset_running_stats"):
+        layer = impl.batchnorm(dims, c)
+        layer.load(weight=weight, bias=bias)
+        layer.train(True)
+        layer.forward(inputs.channels(dims, shape, "float32"))
+        _call(layer, which)
+        after = layer.state()
+        what = f"BatchNorm{dims}d({c}) with loaded weight and bias, {which}() after one training call"
+        if which == "reset_parameters":
+            ph.assert_equal(after["weight"], fresh["weight"], "BN-RESET-01", "weight", what)
+            ph.assert_equal(after["bias"], fresh["bias"], "BN-RESET-01", "bias", what)
+        else:
+            ph.assert_equal(after["weight"], weight, "BN-RESET-01", "parameters-kept", f"weight, {what}")
+            ph.assert_equal(after["bias"], bias, "BN-RESET-01", "parameters-kept", f"bias, {what}")
+        ph.assert_equal(after["running_mean"], fresh["running_mean"], "BN-RESET-01", "running-mean", what)
+        ph.assert_equal(after["running_var"], fresh["running_var"], "BN-RESET-01", "running-var", what)
+        ph.check(after["num_batches_tracked"] == 0, "BN-RESET-01", "counter",
+                 f"got num_batches_tracked {after['num_batches_tracked']!r}, expected 0 [{what}]",
+                 observed=after["num_batches_tracked"], expected=0, severity="wrong-state")
 
 
 # ------------------------------------------------------------------------------------------- BN-LOAD-01

@@ -263,12 +263,12 @@ def clause_entries(records: list[dict], collected: dict, selected: set[str] | No
 
 
 # Issue 22's verdict rule: a kind whose status would be pass reads not-reached where an applicable condition
-# never ran on it. Off for now: the suite's own gaps are listed per kind (conditions_not_run, in report.json and
-# report.md) but do not yet change verdicts, because some conditions are reached only by hypothesis draws
-# (a layout, affine=False, an offset input) that a quick profile does not make on every kind, or only under
-# another framework's convention; enforcing it would make torch's verdict depend on the draws. Turn it on when
-# tests/test_condition_coverage.py::test_torch_gaps lists no gap.
-ENFORCE_CONDITIONS = False
+# never ran on it. Conditions that hypothesis draws reach only by chance (a layout, affine=False, an offset input)
+# are also run on a fixed grid on every kind (e.g. test_batchnorm_grad.py::test_every_layout_on_every_kind), and
+# conditions a convention makes inapplicable are recorded as such (checks.inapplicable);
+# tests/test_condition_coverage.py::test_no_clause_of_torch_passes_with_an_applicable_condition_unrun holds
+# torch's audit to it.
+ENFORCE_CONDITIONS = True
 
 # statuses of a kind whose clause ran there: where an applicable condition did not run, the report lists it
 # (conditions_not_run), and a pass becomes not-reached
