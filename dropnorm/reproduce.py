@@ -340,7 +340,7 @@ def set_tracking(layer, mode):
 
 def inplace_autograd(layer, x, how, dtype):
     t = make_tensor(x, dtype, 'contiguous').detach().requires_grad_(True)
-    prepare = {{'leaf': lambda v: v, 'exp': torch.exp, 'scaled': lambda v: v * 2}}[how]
+    prepare = {{'leaf': lambda v: v, 'exp': torch.exp, 'tanh': torch.tanh, 'scaled': lambda v: v * 2}}[how]
     out = {{'x_after': to_numpy(t)}}
     try:
         y = layer(prepare(t))

@@ -166,7 +166,7 @@ class Layer(abc.ABC):
     def inplace_autograd(self, x: np.ndarray, *, how: str, dtype: str = "float32") -> Output:
         """A training forward of this inplace=True layer on an input x that requires gradients, then a
         backward of the output's sum (DO-INPLACE-03): how="leaf", the layer applied to x itself (a leaf);
-        "exp", to exp(x) (whose backward needs its output); "scaled", to 2 x (whose backward does not).
+        "exp" and "tanh", to exp(x) and tanh(x) (whose backward needs their output); "scaled", to 2 x (whose backward does not).
         Output.y the output, dx the gradient of x (None where a call raised); extra: forward_error and
         backward_error, "Type: message" or None."""
         raise NotProvided(f"{self.kind}: an in-place forward under autograd")

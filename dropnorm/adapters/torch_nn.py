@@ -316,7 +316,7 @@ class TorchLayer(Layer):
 
     def inplace_autograd(self, x, *, how: str, dtype="float32") -> Output:
         self._eager("an in-place forward under autograd")
-        prepare = {"leaf": lambda v: v, "exp": torch.exp, "scaled": lambda v: v * 2}
+        prepare = {"leaf": lambda v: v, "exp": torch.exp, "tanh": torch.tanh, "scaled": lambda v: v * 2}
         if how not in prepare:
             raise ValueError(f"how must be one of {sorted(prepare)}, got {how!r}")
         t = self._input(x, dtype, "contiguous").detach().requires_grad_(True)

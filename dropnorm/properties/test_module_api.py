@@ -278,8 +278,8 @@ def _probe_inplace_autograd(inner, kind):
 @hh.given(data=st.data())
 def test_inplace_under_autograd(impl, data):
     """Dropout(p, inplace=True) in training on an input that requires gradients: on the leaf itself it raises
-    RuntimeError; on exp(x) the backward raises RuntimeError or gives the true gradient y; on 2 x the backward
-    gives 2 z / (1-p)."""
+    RuntimeError; on exp(x) and tanh(x) (whose backward reads their output) the backward raises RuntimeError or
+    gives the true gradient (exp: y; tanh: z (1 - tanh^2 x) / (1-p)); on 2 x the backward gives 2 z / (1-p)."""
     if not impl.expresses("Dropout", inplace=True):
         raise NotProvided(f"{impl.name}: Dropout(inplace=True)")
     shape = data.draw(hh.dropout_shapes(min_dims=1, max_dims=4, max_side=5), label="shape")
@@ -300,17 +300,23 @@ def test_inplace_under_autograd(impl, data):
              f"an in-place training call on a leaf that requires grad gave {err or 'no error'}, expected RuntimeError "
              f"[{what}]", observed=err or "no error", expected="RuntimeError", severity="invalid-accepted")
 
-    impl.seed(seed)
-    out = layer.inplace_autograd(x, how="exp", dtype=dtype)
-    fwd, bwd = out.extra["forward_error"], out.extra["backward_error"]
-    if fwd or bwd:
-        ph.check(not fwd and bwd.startswith("RuntimeError"), "DO-INPLACE-03", "exp-raises-or-correct",
-                 f"the {'forward' if fwd else 'backward'} raised {fwd or bwd}, expected the backward to raise "
-                 f"RuntimeError or to give the true gradient [{what}, applied to exp(x)]", severity="exception")
-    else:
-        # d/dx sum(z exp(x) / (1-p)) = z exp(x) / (1-p) = y
-        ph.assert_close(out.dx, out.y, rtol * 4 * np.abs(out.y), "DO-INPLACE-03", "exp-raises-or-correct",
-                        f"dx of sum(y) against the true gradient y, no error raised [{what}, applied to exp(x)]")
+    for how in ("exp", "tanh"):
+        # exp's and tanh's backward read their saved output, which the in-place call overwrites (torch raises)
+        impl.seed(seed)
+        out = layer.inplace_autograd(x, how=how, dtype=dtype)
+        fwd, bwd = out.extra["forward_error"], out.extra["backward_error"]
+        where = f"{what}, applied to {how}(x)"
+        if fwd or bwd:
+            ph.check(not fwd and bwd.startswith("RuntimeError"), "DO-INPLACE-03", "saved-output-raises-or-correct",
+                     f"the {'forward' if fwd else 'backward'} raised {fwd or bwd}, expected the backward to raise "
+                     f"RuntimeError or to give the true gradient [{where}]", severity="exception")
+            continue
+        # d/dx sum(z f(x) / (1-p)) = z f'(x) / (1-p): exp' = exp (= y), tanh' = 1 - tanh^2
+        z = ph.read_mask(out.y) / (1.0 - p)
+        true = out.y if how == "exp" else z * (1.0 - np.tanh(x) ** 2)
+        atol = 64 * float(np.finfo(dtype).eps) * (np.abs(true) + z)
+        ph.assert_close(out.dx, true, atol, "DO-INPLACE-03", "saved-output-raises-or-correct",
+                        f"dx of sum(y) against the true gradient, no error raised [{where}]")
 
     impl.seed(seed)
     out = layer.inplace_autograd(x, how="scaled", dtype=dtype)
