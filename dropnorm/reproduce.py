@@ -32,7 +32,7 @@ EMBED_AS_LIST = 64  # elements: larger arrays are embedded as base64 float64 byt
 OUTPUT_FIELDS = ("y", "dx", "dweight", "dbias", "x_after")
 STATE_FIELDS = ("weight", "bias", "running_mean", "running_var")
 OUTPUT_METHODS = ("forward", "forward_backward", "forward_in", "output_format", "inplace_autograd",
-                  "forward_backward_deterministic")  # the calls whose result is an Output
+                  "forward_backward_deterministic", "vmap_forward", "functional_forward")  # the calls whose result is an Output
 
 
 def array_code(a) -> str:
@@ -99,6 +99,9 @@ def _result_code(call) -> str | None:
         fields += [f"{k!r}: {r.extra[k]!r}" for k in ("format",) if isinstance(r.extra.get(k), str)]
         fields += [f"{k!r}: {r.extra[k].split(':', 1)[0]!r}" for k in ("forward_error", "backward_error")
                    if isinstance(r.extra.get(k), str)]
+        buffers = r.extra.get("buffers")
+        if isinstance(buffers, dict):  # functional_forward: the buffers passed in, after the call
+            fields += [f"{'passed_' + k!r}: {value_code(v)}" for k, v in buffers.items()]
         return "{" + ", ".join(fields) + "}"
     if call.method == "state_keys" and r is not None:
         return repr({"keys": " ".join(r)})
@@ -163,6 +166,12 @@ def _call_code(call) -> str:
         return f"inplace_autograd(L[{n}], {array_code(a['x'])}, {a['how']!r}, {a['dtype']!r})"
     if call.method == "forward_backward_deterministic":
         return f"forward_backward_deterministic(L[{n}], {array_code(a['x'])}, {array_code(a['dy'])}, {a['dtype']!r})"
+    if call.method == "vmap_forward":
+        return f"vmap_forward(L[{n}], {array_code(a['x'])}, {a['randomness']!r}, {a['dtype']!r})"
+    if call.method == "replace_batch_norm":
+        return f"replace_batch_norm(L[{n}])"
+    if call.method == "functional_forward":
+        return f"functional_forward(L[{n}], {array_code(a['x'])}, {a['dtype']!r})"
     raise ValueError(f"no reproduction for a traced call {call.method!r}")
 
 
@@ -366,6 +375,37 @@ def forward_backward_deterministic(layer, x, dy, dtype):
         return forward_backward(layer, x, dy, dtype, 'contiguous')
     finally:
         torch.use_deterministic_algorithms(before)
+
+
+def vmap_forward(layer, x, randomness, dtype):
+    t = make_tensor(x, dtype, 'contiguous')
+    try:
+        with torch.no_grad():
+            y = torch.func.vmap(layer, randomness=randomness)(t)
+    except Exception as e:
+        print('vmap raised', type(e).__name__, e)
+        return {{'x_after': to_numpy(t), 'forward_error': type(e).__name__}}
+    return {{'y': to_numpy(y), 'x_after': to_numpy(t)}}
+
+
+def replace_batch_norm(layer):
+    torch.func.replace_all_batch_norm_modules_(layer)
+    if not isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):  # the same patch on a compatible class
+        for key in ('running_mean', 'running_var', 'num_batches_tracked'):
+            if getattr(layer, key, None) is not None:
+                setattr(layer, key, None)
+        if hasattr(layer, 'track_running_stats'):
+            layer.track_running_stats = False
+
+
+def functional_forward(layer, x, dtype):
+    t = make_tensor(x, dtype, 'contiguous')
+    buffers = {{k: v.clone() for k, v in layer.named_buffers()}}
+    with torch.no_grad():
+        y = torch.func.functional_call(layer, {{**dict(layer.named_parameters()), **buffers}}, (t,))
+    out = {{'y': to_numpy(y), 'x_after': to_numpy(t)}}
+    out.update({{'passed_' + k: int(v) if k == 'num_batches_tracked' else to_numpy(v) for k, v in buffers.items()}})
+    return out
 """
 
 
@@ -468,6 +508,22 @@ def inplace_autograd(layer, x, how, dtype):
 
 def forward_backward_deterministic(layer, x, dy, dtype):
     return _output(layer.forward_backward_deterministic(x, dy, dtype=dtype))
+
+
+def vmap_forward(layer, x, randomness, dtype):
+    out = layer.vmap_forward(x, randomness=randomness, dtype=dtype)
+    if out.extra['forward_error']:
+        return {{'x_after': out.x_after, 'forward_error': out.extra['forward_error'].split(':', 1)[0]}}
+    return _output(out)
+
+
+def replace_batch_norm(layer):
+    layer.replace_batch_norm()
+
+
+def functional_forward(layer, x, dtype):
+    out = layer.functional_forward(x, dtype=dtype)
+    return dict(_output(out), **{{'passed_' + k: v for k, v in out.extra['buffers'].items()}})
 """
 
 

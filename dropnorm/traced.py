@@ -205,6 +205,18 @@ class TracedLayer:
         return self._call("forward_backward_deterministic", layer=self.number, kind=self.kind, x=np.asarray(x),
                           dy=np.asarray(dy), dtype=dtype)
 
+    def vmap_forward(self, x, *, randomness="error", dtype="float32") -> Output:
+        self._note_input(dtype, "contiguous")
+        return self._call("vmap_forward", layer=self.number, kind=self.kind, x=np.asarray(x), randomness=randomness,
+                          dtype=dtype)
+
+    def replace_batch_norm(self) -> None:
+        self._call("replace_batch_norm", layer=self.number, kind=self.kind)
+
+    def functional_forward(self, x, *, dtype="float32") -> Output:
+        self._note_input(dtype, "contiguous")
+        return self._call("functional_forward", layer=self.number, kind=self.kind, x=np.asarray(x), dtype=dtype)
+
 
 class Traced:
     """An implementation under test, seen through the trace."""

@@ -176,6 +176,25 @@ class Layer(abc.ABC):
         (torch.use_deterministic_algorithms(True)) and restored afterwards (BN-DETERMINISTIC-01)."""
         raise NotProvided(f"{self.kind}: a deterministic-algorithms mode")
 
+    # issue 24: function transforms (torch.func) (BN-VMAP-01, DO-VMAP-01, BN-FUNCCALL-01)
+    def vmap_forward(self, x: np.ndarray, *, randomness: str = "error", dtype: str = "float32") -> Output:
+        """The layer mapped over x's leading axis by the framework's vectorising transform (torch.func.vmap with
+        `randomness` "error", "different" or "same"), each x[i] one input of the layer. Output.y the stacked
+        outputs; extra["forward_error"]: "Type: message" where the call raised (y is then NaN)."""
+        raise NotProvided(f"{self.kind}: a vectorising map (vmap)")
+
+    def replace_batch_norm(self) -> None:
+        """The framework's patch that makes BatchNorm usable under vmap in training (torch.func.
+        replace_all_batch_norm_modules_), applied to this layer in place (BN-VMAP-01)."""
+        raise NotProvided(f"{self.kind}: replace_all_batch_norm_modules_")
+
+    def functional_forward(self, x: np.ndarray, *, dtype: str = "float32") -> Output:
+        """A forward through the framework's stateless call (torch.func.functional_call) with the layer's own
+        parameters and copies of its buffers passed in. Output.extra["buffers"]: the passed-in buffers after
+        the call (running_mean, running_var as float64 arrays, num_batches_tracked as an int; those the layer
+        has) (BN-FUNCCALL-01)."""
+        raise NotProvided(f"{self.kind}: a stateless functional call")
+
 
 class FlagModeLayer(Layer):
     """A Layer whose train/eval mode is a flag the adapter keeps and passes to each call (frameworks

@@ -344,6 +344,45 @@ class TorchLayer(Layer):
         finally:
             torch.use_deterministic_algorithms(before, warn_only=warn)
 
+    def vmap_forward(self, x, *, randomness="error", dtype="float32") -> Output:
+        self._eager("torch.func.vmap")
+        from torch.func import vmap
+        t = self._input(x, dtype, "contiguous")
+        extra = {"forward_error": None}
+        try:
+            with torch.no_grad():
+                y = vmap(self.module, randomness=randomness)(t)
+            out = to_numpy(y)
+        except Exception as e:  # noqa: BLE001 - what the framework raises is the observation
+            extra["forward_error"] = f"{type(e).__name__}: {e}"
+            out = np.full(t.shape, np.nan)
+        return Output(y=out, dtype=dtype, x_after=to_numpy(t), shares_input_memory=False, extra=extra)
+
+    def replace_batch_norm(self) -> None:
+        self._eager("torch.func.replace_all_batch_norm_modules_")
+        from torch.func import replace_all_batch_norm_modules_
+        replace_all_batch_norm_modules_(self.module)
+        if not isinstance(self.module, torch.nn.modules.batchnorm._BatchNorm):
+            # a torch.nn-compatible class of a torch-module target: what the patch does to torch's _BatchNorm
+            # (running_mean, running_var, num_batches_tracked set to None, track_running_stats False)
+            for key in ("running_mean", "running_var", "num_batches_tracked"):
+                if getattr(self.module, key, None) is not None:
+                    setattr(self.module, key, None)
+            if hasattr(self.module, "track_running_stats"):
+                self.module.track_running_stats = False
+
+    def functional_forward(self, x, *, dtype="float32") -> Output:
+        self._eager("torch.func.functional_call")
+        from torch.func import functional_call
+        t = self._input(x, dtype, "contiguous")
+        params = dict(self.module.named_parameters())
+        buffers = {k: v.clone() for k, v in self.module.named_buffers()}
+        with torch.no_grad():
+            y = functional_call(self.module, {**params, **buffers}, (t,))
+        passed = {k: (int(v) if k == "num_batches_tracked" else to_numpy(v)) for k, v in buffers.items()}
+        return Output(y=to_numpy(y), dtype=dtype_name(y), x_after=to_numpy(t), shares_input_memory=False,
+                      extra={"buffers": passed})
+
 
 class TorchImplementation(Implementation):
     CLASS_NAMES = ("Dropout", "Dropout2d", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Dropout1d", "Dropout3d",

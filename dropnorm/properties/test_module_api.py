@@ -364,3 +364,151 @@ def test_deterministic_mode_changes_nothing(impl, data):
                 ph.assert_equal(getattr(got, field), getattr(expected, field), "BN-DETERMINISTIC-01", condition,
                                 f"{field}, {what}")
         _assert_same_state(det.state(), plain.state(), "BN-DETERMINISTIC-01", condition, f"state, {what}")
+
+
+# ------------------------------------------------------------------------------- BN-VMAP-01, DO-VMAP-01
+def _probe_vmap(inner, kind):
+    layer = _layer(inner, kind) if kind.startswith("BatchNorm") else _layer(inner, kind, p=0.5)
+    layer.train(False)
+    layer.vmap_forward(np.ones((2,) + _probe_shape(kind)), randomness="error")
+
+
+def _vmap_error(out) -> str | None:
+    return out.extra.get("forward_error")
+
+
+@pytest.mark.clause("BN-VMAP-01")
+@_requires(_probe_vmap, BN_KINDS)
+@hh.given(data=st.data())
+def test_batchnorm_under_vmap(impl, data):
+    """BatchNorm mapped over a leading axis (torch.func.vmap), each x[i] one input: in eval it equals the
+    per-input loop within twice BN-EVAL-01's bound (another kernel path: not bit for bit); in training with running statistics it raises RuntimeError; after
+    replace_all_batch_norm_modules_ the layer holds no running statistics, its eval normalises with the batch
+    statistics (a layer without tracking, bit for bit) and its mapped training equals the loop within twice
+    BN-TRAIN-01's bound."""
+    # inputs in the parameters' dtype: torch 2.13's batched eval kernel raises "expected scalar type Half but found
+    # Float" for a half input with float32 statistics, which the unbatched call accepts (not covered here)
+    case = draw_case(impl, data, track=True, layouts=False, large=False, dtypes=("float32", "float64"))
+    b = data.draw(st.integers(1, 3), label="B")
+    xs = np.stack([case.x] + [case.another_input(case.seed + 11 + i) for i in range(b - 1)])
+    what = f"{case.describe()}, mapped over {b} inputs"
+    layer = case.fresh(impl)
+    layer.train(False)
+    out = layer.vmap_forward(xs, randomness="error", dtype=case.dtype)
+    ph.check(_vmap_error(out) is None, "BN-VMAP-01", "eval-equals-loop",
+             f"vmap of the eval layer raised {_vmap_error(out)} [{what}]", severity="exception")
+    if _vmap_error(out) is None:
+        # both are the layer's computation of the same values, each within BN-EVAL-01's bound: vmap runs another
+        # kernel path than the loop (torch 2.13: 1 ulp apart in float64), so not bit for bit
+        loop = np.stack([layer.forward(xi, dtype=case.dtype).y for xi in xs])
+        atol = 2 * np.stack([tol.bn_eval_output(xi, case.running_mean, case.running_var, case.weight, case.bias,
+                                                case.eps, case.dtype) for xi in xs])
+        ph.assert_close(out.y, loop, atol, "BN-VMAP-01", "eval-equals-loop", f"eval under vmap against the loop, {what}")
+    layer = case.fresh(impl)
+    layer.train(True)
+    out = layer.vmap_forward(xs, randomness="error", dtype=case.dtype)
+    err = _vmap_error(out)
+    ph.check(bool(err) and err.startswith("RuntimeError"), "BN-VMAP-01", "train-raises",
+             f"vmap of the training layer with running statistics gave {err or 'no error'}, expected RuntimeError "
+             f"(the running statistics cannot take a per-input update) [{what}]",
+             observed=err or "no error", expected="RuntimeError", severity="wrong-state")
+    replaced = case.fresh(impl)
+    replaced.replace_batch_norm()
+    state = replaced.state()
+    kept = [k for k in STATS + ("num_batches_tracked",) if state[k] is not None]
+    ph.check(not kept, "BN-VMAP-01", "replaced-buffers",
+             f"after replace_all_batch_norm_modules_ the layer still holds {kept}, expected no running statistics "
+             f"[{what}]", observed=kept, expected=[], severity="wrong-state")
+    untracked = case.fresh(impl, track_running_stats=False)
+    for mode in (False, True):
+        replaced.train(mode)
+        untracked.train(mode)
+        if not mode:
+            ph.assert_equal(replaced.forward(case.x, dtype=case.dtype).y, untracked.forward(case.x, dtype=case.dtype).y,
+                            "BN-VMAP-01", "replaced-eval-batch-stats",
+                            f"eval after replace_all_batch_norm_modules_ against a layer without tracking, {what}")
+            continue
+        out = replaced.vmap_forward(xs, randomness="error", dtype=case.dtype)
+        ph.check(_vmap_error(out) is None, "BN-VMAP-01", "replaced-train-equals-loop",
+                 f"vmap of the patched training layer raised {_vmap_error(out)} [{what}]", severity="exception")
+        if _vmap_error(out) is None:
+            loop = np.stack([untracked.forward(xi, dtype=case.dtype).y for xi in xs])
+            atol = 2 * np.stack([tol.bn_train_output(xi, case.weight, case.bias, case.eps, case.dtype)[0] for xi in xs])
+            ph.assert_close(out.y, loop, atol, "BN-VMAP-01", "replaced-train-equals-loop",
+                            f"training under vmap after replace_all_batch_norm_modules_ against the loop, {what}")
+
+
+@pytest.mark.clause("DO-VMAP-01")
+@_requires(_probe_vmap, ("Dropout",))
+@hh.given(data=st.data())
+def test_dropout_under_vmap(impl, data):
+    """Dropout mapped over a leading axis (torch.func.vmap): in training, randomness="error" raises
+    RuntimeError, "different" draws a mask per input, "same" one mask for every input, each output 0 or
+    x/(1-p); in eval the map is the identity under "error" (no random operation)."""
+    b = data.draw(st.integers(2, 4), label="B")
+    shape = data.draw(st.sampled_from(((64,), (4, 16), (2, 4, 8), (2, 2, 4, 4))), label="shape")
+    p = data.draw(hh.probabilities(0.2, 0.8), label="p")
+    dtype = data.draw(hh.expressed(impl, "Dropout", "dtype", ("float32", "float64")), label="dtype")
+    seed = data.draw(hh.seeds(), label="seed")
+    xs = inputs.nonzero(seed, (b,) + shape, dtype)
+    layer = construct(impl, "Dropout", p=p)
+    what = f"Dropout(p={p}) mapped over {b} inputs of {shape}, {dtype}"
+    layer.train(True)
+    impl.seed(seed)
+    err = _vmap_error(layer.vmap_forward(xs, randomness="error", dtype=dtype))
+    ph.check(bool(err) and err.startswith("RuntimeError"), "DO-VMAP-01", "error-raises",
+             f"randomness='error' gave {err or 'no error'}, expected RuntimeError [{what}]",
+             observed=err or "no error", expected="RuntimeError", severity="wrong-state")
+    for randomness in ("different", "same"):
+        impl.seed(seed)
+        out = layer.vmap_forward(xs, randomness=randomness, dtype=dtype)
+        condition = "different-masks" if randomness == "different" else "same-mask"
+        ph.check(_vmap_error(out) is None, "DO-VMAP-01", condition,
+                 f"randomness={randomness!r} raised {_vmap_error(out)} [{what}]", severity="exception")
+        if _vmap_error(out) is not None:
+            continue
+        ph.assert_inverted_dropout(xs, out.y, p, dtype, "DO-VMAP-01", f"{what}, randomness={randomness!r}")
+        masks = ph.read_mask(out.y).reshape(b, -1)
+        distinct = len({m.tobytes() for m in masks})
+        # 'different': b masks of >= 64 independent draws each, equal with probability < 0.68^64 ~ 2e-11
+        ok = distinct == b if randomness == "different" else distinct == 1
+        ph.check(ok, "DO-VMAP-01", condition,
+                 f"got {distinct} distinct masks among {b} inputs, expected {b if randomness == 'different' else 1} "
+                 f"[{what}, randomness={randomness!r}]", observed=distinct,
+                 expected=b if randomness == "different" else 1)
+    layer.train(False)
+    out = layer.vmap_forward(xs, randomness="error", dtype=dtype)
+    ph.check(_vmap_error(out) is None, "DO-VMAP-01", "eval-identity",
+             f"vmap of the eval layer raised {_vmap_error(out)} [{what}]", severity="exception")
+    if _vmap_error(out) is None:
+        ph.assert_equal(out.y, xs, "DO-VMAP-01", "eval-identity", f"eval under vmap, {what}")
+
+
+# ---------------------------------------------------------------------------------------- BN-FUNCCALL-01
+def _probe_functional(inner, kind):
+    layer = _layer(inner, kind)
+    layer.train(False)
+    layer.functional_forward(np.ones(_probe_shape(kind)))
+
+
+@pytest.mark.clause("BN-FUNCCALL-01")
+@_requires(_probe_functional, BN_KINDS)
+@hh.given(data=st.data())
+def test_functional_call_updates_the_buffers_passed_in(impl, data):
+    """A training call through torch.func.functional_call with the layer's parameters and copies of its
+    buffers: the output and the updated passed-in buffers (counter 1) equal an ordinary training call's, bit for
+    bit; the layer's own buffers and counter are untouched."""
+    case = draw_case(impl, data, track=True, layouts=False, large=False)
+    what = f"{case.describe()}, training through functional_call"
+    layer, ordinary = case.fresh(impl), case.fresh(impl)
+    layer.train(True)
+    ordinary.train(True)
+    before = layer.state()
+    out = layer.functional_forward(case.x, dtype=case.dtype)
+    _assert_same_state(layer.state(), before, "BN-FUNCCALL-01", "module-untouched",
+                       f"the layer's own state after the call against before it, {what}")
+    y = ordinary.forward(case.x, dtype=case.dtype).y
+    ph.assert_equal(out.y, y, "BN-FUNCCALL-01", "output", f"output against an ordinary training call, {what}")
+    passed = {k: out.extra["buffers"].get(k) for k in STATS + ("num_batches_tracked",)}
+    _assert_same_state(passed, ordinary.state(), "BN-FUNCCALL-01", "passed-buffers-updated",
+                       f"the buffers passed in, after the call, against an ordinary call's state, {what}")
