@@ -280,23 +280,39 @@ def test_inplace_under_autograd(impl, data):
     """Dropout(p, inplace=True) in training on an input that requires gradients: on the leaf itself it raises
     RuntimeError; on exp(x) and tanh(x) (whose backward reads their output) the backward raises RuntimeError or
     gives the true gradient (exp: y; tanh: z (1 - tanh^2 x) / (1-p)); on 2 x the backward gives 2 z / (1-p)."""
-    if not impl.expresses("Dropout", inplace=True):
-        raise NotProvided(f"{impl.name}: Dropout(inplace=True)")
     shape = data.draw(hh.dropout_shapes(min_dims=1, max_dims=4, max_side=5), label="shape")
+    _check_inplace_autograd(impl, data, "Dropout", shape, "DO-INPLACE-03")
+
+
+@pytest.mark.clause("D2-INPLACE-01")
+@_requires(_probe_inplace_autograd, CHANNEL_KINDS)
+@hh.given(data=st.data())
+def test_channel_inplace_under_autograd(impl, data):
+    """As test_inplace_under_autograd for Dropout1d/2d/3d(p, inplace=True) on their batched rank."""
+    kind = data.draw(st.sampled_from(provided(impl, CHANNEL_KINDS)), label="kind")
+    shape = _format_shape(data, spatial_dims(kind) + 2)
+    _check_inplace_autograd(impl, data, kind, shape, "D2-INPLACE-01")
+
+
+def _check_inplace_autograd(impl, data, kind: str, shape: tuple, clause: str) -> None:
+    """DO-INPLACE-03 / D2-INPLACE-01 on one drawn case of `kind`."""
+    __tracebackhide__ = True
+    if not impl.expresses(kind, inplace=True):
+        raise NotProvided(f"{impl.name}: {kind}(inplace=True)")
     p = data.draw(hh.probabilities(0.1, 0.9), label="p")
-    dtype = data.draw(hh.expressed(impl, "Dropout", "dtype", ("float32", "float64")), label="dtype")
+    dtype = data.draw(hh.expressed(impl, kind, "dtype", ("float32", "float64")), label="dtype")
     seed = data.draw(hh.seeds(), label="seed")
     x = inputs.nonzero(seed, shape, dtype)
-    layer = construct(impl, "Dropout", p=p, inplace=True)
+    layer = construct(impl, kind, p=p, inplace=True)
     layer.train(True)
-    what = f"Dropout(p={p}, inplace=True), {shape}, {dtype}"
+    what = f"{kind}(p={p}, inplace=True), {shape}, {dtype}"
     rtol = tol.dropout_scale_rtol(dtype)
 
     impl.seed(seed)
     out = layer.inplace_autograd(x, how="leaf", dtype=dtype)
     err = out.extra["forward_error"] or out.extra["backward_error"]
     ph.check(bool(out.extra["forward_error"]) and out.extra["forward_error"].startswith("RuntimeError"),
-             "DO-INPLACE-03", "leaf-raises",
+             clause, "leaf-raises",
              f"an in-place training call on a leaf that requires grad gave {err or 'no error'}, expected RuntimeError "
              f"[{what}]", observed=err or "no error", expected="RuntimeError", severity="invalid-accepted")
 
@@ -307,7 +323,7 @@ def test_inplace_under_autograd(impl, data):
         fwd, bwd = out.extra["forward_error"], out.extra["backward_error"]
         where = f"{what}, applied to {how}(x)"
         if fwd or bwd:
-            ph.check(not fwd and bwd.startswith("RuntimeError"), "DO-INPLACE-03", "saved-output-raises-or-correct",
+            ph.check(not fwd and bwd.startswith("RuntimeError"), clause, "saved-output-raises-or-correct",
                      f"the {'forward' if fwd else 'backward'} raised {fwd or bwd}, expected the backward to raise "
                      f"RuntimeError or to give the true gradient [{where}]", severity="exception")
             continue
@@ -315,17 +331,17 @@ def test_inplace_under_autograd(impl, data):
         z = ph.read_mask(out.y) / (1.0 - p)
         true = out.y if how == "exp" else z * (1.0 - np.tanh(x) ** 2)
         atol = 64 * float(np.finfo(dtype).eps) * (np.abs(true) + z)
-        ph.assert_close(out.dx, true, atol, "DO-INPLACE-03", "saved-output-raises-or-correct",
+        ph.assert_close(out.dx, true, atol, clause, "saved-output-raises-or-correct",
                         f"dx of sum(y) against the true gradient, no error raised [{where}]")
 
     impl.seed(seed)
     out = layer.inplace_autograd(x, how="scaled", dtype=dtype)
     fwd, bwd = out.extra["forward_error"], out.extra["backward_error"]
-    ph.check(not (fwd or bwd), "DO-INPLACE-03", "scaled-gradient",
+    ph.check(not (fwd or bwd), clause, "scaled-gradient",
              f"raised {fwd or bwd}, expected a gradient [{what}, applied to 2 x]", severity="exception")
     if not (fwd or bwd):
         expected = np.where(ph.read_mask(out.y), 2.0 / (1.0 - p), 0.0)
-        ph.assert_close(out.dx, expected, rtol * 4 * np.abs(expected), "DO-INPLACE-03", "scaled-gradient",
+        ph.assert_close(out.dx, expected, rtol * 4 * np.abs(expected), clause, "scaled-gradient",
                         f"dx of sum(y) against 2 z / (1-p) [{what}, applied to 2 x]")
 
 
