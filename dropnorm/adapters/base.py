@@ -10,6 +10,10 @@ The interface is small on purpose:
                  (and, where the framework has them: dropout1d / dropout3d / alpha_dropout /
                  feature_alpha_dropout, NotProvided by default)
   Layer.train / forward / forward_backward / state / load / roundtrip / to / gradcheck
+  (and, where the framework has them, the rest of the module API: reset, checkpoint loading, copies,
+  no-gradient contexts, and issue 24's state_keys / output_format / set_tracking / inplace_autograd /
+  forward_backward_deterministic / vmap_forward / replace_batch_norm / functional_forward, NotProvided by
+  default)
 Anything an implementation does not offer raises NotProvided, which the tests
 report as "not provided" (a skip), never as a pass.
 
