@@ -31,6 +31,8 @@ import numpy as np
 EMBED_AS_LIST = 64  # elements: larger arrays are embedded as base64 float64 bytes
 OUTPUT_FIELDS = ("y", "dx", "dweight", "dbias", "x_after")
 STATE_FIELDS = ("weight", "bias", "running_mean", "running_var")
+OUTPUT_METHODS = ("forward", "forward_backward", "forward_in", "output_format", "inplace_autograd",
+                  "forward_backward_deterministic", "vmap_forward", "functional_forward")  # the calls whose result is an Output
 
 
 def array_code(a) -> str:
@@ -73,7 +75,7 @@ def _locate(calls, got) -> tuple[int, str] | None:
         c = calls[i]
         r = c.result
         fields = []
-        if c.method in ("forward", "forward_backward", "forward_in") and r is not None:
+        if c.method in OUTPUT_METHODS and r is not None:
             fields = [(f, getattr(r, f, None)) for f in OUTPUT_FIELDS]
         elif c.method == "state" and isinstance(r, dict):
             fields = [(f, r.get(f)) for f in STATE_FIELDS]
@@ -89,9 +91,20 @@ def _locate(calls, got) -> tuple[int, str] | None:
 def _result_code(call) -> str | None:
     """What the replay compares for a call in the predicate mode: its recorded result."""
     r = call.result
-    if call.method in ("forward", "forward_backward", "forward_in") and r is not None:
-        return "{" + ", ".join(f"{f!r}: {array_code(getattr(r, f))}" for f in OUTPUT_FIELDS
-                               if getattr(r, f, None) is not None) + "}"
+    if call.method in OUTPUT_METHODS and r is not None:
+        skip = ("y",) if isinstance(r.extra.get("forward_error"), str) else ()  # no output where the forward raised
+        fields = [f"{f!r}: {array_code(getattr(r, f))}" for f in OUTPUT_FIELDS
+                  if getattr(r, f, None) is not None and f not in skip]
+        # issue 24: what those calls observe besides values (a memory format; which call raised)
+        fields += [f"{k!r}: {r.extra[k]!r}" for k in ("format",) if isinstance(r.extra.get(k), str)]
+        fields += [f"{k!r}: {r.extra[k].split(':', 1)[0]!r}" for k in ("forward_error", "backward_error")
+                   if isinstance(r.extra.get(k), str)]
+        buffers = r.extra.get("buffers")
+        if isinstance(buffers, dict):  # functional_forward: the buffers passed in, after the call
+            fields += [f"{'passed_' + k!r}: {value_code(v)}" for k, v in buffers.items()]
+        return "{" + ", ".join(fields) + "}"
+    if call.method == "state_keys" and r is not None:
+        return repr({"keys": " ".join(r)})
     if call.method == "state" and isinstance(r, dict):
         return "{" + ", ".join(f"{f!r}: {value_code(r[f])}" for f in STATE_FIELDS + ("num_batches_tracked",)
                                if r.get(f) is not None) + "}"
@@ -142,6 +155,23 @@ def _call_code(call) -> str:
         return f"L[{call.result}] = copy_layer(L[{n}], {a['how']!r})"
     if call.method == "dtypes":
         return f"dtypes(L[{n}])"
+    # issue 24
+    if call.method == "state_keys":
+        return f"state_keys(L[{n}])"
+    if call.method == "output_format":
+        return f"output_format(L[{n}], {array_code(a['x'])}, {a['dtype']!r}, {a['layout']!r})"
+    if call.method == "set_tracking":
+        return f"set_tracking(L[{n}], {a['mode']!r})"
+    if call.method == "inplace_autograd":
+        return f"inplace_autograd(L[{n}], {array_code(a['x'])}, {a['how']!r}, {a['dtype']!r})"
+    if call.method == "forward_backward_deterministic":
+        return f"forward_backward_deterministic(L[{n}], {array_code(a['x'])}, {array_code(a['dy'])}, {a['dtype']!r})"
+    if call.method == "vmap_forward":
+        return f"vmap_forward(L[{n}], {array_code(a['x'])}, {a['randomness']!r}, {a['dtype']!r})"
+    if call.method == "replace_batch_norm":
+        return f"replace_batch_norm(L[{n}])"
+    if call.method == "functional_forward":
+        return f"functional_forward(L[{n}], {array_code(a['x'])}, {a['dtype']!r})"
     raise ValueError(f"no reproduction for a traced call {call.method!r}")
 
 
@@ -178,6 +208,8 @@ def seed(s):
 def construct(kind, factory, kwargs):
     kwargs = dict(kwargs)
     dims = kwargs.pop('dims', None)
+    if factory == 'batchnorm_momentum_tensor':
+        kwargs['momentum'] = torch.tensor(kwargs['momentum'], dtype=torch.float64)
     return getattr(nn, kind)(**kwargs)
 
 
@@ -294,6 +326,86 @@ def dtypes(layer):
     return {{k: names.get(t.dtype, str(t.dtype).replace('torch.', '')) for k in
             ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
             if isinstance(t := getattr(layer, k, None), torch.Tensor)}}
+
+
+def state_keys(layer):
+    return {{'keys': ' '.join(layer.state_dict().keys())}}
+
+
+def output_format(layer, x, dtype, layout):
+    t = make_tensor(x, dtype, layout)
+    with torch.no_grad():
+        y = layer(t)
+    formats = {{4: torch.channels_last, 5: torch.channels_last_3d}}
+    fmt = ('contiguous' if y.is_contiguous() else 'channels_last' if y.ndim in formats
+           and y.is_contiguous(memory_format=formats[y.ndim]) else 'other')
+    print('output strides', y.stride(), '->', fmt)
+    return {{'y': to_numpy(y), 'x_after': to_numpy(t), 'format': fmt}}
+
+
+def set_tracking(layer, mode):
+    layer.track_running_stats = mode
+
+
+def inplace_autograd(layer, x, how, dtype):
+    t = make_tensor(x, dtype, 'contiguous').detach().requires_grad_(True)
+    prepare = {{'leaf': lambda v: v, 'exp': torch.exp, 'tanh': torch.tanh, 'scaled': lambda v: v * 2}}[how]
+    out = {{'x_after': to_numpy(t)}}
+    try:
+        y = layer(prepare(t))
+    except Exception as e:
+        print('forward raised', type(e).__name__, e)
+        out['forward_error'] = type(e).__name__
+        return out
+    out['y'] = to_numpy(y)
+    try:
+        y.sum().backward()
+        out['x_after'] = to_numpy(t)
+        out['dx'] = to_numpy(t.grad) if t.grad is not None else np.zeros(t.shape)
+    except Exception as e:
+        print('backward raised', type(e).__name__, e)
+        out['backward_error'] = type(e).__name__
+    return out
+
+
+def forward_backward_deterministic(layer, x, dy, dtype):
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        return forward_backward(layer, x, dy, dtype, 'contiguous')
+    finally:
+        torch.use_deterministic_algorithms(before)
+
+
+def vmap_forward(layer, x, randomness, dtype):
+    t = make_tensor(x, dtype, 'contiguous')
+    try:
+        with torch.no_grad():
+            y = torch.func.vmap(layer, randomness=randomness)(t)
+    except Exception as e:
+        print('vmap raised', type(e).__name__, e)
+        return {{'x_after': to_numpy(t), 'forward_error': type(e).__name__}}
+    return {{'y': to_numpy(y), 'x_after': to_numpy(t)}}
+
+
+def replace_batch_norm(layer):
+    torch.func.replace_all_batch_norm_modules_(layer)
+    if not isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):  # the same patch on a compatible class
+        for key in ('running_mean', 'running_var', 'num_batches_tracked'):
+            if getattr(layer, key, None) is not None:
+                setattr(layer, key, None)
+        if hasattr(layer, 'track_running_stats'):
+            layer.track_running_stats = False
+
+
+def functional_forward(layer, x, dtype):
+    t = make_tensor(x, dtype, 'contiguous')
+    buffers = {{k: v.clone() for k, v in layer.named_buffers()}}
+    with torch.no_grad():
+        y = torch.func.functional_call(layer, {{**dict(layer.named_parameters()), **buffers}}, (t,))
+    out = {{'y': to_numpy(y), 'x_after': to_numpy(t)}}
+    out.update({{'passed_' + k: int(v) if k == 'num_batches_tracked' else to_numpy(v) for k, v in buffers.items()}})
+    return out
 """
 
 
@@ -372,6 +484,46 @@ def copy_layer(layer, how):
 
 def dtypes(layer):
     return layer.dtypes()
+
+
+def state_keys(layer):
+    return {{'keys': ' '.join(layer.state_keys())}}
+
+
+def output_format(layer, x, dtype, layout):
+    out = layer.output_format(x, dtype=dtype, layout=layout)
+    return dict(_output(out), format=out.extra['format'])
+
+
+def set_tracking(layer, mode):
+    layer.set_tracking(mode)
+
+
+def inplace_autograd(layer, x, how, dtype):
+    out = layer.inplace_autograd(x, how=how, dtype=dtype)
+    res = {{k: v for k, v in _output(out).items() if not (k == 'y' and out.extra['forward_error'])}}
+    res.update({{k: out.extra[k].split(':', 1)[0] for k in ('forward_error', 'backward_error') if out.extra[k]}})
+    return res
+
+
+def forward_backward_deterministic(layer, x, dy, dtype):
+    return _output(layer.forward_backward_deterministic(x, dy, dtype=dtype))
+
+
+def vmap_forward(layer, x, randomness, dtype):
+    out = layer.vmap_forward(x, randomness=randomness, dtype=dtype)
+    if out.extra['forward_error']:
+        return {{'x_after': out.x_after, 'forward_error': out.extra['forward_error'].split(':', 1)[0]}}
+    return _output(out)
+
+
+def replace_batch_norm(layer):
+    layer.replace_batch_norm()
+
+
+def functional_forward(layer, x, dtype):
+    out = layer.functional_forward(x, dtype=dtype)
+    return dict(_output(out), **{{'passed_' + k: v for k, v in out.extra['buffers'].items()}})
 """
 
 

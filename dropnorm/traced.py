@@ -207,8 +207,43 @@ class TracedLayer:
         rec.result = fresh.number
         return fresh
 
+
     def __getattr__(self, name):  # anything else an adapter offers (not traced)
         return getattr(self.inner, name)
+
+    # issue 24: the module API beyond values
+    def state_keys(self) -> tuple:
+        return self._call("state_keys", layer=self.number, kind=self.kind)
+
+    def output_format(self, x, *, dtype="float32", layout="contiguous") -> Output:
+        self._note_input(dtype, layout)
+        return self._call("output_format", layer=self.number, kind=self.kind, x=np.asarray(x), dtype=dtype,
+                          layout=layout)
+
+    def set_tracking(self, mode: bool) -> None:
+        self._call("set_tracking", layer=self.number, kind=self.kind, mode=mode)
+
+    def inplace_autograd(self, x, *, how: str, dtype="float32") -> Output:
+        self._note_input(dtype, "contiguous")
+        return self._call("inplace_autograd", layer=self.number, kind=self.kind, x=np.asarray(x), how=how,
+                          dtype=dtype)
+
+    def forward_backward_deterministic(self, x, dy, *, dtype="float32") -> Output:
+        self._note_input(dtype, "contiguous")
+        return self._call("forward_backward_deterministic", layer=self.number, kind=self.kind, x=np.asarray(x),
+                          dy=np.asarray(dy), dtype=dtype)
+
+    def vmap_forward(self, x, *, randomness="error", dtype="float32") -> Output:
+        self._note_input(dtype, "contiguous")
+        return self._call("vmap_forward", layer=self.number, kind=self.kind, x=np.asarray(x), randomness=randomness,
+                          dtype=dtype)
+
+    def replace_batch_norm(self) -> None:
+        self._call("replace_batch_norm", layer=self.number, kind=self.kind)
+
+    def functional_forward(self, x, *, dtype="float32") -> Output:
+        self._note_input(dtype, "contiguous")
+        return self._call("functional_forward", layer=self.number, kind=self.kind, x=np.asarray(x), dtype=dtype)
 
 
 class Traced:
@@ -277,3 +312,9 @@ class Traced:
                        track_running_stats=True) -> TracedLayer:
         return self._construct("SyncBatchNorm", "sync_batchnorm", dims=dims, num_features=num_features, eps=eps,
                                momentum=momentum, affine=affine, track_running_stats=track_running_stats)
+
+    # issue 24
+    def batchnorm_momentum_tensor(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True,
+                                  track_running_stats=True) -> TracedLayer:
+        return self._construct(f"BatchNorm{dims}d", "batchnorm_momentum_tensor", dims=dims, num_features=num_features,
+                               eps=eps, momentum=momentum, affine=affine, track_running_stats=track_running_stats)

@@ -10,6 +10,10 @@ The interface is small on purpose:
                  (and, where the framework has them: dropout1d / dropout3d / alpha_dropout /
                  feature_alpha_dropout, NotProvided by default)
   Layer.train / forward / forward_backward / state / load / roundtrip / to / gradcheck
+  (and, where the framework has them, the rest of the module API: reset, checkpoint loading, copies,
+  no-gradient contexts, and issue 24's state_keys / output_format / set_tracking / inplace_autograd /
+  forward_backward_deterministic / vmap_forward / replace_batch_norm / functional_forward, NotProvided by
+  default)
 Anything an implementation does not offer raises NotProvided, which the tests
 report as "not provided" (a skip), never as a pass.
 
@@ -146,6 +150,55 @@ class Layer(abc.ABC):
         (BN-GRAD-05)."""
         raise NotProvided(f"{self.kind}: forward under a no-gradient context ({context})")
 
+    # issue 24: the module API that torch.nn users rely on beyond values (spec/clauses.toml BN-KEYS-01,
+    # DO-FORMAT-01, D2-FORMAT-01, BN-FORMAT-01, BN-TOGGLE-01, DO-INPLACE-03, BN-DETERMINISTIC-01)
+    def state_keys(self) -> tuple:
+        """The keys of the layer's own saved state (torch: state_dict().keys()), in its order (BN-KEYS-01)."""
+        raise NotProvided(f"{self.kind}: the keys of its saved state")
+
+    def output_format(self, x: np.ndarray, *, dtype: str = "float32", layout: str = "contiguous") -> Output:
+        """A forward (as forward()) that also reports the output's memory format in Output.extra["format"]:
+        "channels_last" (torch.channels_last / channels_last_3d), "contiguous", or "other" (DO-FORMAT-01,
+        D2-FORMAT-01, BN-FORMAT-01)."""
+        raise NotProvided(f"{self.kind}: the memory format of its output")
+
+    def set_tracking(self, mode: bool) -> None:
+        """Switch the tracking of running statistics on or off after construction (torch: assigning
+        module.track_running_stats), keeping the buffers the layer holds (BN-TOGGLE-01)."""
+        raise NotProvided(f"{self.kind}: switching track_running_stats after construction")
+
+    def inplace_autograd(self, x: np.ndarray, *, how: str, dtype: str = "float32") -> Output:
+        """A training forward of this inplace=True layer on an input x that requires gradients, then a
+        backward of the output's sum (DO-INPLACE-03): how="leaf", the layer applied to x itself (a leaf);
+        "exp" and "tanh", to exp(x) and tanh(x) (whose backward needs their output); "scaled", to 2 x (whose backward does not).
+        Output.y the output, dx the gradient of x (None where a call raised); extra: forward_error and
+        backward_error, "Type: message" or None."""
+        raise NotProvided(f"{self.kind}: an in-place forward under autograd")
+
+    def forward_backward_deterministic(self, x: np.ndarray, dy: np.ndarray, *, dtype: str = "float32") -> Output:
+        """forward_backward() with the framework's deterministic-algorithms mode switched on for the call
+        (torch.use_deterministic_algorithms(True)) and restored afterwards (BN-DETERMINISTIC-01)."""
+        raise NotProvided(f"{self.kind}: a deterministic-algorithms mode")
+
+    # issue 24: function transforms (torch.func) (BN-VMAP-01, DO-VMAP-01, BN-FUNCCALL-01)
+    def vmap_forward(self, x: np.ndarray, *, randomness: str = "error", dtype: str = "float32") -> Output:
+        """The layer mapped over x's leading axis by the framework's vectorising transform (torch.func.vmap with
+        `randomness` "error", "different" or "same"), each x[i] one input of the layer. Output.y the stacked
+        outputs; extra["forward_error"]: "Type: message" where the call raised (y is then NaN)."""
+        raise NotProvided(f"{self.kind}: a vectorising map (vmap)")
+
+    def replace_batch_norm(self) -> None:
+        """The framework's patch that makes BatchNorm usable under vmap in training (torch.func.
+        replace_all_batch_norm_modules_), applied to this layer in place (BN-VMAP-01)."""
+        raise NotProvided(f"{self.kind}: replace_all_batch_norm_modules_")
+
+    def functional_forward(self, x: np.ndarray, *, dtype: str = "float32") -> Output:
+        """A forward through the framework's stateless call (torch.func.functional_call) with the layer's own
+        parameters and copies of its buffers passed in. Output.extra["buffers"]: the passed-in buffers after
+        the call (running_mean, running_var as float64 arrays, num_batches_tracked as an int; those the layer
+        has) (BN-FUNCCALL-01)."""
+        raise NotProvided(f"{self.kind}: a stateless functional call")
+
 
 class FlagModeLayer(Layer):
     """A Layer whose train/eval mode is a flag the adapter keeps and passes to each call (frameworks
@@ -248,6 +301,12 @@ class Implementation(abc.ABC):
         """The synchronized BatchNorm (torch: SyncBatchNorm) in this single process, run on
         BatchNorm{dims}d inputs (BN-SYNC-01)."""
         raise NotProvided(f"{self.name} has no synchronized BatchNorm")
+
+    def batchnorm_momentum_tensor(self, dims: int, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
+                                  affine: bool = True, track_running_stats: bool = True) -> Layer:
+        """BatchNorm{dims}d constructed with the momentum given as the framework's 0-dimensional float64 tensor
+        of the value `momentum` (torch: torch.tensor(momentum, dtype=torch.float64)) (BN-MOMTENSOR-01)."""
+        raise NotProvided(f"{self.name}: a momentum given as a tensor")
 
     # transformations (spec/clauses.toml "Transformations"; reference/folding.py)
     def fold_methods(self) -> tuple:

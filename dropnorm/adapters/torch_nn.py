@@ -285,6 +285,105 @@ class TorchLayer(Layer):
                       extra=extra)
 
 
+    # issue 24: the module API beyond values (base.Layer.state_keys ... forward_backward_deterministic). Eager
+    # torch.nn only: an execution path (torch_paths.py) runs its own forward, so these are not provided there.
+    def _eager(self, what: str) -> None:
+        if type(self.impl)._construct is not TorchImplementation._construct or type(self)._run is not TorchLayer._run:
+            raise NotProvided(f"{self.impl.name}: {what} is not run through this execution path")
+
+    def state_keys(self) -> tuple:
+        self._eager("state_dict keys")
+        return tuple(self._module_method("state_dict")().keys())
+
+    def output_format(self, x, *, dtype="float32", layout="contiguous") -> Output:
+        self._eager("the output's memory format")
+        t = self._input(x, dtype, layout)
+        with torch.no_grad():
+            y = self._run(t)
+        if not isinstance(y, torch.Tensor):
+            raise TypeError(f"{self.kind}.forward returned {type(y).__name__}, expected a torch.Tensor")
+        formats = {4: torch.channels_last, 5: torch.channels_last_3d}
+        fmt = ("contiguous" if y.is_contiguous() else
+               "channels_last" if y.ndim in formats and y.is_contiguous(memory_format=formats[y.ndim]) else "other")
+        return Output(y=to_numpy(y), dtype=dtype_name(y), x_after=to_numpy(t), shares_input_memory=_shares_memory(y, t),
+                      extra={"format": fmt, "strides": tuple(int(s) for s in y.stride())})
+
+    def set_tracking(self, mode: bool) -> None:
+        self._eager("switching track_running_stats")
+        if not hasattr(self.module, "track_running_stats"):
+            raise NotProvided(f"{self.kind}: {type(self.module).__name__} has no track_running_stats attribute")
+        self.module.track_running_stats = bool(mode)
+
+    def inplace_autograd(self, x, *, how: str, dtype="float32") -> Output:
+        self._eager("an in-place forward under autograd")
+        prepare = {"leaf": lambda v: v, "exp": torch.exp, "tanh": torch.tanh, "scaled": lambda v: v * 2}
+        if how not in prepare:
+            raise ValueError(f"how must be one of {sorted(prepare)}, got {how!r}")
+        t = self._input(x, dtype, "contiguous").detach().requires_grad_(True)
+        extra = {"forward_error": None, "backward_error": None}
+        y = dx = None
+        try:
+            y = self._run(prepare[how](t))
+        except Exception as e:  # noqa: BLE001 - what the framework raises is the observation
+            extra["forward_error"] = f"{type(e).__name__}: {e}"
+        if y is not None:
+            try:
+                y.sum().backward()
+                dx = to_numpy(t.grad) if t.grad is not None else np.zeros(t.shape)
+            except Exception as e:  # noqa: BLE001
+                extra["backward_error"] = f"{type(e).__name__}: {e}"
+        return Output(y=to_numpy(y) if y is not None else np.full(t.shape, np.nan), dtype=dtype,
+                      x_after=to_numpy(t), shares_input_memory=False, dx=dx, extra=extra)
+
+    def forward_backward_deterministic(self, x, dy, *, dtype="float32") -> Output:
+        self._eager("the deterministic-algorithms mode")
+        before, warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+        torch.use_deterministic_algorithms(True)
+        try:
+            return self.forward_backward(x, dy, dtype=dtype)
+        finally:
+            torch.use_deterministic_algorithms(before, warn_only=warn)
+
+    def vmap_forward(self, x, *, randomness="error", dtype="float32") -> Output:
+        self._eager("torch.func.vmap")
+        from torch.func import vmap
+        t = self._input(x, dtype, "contiguous")
+        extra = {"forward_error": None}
+        try:
+            with torch.no_grad():
+                y = vmap(self.module, randomness=randomness)(t)
+            out = to_numpy(y)
+        except Exception as e:  # noqa: BLE001 - what the framework raises is the observation
+            extra["forward_error"] = f"{type(e).__name__}: {e}"
+            out = np.full(t.shape, np.nan)
+        return Output(y=out, dtype=dtype, x_after=to_numpy(t), shares_input_memory=False, extra=extra)
+
+    def replace_batch_norm(self) -> None:
+        self._eager("torch.func.replace_all_batch_norm_modules_")
+        from torch.func import replace_all_batch_norm_modules_
+        replace_all_batch_norm_modules_(self.module)
+        if not isinstance(self.module, torch.nn.modules.batchnorm._BatchNorm):
+            # a torch.nn-compatible class of a torch-module target: what the patch does to torch's _BatchNorm
+            # (running_mean, running_var, num_batches_tracked set to None, track_running_stats False)
+            for key in ("running_mean", "running_var", "num_batches_tracked"):
+                if getattr(self.module, key, None) is not None:
+                    setattr(self.module, key, None)
+            if hasattr(self.module, "track_running_stats"):
+                self.module.track_running_stats = False
+
+    def functional_forward(self, x, *, dtype="float32") -> Output:
+        self._eager("torch.func.functional_call")
+        from torch.func import functional_call
+        t = self._input(x, dtype, "contiguous")
+        params = dict(self.module.named_parameters())
+        buffers = {k: v.clone() for k, v in self.module.named_buffers()}
+        with torch.no_grad():
+            y = functional_call(self.module, {**params, **buffers}, (t,))
+        passed = {k: (int(v) if k == "num_batches_tracked" else to_numpy(v)) for k, v in buffers.items()}
+        return Output(y=to_numpy(y), dtype=dtype_name(y), x_after=to_numpy(t), shares_input_memory=False,
+                      extra={"buffers": passed})
+
+
 class TorchImplementation(Implementation):
     CLASS_NAMES = ("Dropout", "Dropout2d", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Dropout1d", "Dropout3d",
                    "AlphaDropout", "FeatureAlphaDropout")
@@ -409,6 +508,20 @@ class TorchImplementation(Implementation):
         kw = dict(num_features=num_features, eps=eps, momentum=momentum, affine=affine,
                   track_running_stats=track_running_stats)
         return self._construct(f"BatchNorm{dims}d", kw)
+
+    def batchnorm_momentum_tensor(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True,
+                                  track_running_stats=True):
+        """BatchNorm{dims}d(num_features, momentum=torch.tensor(momentum, dtype=torch.float64)) (BN-MOMTENSOR-01);
+        eager torch.nn only (an execution path's layers are built from plain keyword values)."""
+        if type(self)._construct is not TorchImplementation._construct:
+            raise NotProvided(f"{self.name}: a tensor momentum is not run through this execution path")
+        if dims not in (1, 2, 3):
+            raise ValueError(f"dims must be 1, 2 or 3, got {dims!r}")
+        kw = dict(num_features=num_features, eps=eps, momentum=torch.tensor(momentum, dtype=torch.float64),
+                  affine=affine, track_running_stats=track_running_stats)
+        layer = self._construct(f"BatchNorm{dims}d", kw)
+        layer.kwargs = dict(kw, momentum=momentum)
+        return layer
 
     # the rest of the BatchNorm family (issue 15)
     def _family_layer(self, kind: str, cls, kwargs: dict, module) -> TorchLayer:

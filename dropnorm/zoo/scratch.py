@@ -72,8 +72,12 @@ class _DropoutNd(nn.Module):
         return torch.tensor(1.0 / (1.0 - self.p), dtype=x.dtype, device=x.device)
 
     def apply(self, x, keep, scale):
-        """Kept units scaled, dropped units selected to 0."""
-        return torch.where(keep, x * scale, torch.zeros((), dtype=x.dtype, device=x.device))
+        """Kept units scaled, dropped units selected to 0, in the input's memory format (DO-FORMAT-01: the
+        mask is drawn in the logical order, so torch.where alone would return the mask's contiguous layout)."""
+        y = torch.where(keep, x * scale, torch.zeros((), dtype=x.dtype, device=x.device))
+        if y.stride() != x.stride() and not x.is_contiguous():
+            y = torch.empty_like(x).copy_(y)  # preserve_format: a dense input's strides, else contiguous
+        return y
 
     def dropped(self, x):
         """The training output for p > 0."""
@@ -88,9 +92,9 @@ class _DropoutNd(nn.Module):
     def output(self, x, y):
         """inplace=True writes y into x and returns x; otherwise y is a new tensor."""
         if self.inplace:
-            with torch.no_grad():
-                x.copy_(y)
-            return x
+            # recorded by autograd (DO-INPLACE-03): on a leaf that requires grad it raises, after an op whose
+            # backward needs its output (exp) the backward raises, never a silently wrong gradient
+            return x.copy_(y)
         return y
 
     def forward(self, x):
@@ -117,6 +121,8 @@ class _BatchNorm(nn.Module):
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
         super().__init__()
+        if isinstance(momentum, torch.Tensor) and momentum.dim() == 0:  # a 0-dim tensor is its value (BN-MOMTENSOR-01)
+            momentum = float(momentum)
         self.check_args(num_features, eps, momentum)
         self.num_features, self.eps = num_features, float(eps)
         self.momentum = None if momentum is None else float(momentum)
@@ -180,7 +186,9 @@ class _BatchNorm(nn.Module):
         return v.view((1, -1) + (1,) * (x.dim() - 2))
 
     def uses_batch_stats(self):
-        return self.training or not self.track_running_stats
+        """Batch statistics in training, and in eval where the layer holds no running statistics: a layer whose
+        track_running_stats was switched off after construction still evaluates with its buffers (BN-TOGGLE-01)."""
+        return self.training or self.running_mean is None or self.running_var is None
 
     def updates_running(self):
         return self.training and self.track_running_stats
