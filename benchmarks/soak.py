@@ -4,7 +4,7 @@
                               [--tree snapshot|worktree]
 
 Each run is `dropnorm audit --seed S --profile P` with a new S drawn from the OS
-(conftest.py turns derandomization off when a seed is given: new examples every run).
+(dropnorm.plugin turns derandomization off when a seed is given: new examples every run).
 A correct implementation must never fail: any fail or error is a bug in the suite (fix
 the test, never the count) or, as for torch's transposed backward, a real bug of the
 implementation, to be recorded and written up.

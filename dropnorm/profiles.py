@@ -1,4 +1,4 @@
-"""Hypothesis profiles shared by the test suite (conftest.py) and `dropnorm audit`.
+"""Hypothesis profiles shared by the test suite (dropnorm.plugin) and `dropnorm audit`.
 
   quick     8 examples per test, derandomized, no shrinking: a fast smoke audit (well under a
             minute); a failure is reported with the first failing example, unshrunk

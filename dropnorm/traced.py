@@ -9,7 +9,7 @@ kinds it exercised) and what reproductions are generated from
 (dropnorm/reproduce.py). Adapters therefore contain only framework calls.
 
 The trace of the current hypothesis example is reset at the start of each
-example (dropnorm.strategies.given) and of each test (conftest.py).
+example (dropnorm.strategies.given) and of each test (dropnorm.plugin).
 """
 from __future__ import annotations
 

@@ -9,8 +9,14 @@
   flax                      flax.linen Dropout and BatchNorm (jax)
   tensorflow                tf.keras (Keras 3 on the TensorFlow backend; same as keras-tensorflow)
   onnxruntime               ONNX Dropout / BatchNormalization models run in onnxruntime
+  mlx, tinygrad, flax-nnx,  more frameworks (docs/matrix-more.md)
+  equinox, paddle, haiku,
+  candle, mxnet
+  torch-functional, ...     torch's own layers along other execution paths (compile, autocast,
+                            inference mode, export to ONNX; docs/execution-paths.md)
+REGISTRY below is the full list.
 The framework adapters need optional extras (pip install 'dropnorm[keras]',
-'[flax]', '[tensorflow]', '[onnx]'); without them load() raises
+'[flax]', '[tensorflow]', '[onnx]', ...: REGISTRY names each); without them load() raises
 FrameworkUnavailable (a NotProvided) saying what to install.
 """
 from __future__ import annotations
