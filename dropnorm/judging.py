@@ -56,7 +56,7 @@ def _unsatisfied(exc: BaseException) -> bool:
     return isinstance(exc, (Unsatisfiable, FailedHealthCheck))
 
 
-def _isolate(leaves: list[BaseException], ctx: Context) -> ClauseViolation | None | bool:
+def _isolate(leaves: list[BaseException]) -> ClauseViolation | None | bool:
     """When the run ended in one exception that the latest call on the implementation raised, on an input class
     (dropnorm.input_classes.blamed): reject that class for the following runs and judge the exception as the
     covering clause's failure. Returns that ClauseViolation, True where a recorded deviation covers it (nothing
@@ -105,7 +105,7 @@ def run(call, ctx: Context, max_runs: int = MAX_RUNS):
                     found.append(v)
                     ctx.masked.add((v.clause, v.condition))
                 continue
-            isolated = _isolate(leaves, ctx)
+            isolated = _isolate(leaves)
             if isolated is not None:
                 for v in new:
                     found.append(v)
