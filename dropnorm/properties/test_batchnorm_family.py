@@ -277,7 +277,9 @@ def test_lazy_batchnorm_is_the_eager_one(impl, data):
     input and is then BatchNormNd(C) with the same keywords, bit for bit: the outputs, parameters,
     running statistics and counter after a first call (training or eval), a second call in training
     and an eval call; its parameters and buffers have C values, initialised to weight 1, bias 0,
-    running_mean 0, running_var 1, counter 0."""
+    running_mean 0, running_var 1, counter 0. BN-LAZY-01, stateless form: with affine=False and
+    track_running_stats=False (torch keeps num_features 0) a later input with another channel count
+    raises in both or gives the same output."""
     dims = data.draw(st.sampled_from(provided_dims(impl)), label="dims")
     kind = f"BatchNorm{dims}d"
     shape = data.draw(hh.bn_shapes(dims), label="shape")
@@ -322,6 +324,28 @@ def test_lazy_batchnorm_is_the_eager_one(impl, data):
                 if call == 0 and (key in ("weight", "bias") or not first):
                     ph.assert_equal(s_got[key], fresh[key], "BN-LAZY-01", "initial-values", f"{key}, {step}")
         _assert_same_counter(s_got, s_exp, "BN-LAZY-01", "counter", step)
+    if affine or track:
+        return
+    # nothing was materialised (torch 2.13.0 keeps num_features 0): like the eager stateless layer (BN-API-03),
+    # a later input with another channel count raises in both or computes the same in both
+    other = (shape[0], c + 1) + tuple(shape[2:])
+    x = inputs.channels(seed + 2, other, dtype)
+    results = []
+    for layer in (lazy, eager):
+        layer.train(True)
+        try:
+            results.append(layer.forward(x, dtype=dtype).y)
+        except NotProvided:
+            raise
+        except Exception as e:  # noqa: BLE001 - whether it raises is compared, not judged
+            results.append(f"{type(e).__name__}")
+    step = f"{what}; a later training call on {other} (another channel count) against {kind}({c})"
+    if isinstance(results[0], str) or isinstance(results[1], str):
+        ph.check(isinstance(results[0], str) and isinstance(results[1], str), "BN-LAZY-01", "output",
+                 f"got {results[0] if isinstance(results[0], str) else 'an output'}, expected "
+                 f"{results[1] if isinstance(results[1], str) else 'an output'} [{step}]", severity="wrong-state")
+    else:
+        ph.assert_equal(results[0], results[1], "BN-LAZY-01", "output", step)
 
 
 # ------------------------------------------------------------------------------------------- BN-SYNC-01
@@ -401,8 +425,9 @@ def test_eval_under_no_gradient_contexts(impl, data):
     """Eval BatchNorm of an input that requires gradients, inside torch.no_grad() and
     torch.inference_mode() (Layer.forward_in): the output is bitwise the differentiable forward's. Under
     no_grad it is attached to no graph (the input gets no gradient through it) and is usable afterwards
-    as a constant; under inference_mode it is an inference tensor, and using it in a computation that
-    autograd records raises RuntimeError. The gradient of the differentiable eval forward itself,
+    as a constant; under inference_mode it is an inference tensor, and the use BN-GRAD-05 checks, the
+    product y * w with w requiring gradients (whose backward must save y), raises RuntimeError (y + w,
+    whose backward saves nothing, does not on torch 2.13.0 and is not checked). The gradient of the differentiable eval forward itself,
     dx = gamma / sqrt(rv + eps) dy, is BN-GRAD-03's (test_batchnorm_grad.py)."""
     case = draw_case(impl, data, min_n=1, track=True, layouts=False, large=False)
     case.layer.train(False)
