@@ -14,6 +14,7 @@ from dropnorm.adapters import NotProvided
 from dropnorm.adapters.base import BATCHNORM_RANKS
 from dropnorm import tolerances as tol
 from dropnorm.bn_setup import draw_case, provided_dims
+from dropnorm.properties._family import names_argument
 
 
 def _same(a, b) -> bool:
@@ -87,12 +88,22 @@ def test_without_running_statistics(impl, data):
                         f"{case.describe()}, training={mode}")
 
 
+# the words that name each argument in an error message (names_argument: as a word, so "steps" does not name
+# eps): torch's keywords and the names other conventions give them (Keras and Flax: epsilon)
+ARGUMENT_NAMES = {"momentum": ("momentum",), "eps": ("eps", "epsilon")}
+
+
 def _rejects(impl, dims, clause, condition, **kwargs):
+    """BatchNorm{dims}d(3, **kwargs) must raise ValueError (`clause`/`condition`) whose message names the
+    argument as a word (`clause`/message, names_argument with ARGUMENT_NAMES)."""
     name = next(iter(kwargs))
     try:
         impl.batchnorm(dims, 3, **kwargs)
     except ValueError as e:
-        ph.check(name in str(e), clause, "message", f"got ValueError({str(e)!r}), expected it to name {name}", severity="invalid-accepted")
+        names = ARGUMENT_NAMES.get(name, (name,))
+        ph.check(names_argument(str(e), *names), clause, "message",
+                 f"got ValueError({str(e)!r}), expected it to name {name} (as a word: one of {list(names)})",
+                 severity="invalid-accepted")
         return
     except NotProvided:  # what the implementation cannot express is not a failure
         raise
