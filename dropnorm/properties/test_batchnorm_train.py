@@ -228,9 +228,11 @@ def test_empty_batch_keeps_statistics_finite(impl, dims, shape):
     what = f"BatchNorm{dims}d(3{', momentum=None' if cma else ''}) on an empty batch {shape}"
     ph.assert_shape(out.y.shape, shape, "BN-TRAIN-07", what)
     s = layer.state()
-    ph.check(bool(np.all(np.isfinite(s["running_mean"])) and np.all(np.isfinite(s["running_var"]))),
-             "BN-TRAIN-07", "finite", f"got running_mean {s['running_mean']}, running_var {s['running_var']} "
-                                      f"after an empty batch, expected finite values")
+    finite = bool(np.all(np.isfinite(s["running_mean"])) and np.all(np.isfinite(s["running_var"])))
+    ph.check(finite, "BN-TRAIN-07", "finite", f"got running_mean {s['running_mean']}, running_var {s['running_var']} "
+                                              f"after an empty batch, expected finite values")
+    if not finite:  # a NaN written in is finite's failure (recorded for several frameworks), reported once
+        return
     for key in ("running_mean", "running_var"):
         ph.assert_equal(s[key], before[key], "BN-TRAIN-07", "unchanged", f"{key}, {what}")
     if not conv.counter:
