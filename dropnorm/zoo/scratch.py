@@ -160,7 +160,7 @@ class _BatchNorm(nn.Module):
     def check_values(self, x):
         """Batch statistics need more than one value per channel (BN-TRAIN-06): in training, and in eval
         without running statistics (it normalises with the batch's, as torch's F.batch_norm checks)."""
-        if self.uses_batch_stats() and x.numel() == x.shape[1]:
+        if (self.training or not self.track_running_stats) and x.numel() == x.shape[1]:
             raise ValueError(f"more than 1 value per channel is needed for batch statistics, got shape "
                              f"{tuple(x.shape)}")
 
