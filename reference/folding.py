@@ -8,7 +8,12 @@ so it folds into the layer:   W'_o = W_o * s_o,   b'_o = (b_o - rm_o) * s_o + be
 (gamma = 1, beta = 0 without affine parameters; b = 0 for a layer without bias.)
 
 The convolutions are cross-correlations with stride 1, no padding, dilation 1 and one group (torch.nn's
-Conv1d/2d/3d with their defaults); Linear is y = x W^T + b over an (N, in_features) input.
+Conv1d/2d/3d with their defaults); Linear is y = x W^T + b over an (N, in_features) input. A transposed
+convolution (torch.nn's ConvTranspose1d/2d/3d with their defaults: stride 1, no padding, one group) has
+weight (in, out, *kernel): its output channels lie along weight dim 1, so it folds along dim 1,
+W'[:, o] = W[:, o] s_o (torch: fuse_conv_bn_eval(..., transpose=True)); its forward is the full
+correlation y[n, o, p] = sum_{c, k} x[n, c, p - k] W[c, o, k] + b_o, the valid cross-correlation of x
+zero-padded by kernel - 1 with the kernel flipped and dims 0 and 1 swapped.
 `fold_tolerance` is the derived bound of BN-FOLD-01 (the derivation is written next to it).
 """
 from __future__ import annotations
@@ -17,7 +22,18 @@ import numpy as np
 
 from reference import _validate as v
 
-KINDS = {"Linear": 0, "Conv1d": 1, "Conv2d": 2, "Conv3d": 3}  # kind -> number of spatial axes
+KINDS = {"Linear": 0, "Conv1d": 1, "Conv2d": 2, "Conv3d": 3,  # kind -> number of spatial axes
+         "ConvTranspose1d": 1, "ConvTranspose2d": 2, "ConvTranspose3d": 3}
+
+
+def transposed(kind: str) -> bool:
+    """Whether `kind` is a transposed convolution (weight (in, out, *kernel), folded along dim 1)."""
+    return kind.startswith("ConvTranspose")
+
+
+def out_axis(kind: str) -> int:
+    """The weight dim that holds the output channels: 1 for a transposed convolution, else 0."""
+    return 1 if transposed(kind) else 0
 
 
 def _kind(kind: str) -> int:
@@ -43,8 +59,10 @@ def _weight(kind, weight, bias):
     d = _kind(kind)
     w = v.float_array("weight", weight)
     if w.ndim != d + 2:
-        raise ValueError(f"{kind} weight must have {d + 2} dims (out, in, *kernel), got shape {w.shape}")
-    b = np.zeros(w.shape[0]) if bias is None else v.per_channel("bias", bias, w.shape[0])
+        order = "(in, out, *kernel)" if transposed(kind) else "(out, in, *kernel)"
+        raise ValueError(f"{kind} weight must have {d + 2} dims {order}, got shape {w.shape}")
+    out = w.shape[out_axis(kind)]
+    b = np.zeros(out) if bias is None else v.per_channel("bias", bias, out)
     return d, w, b
 
 
@@ -55,18 +73,28 @@ def scale(running_var, eps, gamma) -> np.ndarray:
 
 def fold_params(kind: str, weight, bias, running_mean, running_var, eps, gamma=None, beta=None):
     """(W', b'): W'_o = W_o s_o, b'_o = (b_o - rm_o) s_o + beta_o, with s = gamma / sqrt(rv + eps).
-    weight has shape (out, in) for Linear and (out, in, *kernel) for ConvNd; bias None means no bias,
-    gamma/beta None mean affine=False."""
+    weight has shape (out, in) for Linear, (out, in, *kernel) for ConvNd and (in, out, *kernel) for
+    ConvTransposeNd (folded along dim 1); bias None means no bias, gamma/beta None mean affine=False."""
     d, w, b = _weight(kind, weight, bias)
-    rm, rv, eps, g, beta_ = _bn(w.shape[0], running_mean, running_var, eps, gamma, beta)
+    rm, rv, eps, g, beta_ = _bn(w.shape[out_axis(kind)], running_mean, running_var, eps, gamma, beta)
     s = scale(rv, eps, g)
-    return w * s.reshape((-1,) + (1,) * (d + 1)), (b - rm) * s + beta_
+    shape = [1] * (d + 2)
+    shape[out_axis(kind)] = -1
+    return w * s.reshape(shape), (b - rm) * s + beta_
 
 
 def layer_forward(kind: str, x, weight, bias=None) -> np.ndarray:
-    """Linear (x W^T + b) or ConvNd (valid cross-correlation, stride 1) in float64."""
+    """Linear (x W^T + b), ConvNd (valid cross-correlation, stride 1) or ConvTransposeNd (full correlation,
+    stride 1: the ConvNd of x zero-padded by kernel - 1 with the flipped kernel, dims 0 and 1 swapped) in float64."""
     d, w, b = _weight(kind, weight, bias)
     x = v.float_array("x", x)
+    if transposed(kind):
+        if x.ndim != d + 2 or x.shape[1] != w.shape[0]:
+            raise ValueError(f"{kind}: x must have shape (N, {w.shape[0]}, *spatial) with {d} spatial axes, "
+                             f"got {x.shape}")
+        pad = [(0, 0), (0, 0)] + [(k - 1, k - 1) for k in w.shape[2:]]
+        w_conv = np.flip(w, axis=tuple(range(2, 2 + d))).swapaxes(0, 1)
+        return layer_forward(f"Conv{d}d", np.pad(x, pad), w_conv, b)
     if x.ndim != d + 2 or x.shape[1] != w.shape[1]:
         raise ValueError(f"{kind}: x must have shape (N, {w.shape[1]}{', *spatial' if d else ''}) with "
                          f"{d} spatial axes, got {x.shape}")
@@ -86,7 +114,7 @@ def conv_bn_eval(kind: str, x, weight, bias, running_mean, running_var, eps, gam
     """The unfolded composition: z = layer(x), then the eval BatchNorm (z - rm) / sqrt(rv + eps) * gamma + beta."""
     d, w, _b = _weight(kind, weight, bias)
     z = layer_forward(kind, x, weight, bias)
-    rm, rv, eps, g, beta_ = _bn(w.shape[0], running_mean, running_var, eps, gamma, beta)
+    rm, rv, eps, g, beta_ = _bn(w.shape[out_axis(kind)], running_mean, running_var, eps, gamma, beta)
     sh = (1, -1) + (1,) * d
     return (z - rm.reshape(sh)) / np.sqrt(rv.reshape(sh) + eps) * g.reshape(sh) + beta_.reshape(sh)
 
@@ -141,10 +169,12 @@ def fold_bounds(kind: str, x, weight, bias, running_mean, running_var, eps, gamm
         raise ValueError(f"BN-FOLD-01 bounds are derived for {sorted(UNIT_ROUNDOFF)}, got {dtype!r}")
     u, u64 = UNIT_ROUNDOFF[dtype], UNIT_ROUNDOFF["float64"]
     d, w, b = _weight(kind, weight, bias)
-    rm, rv, eps_, g, beta_ = _bn(w.shape[0], running_mean, running_var, eps, gamma, beta)
+    rm, rv, eps_, g, beta_ = _bn(w.shape[out_axis(kind)], running_mean, running_var, eps, gamma, beta)
     s = np.abs(scale(rv, eps_, g))
     w_fold, _ = fold_params(kind, weight, bias, running_mean, running_var, eps, gamma, beta)
-    k = int(np.prod(w.shape[1:]))
+    # K: the products summed per output, C_in * prod(kernel) (a transposed convolution sums at most as many;
+    # the zero padding adds exact zero products)
+    k = int(np.prod(w.shape)) // w.shape[out_axis(kind)]
     sh = (1, -1) + (1,) * d
     a = layer_forward(kind, np.abs(v.float_array("x", x)), np.abs(w)) * s.reshape(sh)
     b_size = np.abs(b - rm) * s + np.abs(beta_)

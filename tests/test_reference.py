@@ -153,3 +153,38 @@ def test_mask_shape_and_shared_axes():
     # without shared axes the stream is the plain element-wise draw
     np.testing.assert_array_equal(ref.sample_mask(np.random.default_rng(1), (4, 5), 0.3),
                                   (np.random.default_rng(1).random((4, 5)) >= 0.3).astype(float))
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_transposed_folding_is_torchs_along_weight_dim_1(d):
+    """BN-FOLD-01 (issue 24): reference.folding's ConvTransposeNd forward equals torch.nn.ConvTransposeNd in
+    float64 (stride 1, no padding), its fold_params equals torch's fuse_conv_bn_eval(..., transpose=True)
+    (weight (in, out, *kernel) scaled along dim 1), both within fold_bounds; a fold along dim 0 (as for
+    ConvNd) is far outside them, so the bound tells the two axes apart."""
+    torch = pytest.importorskip("torch")
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    from reference import folding
+    kind = f"ConvTranspose{d}d"
+    rng = np.random.default_rng(d)
+    w, b = rng.normal(size=(3, 3) + (2,) * d), rng.normal(size=3)
+    x = rng.normal(size=(2, 3) + (3,) * d)
+    rm, rv, g, beta = rng.normal(size=3), rng.uniform(0.1, 2.0, 3), rng.normal(size=3), rng.normal(size=3)
+    eps = 1e-5
+    conv = getattr(torch.nn, kind)(3, 3, (2,) * d).double()
+    bn = getattr(torch.nn, f"BatchNorm{d}d")(3).double().eval()
+    with torch.no_grad():
+        conv.weight.copy_(torch.from_numpy(w))
+        conv.bias.copy_(torch.from_numpy(b))
+        for key, value in (("running_mean", rm), ("running_var", rv), ("weight", g), ("bias", beta)):
+            getattr(bn, key).copy_(torch.from_numpy(value))
+        y_torch = bn(conv(torch.from_numpy(x))).numpy()
+        fused = fuse_conv_bn_eval(conv.eval(), bn, transpose=True)
+    args = (kind, w, b, rm, rv, eps, g, beta)
+    bounds = folding.fold_bounds(kind, x, *args[1:], dtype="float64")
+    w_fold, b_fold = folding.fold_params(*args)
+    assert np.all(np.abs(folding.conv_bn_eval(kind, x, *args[1:]) - y_torch) <= bounds["output"])
+    assert np.all(np.abs(fused.weight.detach().numpy() - w_fold) <= bounds["weight"])
+    assert np.all(np.abs(fused.bias.detach().numpy() - b_fold) <= bounds["bias"])
+    along_dim_0 = w * folding.scale(rv, eps, g).reshape((-1,) + (1,) * (d + 1))
+    assert np.any(np.abs(along_dim_0 - w_fold) > 1e6 * bounds["weight"])

@@ -3,6 +3,7 @@ exists, the rendered clause table, the ledger and the deviation files are valid,
 the statistical tests stay within the false-alarm budget of dropnorm/stats.py."""
 import importlib
 import pathlib
+import re
 import tomllib
 
 import pytest
@@ -78,6 +79,14 @@ def test_ledger_is_valid():
         if "demonstrated_by" in claim:
             assert claim["verdict"] == "wrong", cid
             assert (ROOT / claim["demonstrated_by"]).is_file(), claim["demonstrated_by"]
+        problems = _wrong_entry_problems(claim)
+        assert not problems, f"{cid}: " + "; ".join(problems)
+        quoted = re.findall(r"「(.*?)」", claim["claim"])
+        source = SEEDS / claim["doc"]
+        if quoted and source.is_file():  # the post's own words, verbatim (where the seed documents are here)
+            text = source.read_text(encoding="utf-8")
+            for q in quoted:
+                assert q in text, f"{cid}: the quoted words are not in {claim['doc']}: {q[:80]!r}"
     # ids in reading order: L-<doc>-01, -02, ... without gaps, per document
     by_doc = {}
     for claim in ledger:
@@ -85,6 +94,88 @@ def test_ledger_is_valid():
     for doc, seqs in by_doc.items():
         assert seqs == list(range(1, len(seqs) + 1)), f"{doc}: ids not numbered in order: {seqs}"
     assert sum(c["verdict"] == "wrong" for c in ledger) >= 4
+
+
+SEEDS = ROOT.parent / "shared" / "seeds"   # the ledger's source documents (shared/seeds/, next to the checkout)
+CLAIM_FORMS = ("prose", "code", "number")
+
+
+def _wrong_entry_problems(claim) -> list[str]:
+    """The ledger rule for a `wrong` entry that names clauses (spec/ledger.toml header, issue 24): it names in
+    rejected_by a condition ("CLAUSE/condition") of one of its clauses whose check rejects the claimed
+    behaviour, says its form, and where the claim is code or a number the rejection is executed: a witness
+    (tests/ledger_witnesses.py) whose run of the claim through the reference makes that check raise, or a
+    catalogue defect (demonstrated_by) that its clause catches on that condition (tests/test_zoo.py runs it;
+    dropnorm/zoo/expected_conditions.toml names the conditions). [] when the entry keeps the rule."""
+    from tests import ledger_witnesses
+    from dropnorm.zoo import build  # noqa: F401 - the defect modules import it
+    if claim["verdict"] != "wrong" or not claim["clauses"]:
+        return [f"{k} only on a wrong entry that names clauses" for k in ("rejected_by", "form", "witness") if k in claim]
+    problems = []
+    rejected = claim.get("rejected_by") or []
+    if not rejected:
+        problems.append("a wrong entry names in rejected_by the CLAUSE/condition whose check rejects the claim")
+    pairs = set()
+    for item in rejected:
+        clause, _, condition = item.partition("/")
+        if clause not in claim["clauses"]:
+            problems.append(f"rejected_by {item}: {clause} is not one of the entry's clauses {claim['clauses']}")
+        elif condition not in spec.clauses()[clause].conditions:
+            problems.append(f"rejected_by {item}: {clause} has no condition {condition!r}")
+        pairs.add((clause, condition))
+    if claim.get("form") not in CLAIM_FORMS:
+        problems.append(f"form must be one of {CLAIM_FORMS}, got {claim.get('form')!r}")
+    if re.search(r"np\.|numpy|\bcode\b", claim["claim"]) and claim.get("form") == "prose":
+        problems.append("the claim quotes code: form is code")
+    executed = False
+    if "witness" in claim:
+        run = getattr(ledger_witnesses, claim["witness"], None)
+        if run is None:
+            problems.append(f"witness {claim['witness']} is not a function of tests/ledger_witnesses.py")
+        else:
+            violation = run()
+            if violation is None:
+                problems.append(f"witness {claim['witness']}: the clause's check accepts the claimed behaviour")
+            elif (violation.clause, violation.condition) not in pairs:
+                problems.append(f"witness {claim['witness']}: rejected on {violation.clause}/{violation.condition}, "
+                                f"not on rejected_by {rejected}")
+            else:
+                executed = True
+    if "demonstrated_by" in claim:
+        name = pathlib.Path(claim["demonstrated_by"]).stem
+        defect = importlib.import_module(f"dropnorm.zoo.defects.{name}").DEFECT
+        expected = tomllib.loads((ROOT / "dropnorm" / "zoo" / "expected_conditions.toml").read_text(
+            encoding="utf-8")).get(name, [])
+        if not any((defect["clause"], c) in pairs for c in expected):
+            problems.append(f"demonstrated_by {name}: caught on {defect['clause']}/{expected}, none of rejected_by "
+                            f"{rejected}")
+        else:
+            executed = True
+    if claim.get("form") in ("code", "number") and not executed:
+        problems.append(f"a {claim.get('form')} claim is run through the reference: give a witness or demonstrated_by")
+    return problems
+
+
+def test_ledger_wrong_rule_refuses_a_clause_that_accepts_the_claim():
+    """The wrong-entry rule is not vacuous: L-002-07 as the ledger held it before spec 0.2.0 (eps = 0.1
+    'wrong' through BN-API-02, a clause whose check accepts 0.1) is refused, as are an entry without
+    rejected_by, a condition the clause lacks, a code claim without an executed rejection and a witness
+    rejected on another condition; the entries as written now pass (test_ledger_is_valid)."""
+    from tests import ledger_witnesses
+    assert ledger_witnesses._eps_point_one_rejected_by_api() is None  # BN-API-02's check accepts eps = 0.1
+    old = {"id": "L-002-07", "verdict": "wrong", "clauses": ["BN-API-02", "BN-TRAIN-01"],
+           "claim": "A typical small epsilon is 0.1 (the example code also uses epsilon = 0.1).",
+           "rejected_by": ["BN-API-02/non-positive"], "form": "number", "witness": "_eps_point_one_rejected_by_api"}
+    assert any("accepts the claimed behaviour" in p for p in _wrong_entry_problems(old))
+    assert any("rejected_by" in p for p in _wrong_entry_problems(dict(old, rejected_by=[])))
+    assert any("has no condition" in p for p in _wrong_entry_problems(dict(old, rejected_by=["BN-API-02/nope"])))
+    no_run = {k: v for k, v in old.items() if k != "witness"}
+    assert any("run through the reference" in p for p in _wrong_entry_problems(no_run))
+    elsewhere = dict(old, clauses=["DO-TRAIN-02", "DO-EVAL-01"], rejected_by=["DO-EVAL-01/identity"],
+                     witness="keep_rate_one_half")
+    assert any("not on rejected_by" in p for p in _wrong_entry_problems(elsewhere))
+    good = dict(elsewhere, rejected_by=["DO-TRAIN-02/keep-rate"])
+    assert _wrong_entry_problems(good) == []
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "spec" / "deviations").glob("*.toml")), ids=lambda p: p.name)

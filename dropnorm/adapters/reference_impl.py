@@ -88,13 +88,16 @@ class RefDropout(_RefLayer):
 
 class RefAlphaDropout(RefDropout):
     """AlphaDropout (channelwise=False) or FeatureAlphaDropout (channelwise=True: one draw per (n, c)
-    of (N, C, ...) input, as torch reads every rank >= 2): reference/dropout.py alpha_dropout_*."""
+    of (N, C, ...) input, and per c of the documented no-batch (C, D, H, W), AD-TRAIN-01 no-batch-channel;
+    torch 2.13.0 reads the 4-D input as batched, a recorded known defect): reference/dropout.py alpha_dropout_*."""
 
     def _mask(self, shape):
         if self.channelwise and len(shape) < 2:
             raise ValueError(f"FeatureAlphaDropout needs (N, C, ...) input, got shape {shape}")
         if not self._training or self.p == 0.0 or self.p == 1.0 or 0 in shape:
             return np.ones(shape) if self.p < 1.0 else np.zeros(shape)  # no draw: RNG untouched
+        if self.channelwise and len(shape) == 4:  # the documented no-batch (C, D, H, W): one draw per channel
+            return sample_channel_mask_nobatch(self.impl.rng, shape, self.p)
         sample = ref.sample_channel_mask if self.channelwise else ref.sample_mask
         return sample(self.impl.rng, shape, self.p)
 

@@ -590,13 +590,21 @@ class TorchImplementation(Implementation):
         w = torch.from_numpy(np.array(weight, np.float64)).to(td)
         out_c, in_c = w.shape[:2]
         affine = bn.get("weight") is not None
-        if kind == "Linear":
+        transpose = kind.startswith("ConvTranspose")  # weight (in, out, *kernel), folded along dim 1
+        if transpose and method == "fx_fuse":
+            raise NotProvided("torch.fx.experimental.optimization.fuse has patterns for Conv1d/2d/3d and Linear "
+                              "only: it leaves ConvTranspose + BatchNorm unfused (torch 2.13.0)")
+        if transpose:
+            in_c, out_c = w.shape[:2]
+            layer = getattr(torch.nn, kind)(in_c, out_c, tuple(w.shape[2:]), bias=bias is not None)
+            bn_cls = getattr(torch.nn, f"BatchNorm{kind[13]}d")
+        elif kind == "Linear":
             layer, bn_cls = torch.nn.Linear(in_c, out_c, bias=bias is not None), torch.nn.BatchNorm1d
         elif kind in ("Conv1d", "Conv2d", "Conv3d"):
             layer = getattr(torch.nn, kind)(in_c, out_c, tuple(w.shape[2:]), bias=bias is not None)
             bn_cls = getattr(torch.nn, f"BatchNorm{kind[4]}d")
         else:
-            raise ValueError(f"kind must be Linear, Conv1d, Conv2d or Conv3d, got {kind!r}")
+            raise ValueError(f"kind must be Linear, Conv1d/2d/3d or ConvTranspose1d/2d/3d, got {kind!r}")
         norm = bn_cls(out_c, eps=bn["eps"], affine=affine)
         layer, norm = layer.to(self.device, td), norm.to(self.device, td)
         with torch.no_grad():
@@ -608,7 +616,8 @@ class TorchImplementation(Implementation):
         seq = torch.nn.Sequential(layer, norm).eval()
         if method == "fuse_conv_bn_eval":
             from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
-            fused = (fuse_linear_bn_eval if kind == "Linear" else fuse_conv_bn_eval)(layer, norm)
+            fused = (fuse_linear_bn_eval(layer, norm) if kind == "Linear"
+                     else fuse_conv_bn_eval(layer, norm, transpose=transpose))
         elif method == "fuse_modules":
             from torch.ao.quantization import fuse_modules
             fused = fuse_modules(seq, [["0", "1"]])  # a copy; the BatchNorm's place becomes Identity
@@ -616,6 +625,9 @@ class TorchImplementation(Implementation):
             from torch.fx.experimental.optimization import fuse
             fused = fuse(seq)
         else:  # "module": the target's own fuse_conv_bn_weights
+            if transpose:
+                raise NotProvided("fuse_conv_bn_weights(conv_w, conv_b, bn_rm, bn_rv, bn_eps, bn_w, bn_b) takes no "
+                                  "transpose argument: ConvTranspose folding is judged through torch's own methods")
             fw, fb = self.ns.fuse_conv_bn_weights(layer.weight, layer.bias, norm.running_mean, norm.running_var,
                                                   norm.eps, norm.weight, norm.bias)
             fused = copy.deepcopy(layer)

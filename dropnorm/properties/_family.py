@@ -52,11 +52,38 @@ def channel_shape(kind: str, n: int, c: int, sides, batched: bool = True) -> tup
 BAD_P = {"negative": -0.1, "above-one": 1.1, "infinite": math.inf, "nan": math.nan}  # the API-01/-02 conditions
 
 
+def names_argument(message: str, *names: str) -> bool:
+    """Whether an error message names one of the arguments `names` as a word (DO-API-02, D2-API-02,
+    AD-API-02, BN-API-01, BN-API-02 condition message): word boundaries on both sides, case-insensitive,
+    so that "supported" or "expected" does not name p and "steps" does not name eps. A name ending in
+    "*" is a prefix ("probabilit*": probability, probabilities)."""
+    import re
+    words = "|".join(re.escape(n[:-1]) + r"\w*" if n.endswith("*") else re.escape(n) for n in names)
+    return re.search(rf"(?<![A-Za-z0-9_])(?:{words})(?![A-Za-z0-9])", message, re.IGNORECASE) is not None
+
+
+def p_names(impl=None) -> tuple:
+    """The words that name a dropout probability in an error message: p, "probability", "dropout" (torch:
+    "dropout probability has to be between 0 and 1"), and the argument's name in impl's convention
+    (spec/conventions.toml dropout_rate: Keras's and Flax's rate, ONNX's ratio)."""
+    names = ["p", "probabilit*", "dropout*"]
+    if impl is not None:
+        from dropnorm import conventions
+        try:
+            own = conventions.of(impl).dropout_rate.split(" ", 1)[0]
+        except Exception:  # noqa: BLE001 - an implementation without a recorded convention: the defaults
+            own = ""
+        if own.isidentifier() and own not in names:
+            names.append(own)
+    return tuple(names)
+
+
 def check_rejects_bad_p(build, kind: str, clause: str, early: str, condition: str, *,
-                        not_provided_skips: bool = True) -> None:
+                        not_provided_skips: bool = True, names: tuple = ("p", "probabilit*", "dropout*")) -> None:
     """build(p=BAD_P[condition]) must raise ValueError: DO-API-01 and the clauses "as DO-API-01" (`kind`
     names the layer in the messages) for p < 0, p > 1 and inf (MUST: no output is correct); `early`, their
-    SHOULD sibling (DO-API-02, ...), for NaN at construction and for the message naming p ("p" or "probab"),
+    SHOULD sibling (DO-API-02, ...), for NaN at construction and for the message naming p (names_argument:
+    p, "probability" or "dropout" as a word, or the convention's own name in `names`: p_names(impl)),
     this spec's recommendations. A NotProvided from build makes
     the test not provided; with not_provided_skips=False it is reported as any other wrong exception type."""
     __tracebackhide__ = True
@@ -66,8 +93,9 @@ def check_rejects_bad_p(build, kind: str, clause: str, early: str, condition: st
         build(p=p)
     except ValueError as e:
         ph.held(judged, condition)  # the error came (issue 22: the condition ran)
-        ph.check("p" in str(e) or "probab" in str(e), early, "message",
-                 f"got ValueError({str(e)!r}), expected a message naming p [{kind}(p={p})]",
+        ph.check(names_argument(str(e), *names), early, "message",
+                 f"got ValueError({str(e)!r}), expected a message naming p (as a word: one of {list(names)}) "
+                 f"[{kind}(p={p})]",
                  severity="invalid-accepted")
         return
     except Exception as e:  # noqa: BLE001 - any other type is the failure we report
@@ -85,7 +113,7 @@ def check_kind_rejects_bad_p(impl, kind: str, clause: str, early: str, condition
     __tracebackhide__ = True
     if not impl.provides(kind):
         pytest.skip(f"not provided: {impl.name} has no {kind}")
-    check_rejects_bad_p(lambda p: construct(impl, kind, p=p), kind, clause, early, condition)
+    check_rejects_bad_p(lambda p: construct(impl, kind, p=p), kind, clause, early, condition, names=p_names(impl))
 
 
 def check_gradcheck(layer, x, clause: str, second_order: bool, what: str) -> None:

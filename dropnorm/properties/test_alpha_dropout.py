@@ -20,10 +20,10 @@ from dropnorm import strategies as hh
 from dropnorm.adapters import NotProvided
 from dropnorm.dtypes import UNIT_ROUNDOFF
 from dropnorm.kinds import ALPHA_KINDS
-from dropnorm.properties._family import (alpha_inputs, assert_alpha_dropout, check_eval_identity,
+from dropnorm.properties._family import (alpha_atol, alpha_inputs, assert_alpha_dropout, check_eval_identity,
                                          check_kind_rejects_bad_p, construct, provided, read_alpha_mask)
 from dropnorm.properties.test_dropout_stats import X, _statistical
-from reference.dropout import alpha_dropout_constants
+from reference.dropout import ALPHA_PRIME, alpha_dropout_constants
 
 
 def _channelwise(kind: str) -> bool:
@@ -129,6 +129,93 @@ def test_edge_p(impl, p, data, dtype, seed):
     impl.seed(seed)
     y = layer.forward(x, dtype=dtype).y
     ph.assert_equal(y, x if p == 0 else np.zeros_like(x), "AD-EDGE-01", f"p={p}", f"{kind}(p={p}), {dtype}")
+
+
+@pytest.mark.clause("AD-TRAIN-01", "AD-EDGE-01")
+@hh.given(data=st.data())
+def test_nonfinite_input(impl, data):
+    """AD-TRAIN-01/non-finite and AD-EDGE-01/non-finite: up to three elements of an alpha_inputs input set
+    to +inf, -inf, NaN. For 0 < p < 1 every finite element is still a x + b or a alpha' + b (read back as
+    in AD-TRAIN-01, within alpha_atol, the same derived tolerance) and a non-finite one is a x + b (the same
+    infinity, or NaN for NaN), a alpha' + b, or NaN (torch: x * 0 + b). p = 0: x bitwise, non-finite values
+    included; p = 1: 0 at every finite element, 0 or NaN at a non-finite one (torch: x * 0)."""
+    kind = data.draw(st.sampled_from(provided(impl, ALPHA_KINDS)), label="kind")
+    p = data.draw(st.one_of(st.sampled_from([0.0, 1.0]), _p_inside()), label="p")
+    dtype = data.draw(hh.expressed(impl, kind, "dtype", ("float32", "float64")), label="dtype")
+    hh.assume_expressed(impl, kind, dtype=dtype, p=p)
+    shape = _shape(data, kind)
+    seed = data.draw(hh.seeds(), label="seed")
+    x = alpha_inputs(seed, shape, dtype)
+    flat = x.reshape(-1)
+    where = data.draw(st.lists(st.integers(0, flat.size - 1), min_size=1, max_size=3, unique=True), label="positions")
+    for i, value in zip(where, (math.inf, -math.inf, math.nan)):
+        flat[i] = value
+    layer = construct(impl, kind, p=p)
+    layer.train(True)
+    impl.seed(seed)
+    y = np.asarray(layer.forward(x.copy(), dtype=dtype).y, np.float64)
+    what = f"{kind}(p={p}), {shape}, {dtype}, non-finite at flat positions {where}"
+    ph.assert_shape(y.shape, x.shape, "AD-TRAIN-01", what)
+    fin = np.isfinite(x)
+    if p == 0.0:
+        ph.assert_equal(y, x, "AD-EDGE-01", "non-finite", what)
+        return
+    if p == 1.0:
+        ph.assert_equal(y[fin], np.zeros(int(fin.sum())), "AD-EDGE-01", "non-finite", f"{what}; finite elements")
+        bad = ~fin & ~((y == 0) | np.isnan(y))
+        ph.check(not bad.any(), "AD-EDGE-01", "non-finite",
+                 f"got {y[bad][:3].tolist()} at non-finite inputs {x[bad][:3].tolist()}, expected 0 or NaN [{what}]",
+                 observed=y[bad][:3].tolist(), expected="0 or NaN")
+        return
+    a, b = alpha_dropout_constants(p)
+    kept = read_alpha_mask(x[fin], y[fin], p)
+    ph.assert_close(y[fin], np.where(kept, a * x[fin] + b, a * ALPHA_PRIME + b), alpha_atol(x[fin], p, dtype),
+                    "AD-TRAIN-01", "non-finite", f"{what}; finite elements, a = {a!r}, b = {b!r}")
+    dropped = a * ALPHA_PRIME + b
+    atol = alpha_atol(np.zeros(1), p, dtype)[0]
+    ok = np.isnan(y) | (y == x) | (np.abs(y - dropped) <= atol)
+    bad = ~fin & ~ok
+    ph.check(not bad.any(), "AD-TRAIN-01", "non-finite",
+             f"got {y[bad][:3].tolist()} at non-finite inputs {x[bad][:3].tolist()}, expected a x + b (the same "
+             f"infinity, NaN), a alpha' + b = {dropped!r} or NaN [{what}]", observed=y[bad][:3].tolist(),
+             expected="a x + b, a alpha' + b or NaN")
+
+
+@pytest.mark.clause("AD-TRAIN-01")
+@hh.given(data=st.data())
+def test_feature_alpha_no_batch_input(impl, data):
+    """AD-TRAIN-01/no-batch-channel: FeatureAlphaDropout's documented no-batch input (C, D, H, W) is one
+    sample: every channel c is kept or dropped whole over its D, H, W positions (the values read back and
+    checked as in AD-TRAIN-01). torch 2.13.0 draws per (c, d): a recorded known defect
+    (docs/findings/torch-feature-alpha-dropout-no-batch-draws.md). D >= 2 and H W >= 2, so a draw per
+    (c, d) or per element shows."""
+    kind = provided(impl, ["FeatureAlphaDropout"])[0]
+    if not impl.expresses(kind, ndim=4):
+        raise NotProvided(f"{impl.name}: {kind} takes no 4-D (no-batch) input")
+    c = data.draw(st.integers(2, 6), label="C")
+    d = data.draw(st.integers(2, 4), label="D")
+    hw = data.draw(st.tuples(st.integers(1, 3), st.integers(2, 3)), label="H, W")
+    p = data.draw(hh.probabilities(0.2, 0.8), label="p")
+    dtype = data.draw(hh.expressed(impl, kind, "dtype", ("float32", "float64")), label="dtype")
+    seed = data.draw(hh.seeds(), label="seed")
+    shape = (c, d) + hw
+    x = alpha_inputs(seed, shape, dtype)
+    layer = construct(impl, kind, p=p)
+    layer.train(True)
+    impl.seed(seed)
+    y = layer.forward(x, dtype=dtype).y
+    what = f"{kind}(p={p}), no-batch input {shape}, {dtype}"
+    kept = assert_alpha_dropout(x, y, p, dtype, "AD-TRAIN-01", what, channelwise=False)
+    planes = kept.reshape(c, -1)
+    mixed = planes.any(axis=1) & ~planes.all(axis=1)
+    if not mixed.any():
+        ph.held("AD-TRAIN-01", "no-batch-channel")
+        return
+    i = int(np.argmax(mixed))
+    ph.check(False, "AD-TRAIN-01", "no-batch-channel",
+             f"got a partly dropped channel {i}: {int(planes[i].sum())} of {planes.shape[1]} values kept, expected "
+             f"all or none (one draw per channel of a no-batch input) [{what}]",
+             observed=f"{int(planes[i].sum())} of {planes.shape[1]} kept", expected="all or none")
 
 
 @pytest.mark.clause("AD-GRAD-01")

@@ -14,6 +14,7 @@ from dropnorm.adapters import NotProvided
 from dropnorm.adapters.base import BATCHNORM_RANKS
 from dropnorm import tolerances as tol
 from dropnorm.bn_setup import draw_case, provided_dims
+from dropnorm.properties._family import names_argument
 
 
 def _same(a, b) -> bool:
@@ -87,13 +88,23 @@ def test_without_running_statistics(impl, data):
                         f"{case.describe()}, training={mode}")
 
 
+# the words that name each argument in an error message (names_argument: as a word, so "steps" does not name
+# eps): torch's keywords and the names other conventions give them (Keras and Flax: epsilon)
+ARGUMENT_NAMES = {"momentum": ("momentum",), "eps": ("eps", "epsilon")}
+
+
 def _rejects(impl, dims, clause, condition, **kwargs):
+    """BatchNorm{dims}d(3, **kwargs) must raise ValueError (`clause`/`condition`) whose message names the
+    argument as a word (`clause`/message, names_argument with ARGUMENT_NAMES)."""
     name = next(iter(kwargs))
     try:
         impl.batchnorm(dims, 3, **kwargs)
     except ValueError as e:
         ph.held(clause, condition)  # rejected, as due
-        ph.check(name in str(e), clause, "message", f"got ValueError({str(e)!r}), expected it to name {name}", severity="invalid-accepted")
+        names = ARGUMENT_NAMES.get(name, (name,))
+        ph.check(names_argument(str(e), *names), clause, "message",
+                 f"got ValueError({str(e)!r}), expected it to name {name} (as a word: one of {list(names)})",
+                 severity="invalid-accepted")
         return
     except NotProvided:  # what the implementation cannot express is not a failure
         raise
@@ -182,3 +193,37 @@ def test_accepts_every_valid_rank(impl, dims, ndim, training):
         return
     ph.held("BN-API-03", "accepts")
     ph.assert_shape(out.y.shape, shape, "BN-API-03", f"BatchNorm{dims}d(3) on {shape} (training={training})")
+
+
+@pytest.mark.clause("BN-API-03")
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("dims,shape", [(1, (4, 5)), (2, (3, 5, 2, 2)), (3, (2, 5, 1, 2, 2))])
+def test_stateless_layer_with_another_channel_count(impl, dims, shape, training):
+    """BN-API-03, stateless-channels: BatchNormNd(3, affine=False, track_running_stats=False) holds no
+    per-channel tensor, so a C = 5 input may raise (ValueError or RuntimeError) or compute; torch 2.13.0
+    computes, and what it computes must then be BN-NOTRACK-01's batch-statistics normalisation of the
+    input's own 5 channels (tolerance: tolerances.bn_train_output, as BN-NOTRACK-01)."""
+    if dims not in provided_dims(impl):
+        pytest.skip(f"not provided: BatchNorm{dims}d")
+    kind = f"BatchNorm{dims}d"
+    if not (impl.expresses(kind, affine=False) and impl.expresses(kind, track_running_stats=False)):
+        raise NotProvided(f"{impl.name}: {kind} has no affine=False, track_running_stats=False")
+    layer = impl.batchnorm(dims, 3, affine=False, track_running_stats=False)
+    layer.train(training)
+    x = inputs.channels(11, shape, "float64")
+    layer.to("float64")
+    what = f"{kind}(3, affine=False, track_running_stats=False) on {shape}, training={training}"
+    try:
+        out = layer.forward(x, dtype="float64")
+    except (ValueError, RuntimeError):
+        ph.held("BN-API-03", "stateless-channels")
+        return
+    except NotProvided:
+        raise
+    except Exception as e:  # noqa: BLE001
+        ph.check(False, "BN-API-03", "error-type", f"got {type(e).__name__}: {e}, expected ValueError or RuntimeError "
+                 f"or an output [{what}]", severity="invalid-accepted")
+        return
+    eps = conventions.of(impl).attribute(1e-5)  # as the layer stores it
+    atol, _ = tol.bn_train_output(x, None, None, eps, "float64")
+    ph.assert_close(out.y, ref.batchnorm_train_forward(x, eps=eps), atol, "BN-API-03", "stateless-channels", what)

@@ -318,6 +318,9 @@ def test_loading_checkpoints_with_and_without_the_counter(impl, data):
              f"got num_batches_tracked {state['num_batches_tracked']!r} after the load, expected {t} ({whose}) "
              f"[{what}]", observed=state["num_batches_tracked"], expected=t, severity="wrong-state")
 
+    if legacy:
+        _check_plain_dict_without_counter(impl, case, values, what)
+
     x = inputs.channels(case.seed + 30, case.shape, case.dtype)
     case.layer.forward(x, dtype=case.dtype)
     rm, rv, _ = ref.running_update(values["running_mean"], values["running_var"], t, x, None)
@@ -329,6 +332,35 @@ def test_loading_checkpoints_with_and_without_the_counter(impl, data):
     ph.assert_close(state["running_var"], rv, d_rv, "BN-LOAD-01", "cma-continues", f"running_var, {step}")
 
 
+def _check_plain_dict_without_counter(impl, case, values, what) -> None:
+    """BN-LOAD-01 (f), for a class that has a legacy (pre-counter) format (the legacy load above succeeded): a
+    plain dict (no format metadata: torch's dict comprehension over state_dict()) without num_batches_tracked
+    carries no version, so it reads as a legacy state: the strict load succeeds, the values are exact and the
+    counter is the layer's own (torch 2.13.0; a state_dict() OrderedDict without it raises, (c), checked above
+    as missing-counter). The layer gets a counter of its own first (one training call), so that keeping it is
+    told from resetting it."""
+    probe = case.fresh(impl)
+    probe.train(True)
+    probe.forward(case.x, dtype=case.dtype)
+    own = probe.state()["num_batches_tracked"]
+    step = f"{what}; a plain dict without num_batches_tracked into a layer with counter {own}"
+    try:
+        _call(probe, "load_checkpoint", values=dict(values), form="plain")
+    except NotProvided:  # no way to pass a plain dict: (f) is not judged here
+        return
+    except Exception as e:  # noqa: BLE001
+        ph.check(False, "BN-LOAD-01", "loads", f"the strict load of a plain dict without the counter raised "
+                 f"{type(e).__name__}: {str(e)[:300]} [{step}]", severity="exception")
+        return
+    ph.held("BN-LOAD-01", "loads")
+    state = probe.state()
+    for key, value in values.items():
+        ph.assert_equal(state[key], value, "BN-LOAD-01", "values", f"{key}, {step}")
+    ph.check(state["num_batches_tracked"] == own, "BN-LOAD-01", "plain-counter",
+             f"got num_batches_tracked {state['num_batches_tracked']!r}, expected the layer's own {own} [{step}]",
+             observed=state["num_batches_tracked"], expected=own, severity="wrong-state")
+
+
 # ------------------------------------------------------------------------------------------- BN-LAZY-01
 @pytest.mark.clause("BN-LAZY-01")
 @_requires(lambda inner, dims: inner.lazy_batchnorm(dims))
@@ -338,7 +370,9 @@ def test_lazy_batchnorm_is_the_eager_one(impl, data):
     input and is then BatchNormNd(C) with the same keywords, bit for bit: the outputs, parameters,
     running statistics and counter after a first call (training or eval), a second call in training
     and an eval call; its parameters and buffers have C values, initialised to weight 1, bias 0,
-    running_mean 0, running_var 1, counter 0."""
+    running_mean 0, running_var 1, counter 0. BN-LAZY-01, stateless form: with affine=False and
+    track_running_stats=False (torch keeps num_features 0) a later input with another channel count
+    raises in both or gives the same output."""
     dims = data.draw(st.sampled_from(provided_dims(impl)), label="dims")
     kind = f"BatchNorm{dims}d"
     shape = data.draw(hh.bn_shapes(dims), label="shape")
@@ -383,6 +417,28 @@ def test_lazy_batchnorm_is_the_eager_one(impl, data):
                 if call == 0 and (key in ("weight", "bias") or not first):
                     ph.assert_equal(s_got[key], fresh[key], "BN-LAZY-01", "initial-values", f"{key}, {step}")
         _assert_same_counter(s_got, s_exp, "BN-LAZY-01", "counter", step)
+    if affine or track:
+        return
+    # nothing was materialised (torch 2.13.0 keeps num_features 0): like the eager stateless layer (BN-API-03),
+    # a later input with another channel count raises in both or computes the same in both
+    other = (shape[0], c + 1) + tuple(shape[2:])
+    x = inputs.channels(seed + 2, other, dtype)
+    results = []
+    for layer in (lazy, eager):
+        layer.train(True)
+        try:
+            results.append(layer.forward(x, dtype=dtype).y)
+        except NotProvided:
+            raise
+        except Exception as e:  # noqa: BLE001 - whether it raises is compared, not judged
+            results.append(f"{type(e).__name__}")
+    step = f"{what}; a later training call on {other} (another channel count) against {kind}({c})"
+    if isinstance(results[0], str) or isinstance(results[1], str):
+        ph.check(isinstance(results[0], str) and isinstance(results[1], str), "BN-LAZY-01", "output",
+                 f"got {results[0] if isinstance(results[0], str) else 'an output'}, expected "
+                 f"{results[1] if isinstance(results[1], str) else 'an output'} [{step}]", severity="wrong-state")
+    else:
+        ph.assert_equal(results[0], results[1], "BN-LAZY-01", "output", step)
 
 
 # ------------------------------------------------------------------------------------------- BN-SYNC-01
@@ -462,8 +518,9 @@ def test_eval_under_no_gradient_contexts(impl, data):
     """Eval BatchNorm of an input that requires gradients, inside torch.no_grad() and
     torch.inference_mode() (Layer.forward_in): the output is bitwise the differentiable forward's. Under
     no_grad it is attached to no graph (the input gets no gradient through it) and is usable afterwards
-    as a constant; under inference_mode it is an inference tensor, and using it in a computation that
-    autograd records raises RuntimeError. The gradient of the differentiable eval forward itself,
+    as a constant; under inference_mode it is an inference tensor, and the use BN-GRAD-05 checks, the
+    product y * w with w requiring gradients (whose backward must save y), raises RuntimeError (y + w,
+    whose backward saves nothing, does not on torch 2.13.0 and is not checked). The gradient of the differentiable eval forward itself,
     dx = gamma / sqrt(rv + eps) dy, is BN-GRAD-03's (test_batchnorm_grad.py)."""
     case = draw_case(impl, data, min_n=1, track=True, layouts=False, large=False)
     case.layer.train(False)

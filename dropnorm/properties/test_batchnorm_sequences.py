@@ -579,7 +579,8 @@ def test_sequences(impl):
 @pytest.mark.clause(*CORE, "BN-LOAD-01")
 def test_sequences_with_checkpoints(impl):
     """The core sequence with checkpoints loaded in the forms users produce: state_dict(), a legacy state, a plain
-    dict, a non-strict load without the counter (BN-LOAD-01 (a), (b), (d), (e))."""
+    dict, a non-strict load without the counter (BN-LOAD-01 (a), (b), (d), (e); (f), a plain dict without
+    the counter, is test_batchnorm_family.py's, where the class is known to have a legacy format)."""
     _require(impl, "load")
     _run(impl, frozenset({"load"}))
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from dropnorm import checks as ph
 from dropnorm import inputs, stats
 from dropnorm import strategies as hh
+from dropnorm.adapters import NotProvided
 from dropnorm.kinds import CHANNEL_KINDS, CHANNEL_RANKS, spatial_dims
 from dropnorm.properties._family import (channel_shape, check_eval_identity, check_kind_rejects_bad_p, construct,
                                          provided)
@@ -94,6 +95,51 @@ def test_documented_ranks(impl, data):
                 ph.check(False, "D2-RANK-01", "batched-channel", msg)
             else:
                 ph.check(False, "D2-RANK-01", "no-batch-channel", msg)
+
+
+@pytest.mark.clause("D2-RANK-01")
+@hh.given(data=st.data())
+def test_undocumented_ranks(impl, data):
+    """D2-RANK-01/undocumented-rank: a rank the kind does not document (neither its batched nor its no-batch
+    rank, nor Dropout2d's (N, C, L)) raises an error or returns an output of the input's shape whose every
+    element is 0 or x/(1-p) (relative tolerance tolerances.dropout_scale_rtol, as DO-TRAIN-01). How the rank
+    is read (which axes share a draw) and any warning are not judged: torch 2.13.0 warns on them (measured:
+    Dropout2d 2-D, 5-D, 6-D; Dropout3d 1-D, 2-D, 3-D, 6-D) and reads them differently per kind."""
+    from dropnorm.tolerances import dropout_scale_rtol
+    kind = data.draw(st.sampled_from(provided(impl, CHANNEL_KINDS)), label="kind")
+    documented = {CHANNEL_RANKS[kind]["batched"], CHANNEL_RANKS[kind]["unbatched"]} | ({3} if kind == "Dropout2d" else set())
+    ndim = data.draw(st.sampled_from([r for r in range(1, 7) if r not in documented]), label="undocumented rank")
+    if not impl.expresses(kind, ndim=ndim):
+        raise NotProvided(f"{impl.name}: {kind} takes no {ndim}-D input")
+    p = data.draw(hh.probabilities(0.2, 0.8), label="p")
+    shape = tuple(data.draw(st.lists(st.integers(1, 3), min_size=ndim, max_size=ndim), label="shape"))
+    seed = data.draw(hh.seeds(), label="seed")
+    x = inputs.nonzero(seed, shape, "float32")
+    layer = construct(impl, kind, p=p)
+    layer.train(True)
+    impl.seed(seed)
+    what = f"{kind}(p={p}), undocumented {ndim}-D input {shape}"
+    try:
+        out = layer.forward(x, dtype="float32")
+    except NotProvided:
+        raise
+    except Exception:  # noqa: BLE001 - an error is one of the two allowed answers
+        ph.held("D2-RANK-01", "undocumented-rank")
+        return
+    y = np.asarray(out.y, np.float64)
+    if y.shape != x.shape:
+        ph.check(False, "D2-RANK-01", "undocumented-rank", f"got shape {y.shape}, expected {x.shape} [{what}]",
+                 observed=y.shape, expected=x.shape, severity="wrong-state")
+        return
+    scaled = x / (1 - p)
+    ok = (y == 0) | (np.abs(y - scaled) <= dropout_scale_rtol("float32") * np.abs(scaled))
+    if ok.all():
+        ph.held("D2-RANK-01", "undocumented-rank")
+        return
+    i = tuple(int(v) for v in np.argwhere(~ok)[0])
+    ph.check(False, "D2-RANK-01", "undocumented-rank",
+             f"got {float(y[i])!r} at index {i}, expected 0 or x/(1-p) = {float(scaled[i])!r}; {int((~ok).sum())} of "
+             f"{y.size} neither [{what}]", observed=f"{float(y[i])!r} at index {i}", expected="0 or x/(1-p)")
 
 
 # ------------------------------------------------------------------ D2-API-01, D2-EVAL-01

@@ -13,7 +13,7 @@ from dropnorm import inputs
 from dropnorm import strategies as hh
 from dropnorm.adapters import NotProvided
 from dropnorm.kinds import ALPHA_KINDS, CHANNEL_KINDS, spatial_dims
-from dropnorm.properties._family import (alpha_inputs, check_rejects_bad_p, construct, read_alpha_mask,
+from dropnorm.properties._family import (alpha_inputs, check_rejects_bad_p, construct, p_names, read_alpha_mask,
                                          rng_state_or_none)
 
 
@@ -50,7 +50,7 @@ def test_dropout_rejects_bad_p(impl, condition):
     """Dropout(p) with p outside [0, 1] raises ValueError at construction (DO-API-01, MUST); NaN at
     construction and the message naming p are DO-API-02 (SHOULD)."""
     check_rejects_bad_p(_factory(impl, "Dropout"), "Dropout", "DO-API-01", "DO-API-02", condition,
-                        not_provided_skips=False)
+                        not_provided_skips=False, names=p_names(impl))
 
 
 @pytest.mark.clause("D2-API-01", "D2-API-02")
@@ -58,7 +58,7 @@ def test_dropout_rejects_bad_p(impl, condition):
 def test_dropout2d_rejects_bad_p(impl, condition):
     """As DO-API-01, for Dropout2d."""
     check_rejects_bad_p(_factory(impl, "Dropout2d"), "Dropout2d", "D2-API-01", "D2-API-02", condition,
-                        not_provided_skips=False)
+                        not_provided_skips=False, names=p_names(impl))
 
 
 @pytest.mark.clause("DO-EVAL-01", "DO-EVAL-02", "D2-EVAL-01")

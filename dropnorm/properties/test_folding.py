@@ -23,7 +23,9 @@ from dropnorm.dtypes import round_to
 from reference import folding
 
 # BatchNorm kind -> the layers that precede it (Linear's (N, out_features) output is BatchNorm1d's input)
-PRECEDING = {"BatchNorm1d": ("Linear", "Conv1d"), "BatchNorm2d": ("Conv2d",), "BatchNorm3d": ("Conv3d",)}
+# and the transposed convolutions, folded along weight dim 1 (their output channels; issue 24)
+PRECEDING = {"BatchNorm1d": ("Linear", "Conv1d", "ConvTranspose1d"), "BatchNorm2d": ("Conv2d", "ConvTranspose2d"),
+             "BatchNorm3d": ("Conv3d", "ConvTranspose3d")}
 FOLD_DTYPES = tuple(folding.UNIT_ROUNDOFF)  # float64, float32: the dtypes the bounds are derived for
 
 
@@ -53,7 +55,10 @@ def _gamma():
 def test_folding_equals_layer_then_eval_batchnorm(impl, data):
     """BN-FOLD-01: W' = W gamma/sqrt(rv + eps), b' = (b - rm) gamma/sqrt(rv + eps) + beta, and the folded
     layer's output equals the layer followed by the eval BatchNorm, within reference.folding.fold_bounds
-    (float32 and float64), for every folding method of the implementation."""
+    (float32 and float64), for every folding method of the implementation. A transposed convolution
+    (ConvTranspose1d/2d/3d, weight (in, out, *kernel)) folds along weight dim 1, W'[:, o] = W[:, o] s_o
+    (torch: fuse_conv_bn_eval(..., transpose=True), fuse_modules); a method without a transposed form is
+    not provided for it."""
     methods = impl.fold_methods()
     if not methods:
         raise NotProvided(f"{impl.name} has no way to fold BatchNorm into a preceding layer")
@@ -63,13 +68,14 @@ def test_folding_equals_layer_then_eval_batchnorm(impl, data):
     out_c = data.draw(st.integers(1, 4), label="out channels")
     in_c = data.draw(st.integers(1, 4), label="in channels")
     n = data.draw(st.integers(1, 3), label="N")
-    spatial = int(kind[4]) if kind.startswith("Conv") else 0
+    spatial = int(kind[-2]) if kind.startswith("Conv") else 0
     kernel = tuple(data.draw(st.integers(1, 3), label="kernel side") for _ in range(spatial))
     sides = tuple(k + data.draw(st.integers(0, 3), label="extra side") for k in kernel)
     rng = np.random.default_rng(data.draw(hh.seeds(), label="value seed"))
     x_scale = 10.0 ** data.draw(st.floats(-1.0, 2.0), label="log10 |x|")
     x = round_to(rng.normal(size=(n, in_c) + sides) * x_scale, dtype)
-    w = round_to(rng.normal(size=(out_c, in_c) + kernel), dtype)
+    # ConvTransposeNd's weight is (in, out, *kernel): the BatchNorm's channels are its dim 1
+    w = round_to(rng.normal(size=((in_c, out_c) if folding.transposed(kind) else (out_c, in_c)) + kernel), dtype)
     bias = round_to(rng.normal(size=out_c), dtype) if data.draw(st.booleans(), label="layer bias") else None
     affine = data.draw(st.booleans(), label="affine")
     bn = {"running_mean": round_to(_vector(data, out_c, _running_mean(), "running_mean"), dtype),
@@ -90,8 +96,14 @@ def test_folding_equals_layer_then_eval_batchnorm(impl, data):
     for method in methods:
         try:
             out = impl.fold_conv_bn(kind, w, bias, bn, x, method=method, dtype=dtype)
-        except NotProvided:
-            raise
+        except NotProvided as e:
+            if not folding.transposed(kind):
+                raise
+            # a method without a transposed form (torch.fx's fuse has no ConvTranspose pattern): the other
+            # methods judge this example; counted as not provided for the report
+            ctx = ph.context()
+            ctx.not_provided[str(e)] = ctx.not_provided.get(str(e), 0) + 1
+            continue
         except Exception as e:  # noqa: BLE001 - a folding method that fails is a finding
             ph.check(False, "BN-FOLD-01", "method-runs", f"{method} raised {type(e).__name__}: {e} [{what}]", severity="exception")
             continue

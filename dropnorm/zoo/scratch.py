@@ -164,9 +164,11 @@ class _BatchNorm(nn.Module):
             raise ValueError(f"expected {self.num_features} channels, got input shape {tuple(x.shape)}")
 
     def check_values(self, x):
-        """Training needs more than one value per channel (the variance is undefined)."""
-        if self.training and x.numel() == x.shape[1]:
-            raise ValueError(f"more than 1 value per channel is needed in training, got shape {tuple(x.shape)}")
+        """Batch statistics need more than one value per channel (BN-TRAIN-06): in training, and in eval
+        without running statistics (it normalises with the batch's, as torch's F.batch_norm checks)."""
+        if (self.training or not self.track_running_stats) and x.numel() == x.shape[1]:
+            raise ValueError(f"more than 1 value per channel is needed for batch statistics, got shape "
+                             f"{tuple(x.shape)}")
 
     @staticmethod
     def work_dtype(x):

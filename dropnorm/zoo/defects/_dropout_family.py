@@ -62,7 +62,12 @@ class AlphaDropout(scratch._DropoutNd):
 
 
 class FeatureAlphaDropout(AlphaDropout):
-    channelwise = True  # one draw per (n, c) of (N, C, ...), as torch reads every rank >= 2
+    channelwise = True  # one draw per (n, c) of (N, C, ...)
+
+    def mask_shape(self, x):
+        if x.dim() == 4:  # the documented no-batch (C, D, H, W): one draw per channel (AD-TRAIN-01 no-batch-channel)
+            return x.shape[:1] + (1,) * 3
+        return super().mask_shape(x)
 
 
 Dropout, Dropout2d, BatchNorm1d, BatchNorm2d, BatchNorm3d = layers()
