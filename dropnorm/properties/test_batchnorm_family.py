@@ -364,6 +364,31 @@ def _check_plain_dict_without_counter(impl, case, values, what) -> None:
 # ------------------------------------------------------------------------------------------- BN-LAZY-01
 @pytest.mark.clause("BN-LAZY-01")
 @_requires(lambda inner, dims: inner.lazy_batchnorm(dims))
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_lazy_initial_values_on_every_kind(impl, dims):
+    """The drawn test below on a fixed case per kind, so that initial-values runs on every kind whatever the
+    draws (per-condition coverage): LazyBatchNormNd() materialised by a first call in eval holds weight 1,
+    bias 0, running_mean 0, running_var 1 and counter 0, with C values each."""
+    if dims not in provided_dims(impl):
+        pytest.skip(f"not provided: BatchNorm{dims}d")
+    c, shape = 3, {1: (4, 3), 2: (2, 3, 2, 2), 3: (2, 3, 2, 1, 2)}[dims]
+    lazy = _build(impl, f"LazyBatchNorm{dims}d", "lazy_batchnorm", dims=dims)
+    lazy.train(False)
+    lazy.forward(inputs.channels(dims, shape, "float32"))
+    got, fresh = lazy.state(), refbn.initial_state(c, affine=True, track_running_stats=True)
+    step = f"LazyBatchNorm{dims}d() after a first call in eval on {shape}"
+    for key in ("weight", "bias") + STATS:
+        ph.check(np.shape(got[key]) == (c,), "BN-LAZY-01", "shape", f"got {key} of shape {np.shape(got[key])}, "
+                 f"expected ({c},) [{step}]", observed=np.shape(got[key]), expected=(c,), severity="wrong-state")
+        if np.shape(got[key]) == (c,):
+            ph.assert_equal(got[key], fresh[key], "BN-LAZY-01", "initial-values", f"{key}, {step}")
+    ph.check(got["num_batches_tracked"] in (0, None), "BN-LAZY-01", "initial-values",
+             f"got num_batches_tracked {got['num_batches_tracked']!r}, expected 0 after an eval call [{step}]",
+             observed=got["num_batches_tracked"], expected=0, severity="wrong-state")
+
+
+@pytest.mark.clause("BN-LAZY-01")
+@_requires(lambda inner, dims: inner.lazy_batchnorm(dims))
 @hh.given(data=st.data())
 def test_lazy_batchnorm_is_the_eager_one(impl, data):
     """LazyBatchNormNd(eps, momentum, affine, track_running_stats) takes num_features from its first
