@@ -491,6 +491,27 @@ def test_sync_batchnorm_in_one_process(impl, data):
     sync.train(False)
     ph.assert_equal(sync.forward(case.x, dtype=case.dtype).y, case.layer.forward(case.x, dtype=case.dtype).y,
                     "BN-SYNC-01", "eval-output", f"{what}, eval")
+    # any rank >= 2, (N, C, *), which no single BatchNormNd reads: against the reference, in eval (batch
+    # statistics where the layer keeps no running ones), within the bound of BN-EVAL-01 / BN-TRAIN-01
+    for rank in (2, 3, 4, 5, 6):
+        x = inputs.channels(case.seed + 40 + rank, (3, c) + (2,) * (rank - 2), case.dtype)
+        at = f"{what}, eval, x {x.shape} {case.dtype}"
+        try:
+            got = sync.forward(x, dtype=case.dtype)
+        except NotProvided:
+            raise
+        except Exception as e:  # noqa: BLE001
+            ph.check(False, "BN-SYNC-01", "any-rank", f"got {type(e).__name__}: {str(e)[:200]}, expected an output "
+                     f"for rank {rank} [{at}]", severity="exception")
+            continue
+        if case.track:
+            exp = ref.batchnorm_eval_forward(x, case.running_mean, case.running_var, case.weight, case.bias, case.eps)
+            bound = tol.bn_eval_output(x, case.running_mean, case.running_var, case.weight, case.bias, case.eps,
+                                       case.dtype)
+        else:
+            exp = ref.batchnorm_train_forward(x, case.weight, case.bias, case.eps)
+            bound, _ = tol.bn_train_output(x, case.weight, case.bias, case.eps, case.dtype)
+        ph.assert_close(got.y, exp, bound, "BN-SYNC-01", "any-rank", at)
 
     case.layer.train(True)
     sync.train(True)
