@@ -10,7 +10,7 @@ p-value, and compare the observed rejection rate at relaxed levels (0.001 .. 0.1
 the level, with a Clopper-Pearson interval. A rate well above its level means a test
 whose null distribution is wrong (a bug in the suite).
 
-Every p-value is kept: dropnorm/pytest_results.py records all of a test's measurements
+Every p-value is kept: dropnorm/suite/recorder.py records all of a test's measurements
 (it used to keep the first 400 per test, which dropped about half of the DO-TRAIN-03
 neighbour and dispersion p-values), and each run says how many it got per condition.
 Runs are appended, one JSON line each, to benchmarks/results/calibration-runs.jsonl

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import reference as ref
-from dropnorm import inputs
-from dropnorm import tolerances as tol
-from dropnorm.dtypes import round_to
+from dropnorm import reference as ref
+from dropnorm.suite import inputs
+from dropnorm.spec import tolerances as tol
+from dropnorm.spec.dtypes import round_to
 from dropnorm.zoo import scratch
 from dropnorm.zoo.defects import one_pass_variance_clamped as onepass
 

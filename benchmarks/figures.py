@@ -8,7 +8,7 @@ verbatim: the calibration rejection rates against the level, with their counts; 
 runs per implementation and their failures; and the false-alarm bound the soak gives.
 
 Runs are grouped by the code they audited: two commits whose audited paths (dropnorm/,
-reference/, spec/, tests/, conftest.py, pyproject.toml) have the same git trees are the
+dropnorm/reference/, spec/, tests/, conftest.py, pyproject.toml) have the same git trees are the
 same code; runs recorded before the soak kept commits are "legacy". --code latest (the
 default) reports the code version of the most recent run, `all` pools every run, and a
 commit prefix takes every run on that commit, uncommitted working-tree states included

@@ -60,7 +60,7 @@ def one_run(impl: str, profile: str, cache: str, keep_dir: pathlib.Path | None =
         load_before = os.getloadavg()[0]
         code = commit()  # before the run: the code it ran is the code on disk when it started
         started = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", "dropnorm.cli", "audit", f"--impl={impl}", f"--profile={profile}",
+        proc = subprocess.run([sys.executable, "-m", "dropnorm.run.cli", "audit", f"--impl={impl}", f"--profile={profile}",
                                "--jobs=2", "--quiet", f"--report-dir={d}"], cwd=ROOT, env=env,
                               capture_output=True, text=True, check=False)
         wall = time.monotonic() - started

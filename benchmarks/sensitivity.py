@@ -24,8 +24,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from audit_run import audit_report  # noqa: E402
-from dropnorm import stats, tolerances  # noqa: E402
-from dropnorm.dtypes import UNIT_ROUNDOFF  # noqa: E402
+from dropnorm.spec import stats, tolerances  # noqa: E402
+from dropnorm.spec.dtypes import UNIT_ROUNDOFF  # noqa: E402
 
 QUANTITIES = {  # name -> (clause, what size means, log10 grid)
     "scale": ("DO-TRAIN-01", "relative error of the 1/(1-p) scale", (-17, -1)),
@@ -79,7 +79,7 @@ def theory(kind: str) -> str:
         return (f"tolerance {tolerances.dropout_scale_rtol('float64'):.2g} relative in float64, "
                 f"{tolerances.dropout_scale_rtol('float32'):.2g} in float32 (the dtype's rounding)")
     return (f"float rounding of the checked values: unit roundoff {UNIT_ROUNDOFF['float64']:.2g} (float64), "
-            f"{UNIT_ROUNDOFF['float32']:.2g} (float32), times the condition of the operation (dropnorm/tolerances.py)")
+            f"{UNIT_ROUNDOFF['float32']:.2g} (float32), times the condition of the operation (dropnorm/spec/tolerances.py)")
 
 
 def main() -> int:

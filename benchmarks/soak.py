@@ -4,7 +4,7 @@
                               [--tree snapshot|worktree]
 
 Each run is `dropnorm audit --seed S --profile P` with a new S drawn from the OS
-(dropnorm.plugin turns derandomization off when a seed is given: new examples every run).
+(dropnorm.suite.plugin turns derandomization off when a seed is given: new examples every run).
 A correct implementation must never fail: any fail or error is a bug in the suite (fix
 the test, never the count) or, as for torch's transposed backward, a real bug of the
 implementation, to be recorded and written up.
@@ -94,7 +94,7 @@ def audit(tree: pathlib.Path, impl: str, seed: int, profile: str, jobs: str,
         if tree != ROOT and pyproject.exists() and "pytest11" not in pyproject.read_text():
             # the shared venv's editable install may register a pytest11 entry point the snapshot predates
             env["PYTEST_ADDOPTS"] = (env.get("PYTEST_ADDOPTS", "") + " -p no:dropnorm").strip()
-        proc = subprocess.run([sys.executable, "-m", "dropnorm.cli", "audit", f"--impl={impl}", f"--jobs={jobs}",
+        proc = subprocess.run([sys.executable, "-m", "dropnorm.run.cli", "audit", f"--impl={impl}", f"--jobs={jobs}",
                                "--quiet", f"--report-dir={d}", f"--seed={seed}", f"--profile={profile}", *extra],
                               cwd=tree, env=env, capture_output=True, text=True, check=False)
         report_file = pathlib.Path(d) / "report.json"

@@ -2,10 +2,10 @@
 
     python benchmarks/test_costs.py REPORT_DIR [REPORT_DIR ...]
 
-reads report.json files of torch audits (ci profile) and writes dropnorm/test_costs.json:
+reads report.json files of torch audits (ci profile) and writes dropnorm/run/test_costs.json:
 test function -> the longest duration seen (seconds) and the runs it rests on. `dropnorm audit`
 gives each test COST_FACTOR times that (scaled by the profile's examples), at least MIN_LIMIT_S
-and at most the profile's flat limit (dropnorm/audit.py).
+and at most the profile's flat limit (dropnorm/run/audit.py).
 """
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as d:
             t0 = time.time()
-            run = subprocess.run([sys.executable, "-m", "dropnorm.cli", "audit", f"--impl={args.impl}",
+            run = subprocess.run([sys.executable, "-m", "dropnorm.run.cli", "audit", f"--impl={args.impl}",
                                   f"--profile={args.profile}", f"--seed={seed}", f"--jobs={args.jobs}",
                                   f"--report-dir={d}", "--quiet"], cwd=ROOT, capture_output=True, text=True)
             report = json.loads((pathlib.Path(d) / "report.json").read_text())

@@ -1,7 +1,7 @@
 """Executable verdicts of the claims ledger (spec/ledger.toml, field `witness`; issue 24).
 
-Each witness runs the behaviour a `wrong` claim asserts through the float64 reference (reference/) and
-then the named clause's own check (dropnorm.checks, the same helper the property tests call), and returns
+Each witness runs the behaviour a `wrong` claim asserts through the float64 reference (dropnorm/reference/) and
+then the named clause's own check (dropnorm.suite.checks, the same helper the property tests call), and returns
 the ClauseViolation that check raises, or None where it accepts the behaviour. test_ledger_is_valid
 (tests/test_spec_index.py) requires a ClauseViolation on one of the entry's `rejected_by` conditions: a
 clause that accepts what the claim says cannot make it wrong.
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-import reference as ref
-from dropnorm import checks as ph
-from dropnorm import stats
-from reference.dropout import dropout_forward, sample_mask
+from dropnorm import reference as ref
+from dropnorm.suite import checks as ph
+from dropnorm.spec import stats
+from dropnorm.reference.dropout import dropout_forward, sample_mask
 
 
 def _rejection(run):

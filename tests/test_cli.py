@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from dropnorm import cli
+from dropnorm.run import cli
 from dropnorm.report import files
 from dropnorm.spec import clauses
 
@@ -170,7 +170,7 @@ def test_interrupted_audit_leaves_a_valid_incomplete_report(tmp_path):
     tests that finished before the interruption."""
     # every layer (not only dropout's 43 tests): the audit must still be running when the signal lands, which
     # on a loaded machine the last few fast dropout tests did not guarantee (the audit ended with exit 0)
-    proc = subprocess.Popen([sys.executable, "-m", "dropnorm.cli", "audit", "--impl", "reference", "--profile=ci",
+    proc = subprocess.Popen([sys.executable, "-m", "dropnorm.run.cli", "audit", "--impl", "reference", "--profile=ci",
                              "--jobs=1", f"--report-dir={tmp_path}"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True,
@@ -197,7 +197,7 @@ def test_interrupted_audit_leaves_a_valid_incomplete_report(tmp_path):
 def test_audit_in_which_nothing_could_be_tested_exits_2(module_file, tmp_path):
     """A module with only Dropout, audited for batch norm: every clause is not provided."""
     target = module_file("from torch.nn import Dropout  # noqa: F401\n")
-    run = subprocess.run([sys.executable, "-m", "dropnorm.cli", "audit", f"--impl=torch-module:{target}",
+    run = subprocess.run([sys.executable, "-m", "dropnorm.run.cli", "audit", f"--impl=torch-module:{target}",
                           "--layer=batchnorm", "--profile=quick", "--jobs=1", "--quiet",
                           f"--report-dir={tmp_path / 'report'}"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -211,7 +211,7 @@ def test_selfcheck_exits_1_on_a_survivor_or_false_alarm(monkeypatch, capsys):
     """dropnorm selfcheck's verdict, on audits faked at the boundary (tests/test_zoo.py runs the real ones)."""
     import io
 
-    from dropnorm import selfcheck
+    from dropnorm.run import selfcheck
     from dropnorm.zoo import meta
 
     entries = meta.catalogue()

@@ -3,8 +3,8 @@ applicable conditions never ran there.
 
 (a) the rule of dropnorm/report/model.py on hand-made records (conditions_run, applies, not-provided
     examples, records without conditions); (b) the spec's [clause.applies] tables name real conditions
-    and kinds, and dropnorm.spec rejects bad ones; (c) the recording itself (dropnorm.checks,
-    dropnorm.pytest_results) on one small torch property test, in a subprocess (a few seconds): D2-DTYPE-01's
+    and kinds, and dropnorm.spec rejects bad ones; (c) the recording itself (dropnorm.suite.checks,
+    dropnorm.suite.recorder) on one small torch property test, in a subprocess (a few seconds): D2-DTYPE-01's
     inplace conditions run on Dropout1d and Dropout3d, the kinds the issue found them missing on.
 
 These tests check dropnorm's tools, not an implementation: they cite no spec clause of their own.
@@ -19,10 +19,12 @@ import tomllib
 
 import pytest
 
-from dropnorm import checks, spec
-from dropnorm.kinds import LAYER_KINDS
+from dropnorm.suite import checks
+
+from dropnorm import spec
+from dropnorm.spec.kinds import LAYER_KINDS
 from dropnorm.report import model
-from dropnorm.traced import TRACE, Call
+from dropnorm.suite.traced import TRACE, Call
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CHANNEL = ("Dropout2d", "Dropout1d", "Dropout3d")
@@ -277,7 +279,7 @@ def test_no_clause_of_torch_passes_with_an_applicable_condition_unrun(tmp_path):
     tests (checks.inapplicable), never left out silently."""
     pytest.importorskip("torch")
     assert model.ENFORCE_CONDITIONS
-    run = subprocess.run([sys.executable, "-m", "dropnorm.cli", "audit", "--impl=torch", "--profile=quick",
+    run = subprocess.run([sys.executable, "-m", "dropnorm.run.cli", "audit", "--impl=torch", "--profile=quick",
                           "--replay=none", f"--report-dir={tmp_path}"],
                          cwd=ROOT, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
     report = json.loads((tmp_path / "report.json").read_text())

@@ -11,7 +11,7 @@ import sys
 
 import jsonschema
 
-from dropnorm.audit import summary_line
+from dropnorm.run.audit import summary_line
 from dropnorm.report import diagnosis, files, markdown, model
 
 BN_KINDS = ("BatchNorm2d",)

@@ -18,7 +18,7 @@ import sys
 
 import pytest
 
-from dropnorm import matrix
+from dropnorm.run import matrix
 from dropnorm.adapters import FRAMEWORKS
 from dropnorm.report import files
 
@@ -30,7 +30,7 @@ def test_framework_audit_has_no_unrecorded_failure(framework, tmp_path):
     impl = framework
     if impl not in matrix.installed():
         pytest.skip(f"{impl} is not installed (pip install -e '.[{FRAMEWORKS[impl][1]}]')")
-    run = subprocess.run([sys.executable, "-m", "dropnorm.cli", "audit", f"--impl={impl}", "--profile=quick",
+    run = subprocess.run([sys.executable, "-m", "dropnorm.run.cli", "audit", f"--impl={impl}", "--profile=quick",
                           "--jobs=1", "--quiet", f"--report-dir={tmp_path}"],
                          cwd=ROOT, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
     report = files.load_report(tmp_path)

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import torch
 
-from dropnorm import isolation
+from dropnorm.suite import isolation
 from dropnorm.report import files
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -36,7 +36,7 @@ TIMEOUT = 10  # seconds: the hanging Dropout of stalls.py is stopped after this 
 
 
 def _audit(name: str, directory: pathlib.Path) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "dropnorm.cli", "audit", f"--impl=torch-module:{MISBEHAVING / name}.py",
+    cmd = [sys.executable, "-m", "dropnorm.run.cli", "audit", f"--impl=torch-module:{MISBEHAVING / name}.py",
            "--profile=quick", "--jobs=1", f"--timeout={TIMEOUT}", f"--report-dir={directory}",
            *[f"--clause={c}" for c in AUDITS[name]]]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
@@ -108,7 +108,7 @@ def test_global_state_change_is_reported_and_not_inherited(audited):
 
 
 def test_wrong_output_type_and_shape(audited):
-    """Dropout2d returning numpy: one note up front (the forked preflight, dropnorm/cli.py), its clauses errors,
+    """Dropout2d returning numpy: one note up front (the forked preflight, dropnorm/run/cli.py), its clauses errors,
     and the other layers audited as far as they go; BatchNorm's eval output of the wrong shape fails."""
     report, run = audited["talks"]
     assert "note: " in run.stderr and "Dropout2d.forward returned numpy.ndarray in training mode" in run.stderr
@@ -162,7 +162,7 @@ def test_same_seed_reproduces_the_same_results(tmp_path):
     """Two audits with --seed 7 draw the same examples: identical statuses and statistics."""
     reports = []
     for i in range(2):
-        cmd = [sys.executable, "-m", "dropnorm.cli", "audit", "--impl=reference", "--profile=quick", "--jobs=1",
+        cmd = [sys.executable, "-m", "dropnorm.run.cli", "audit", "--impl=reference", "--profile=quick", "--jobs=1",
                "--seed=7", "--clause=DO-TRAIN-02", "--clause=BN-TRAIN-02", f"--report-dir={tmp_path / str(i)}"]
         run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
         assert run.returncode == 0, run.stderr[-2000:]

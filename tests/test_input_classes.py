@@ -1,12 +1,12 @@
-"""dropnorm.input_classes (issue 22, errors isolated by input class): the features of a call, the clause that
+"""dropnorm.suite.input_classes (issue 22, errors isolated by input class): the features of a call, the clause that
 covers a class, and the minimal class an error needs. Tools of the suite, not clauses: no clause marker."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from dropnorm import input_classes as ic
-from dropnorm.traced import Call
+from dropnorm.suite import input_classes as ic
+from dropnorm.suite.traced import Call
 
 
 def test_features_name_what_sets_a_call_apart_from_the_plain_case():

@@ -1,7 +1,7 @@
 """`dropnorm matrix`'s choice of interpreter per implementation (frameworks in other venvs)."""
 import sys
 
-from dropnorm import matrix
+from dropnorm.run import matrix
 
 
 def test_plan_audits_what_is_installed_here_with_this_interpreter():

@@ -137,7 +137,7 @@ def test_haiku_running_statistics_are_zero_debiased():
     pytest.importorskip("haiku")
     pytest.importorskip("jax")
     import jax.numpy as jnp
-    import reference as ref
+    from dropnorm import reference as ref
     d = 0.75
     bn = _haiku_batchnorm(d)
     rng = np.random.default_rng(4)

@@ -5,7 +5,7 @@ clause IDs are those the checks are written for."""
 import numpy as np
 import pytest
 
-from dropnorm import checks as ph
+from dropnorm.suite import checks as ph
 
 
 def test_nan_output_reads_as_nothing_kept():

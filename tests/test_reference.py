@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-import reference as ref
+from dropnorm import reference as ref
 
 
 def test_batchnorm_hand_computed():
@@ -164,7 +164,7 @@ def test_transposed_folding_is_torchs_along_weight_dim_1(d):
     torch = pytest.importorskip("torch")
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-    from reference import folding
+    from dropnorm.reference import folding
     kind = f"ConvTranspose{d}d"
     rng = np.random.default_rng(d)
     w, b = rng.normal(size=(3, 3) + (2,) * d), rng.normal(size=3)

@@ -1,6 +1,6 @@
 """The oracle's own check: the float64 reference against exact rational arithmetic.
 
-Every conformance test compares an implementation with reference/ (float64 numpy), so
+Every conformance test compares an implementation with dropnorm/reference/ (float64 numpy), so
 auditing the reference against itself (dropnorm/adapters/reference_impl.py) cannot fail
 and is no evidence that the reference is right. This file is that evidence. For small
 cases drawn by hypothesis it recomputes every formula the reference implements, from the
@@ -49,7 +49,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
-import reference as ref
+from dropnorm import reference as ref
 
 U = Fraction(1, 2 ** 53)        # float64 unit roundoff (round to nearest)
 ETA = Fraction(1, 2 ** 1075)    # absolute rounding error bound in the subnormal range

@@ -34,7 +34,7 @@ CLAUSES = ["DO-TRAIN-01", "DO-EVAL-01", "DO-P0-01"]
 
 def dropnorm(*args, cwd=ROOT, timeout=300):
     """Run the `dropnorm` command as a user does; returns the CompletedProcess."""
-    return subprocess.run([sys.executable, "-m", "dropnorm.cli", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "dropnorm.run.cli", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, stdin=subprocess.DEVNULL)
 
 
@@ -308,7 +308,7 @@ def test_sigint_while_replaying_keeps_the_verdict_and_the_report(tmp_path):
     import signal
     import time
     (tmp_path / "slow_replay.py").write_text(SLOW_REPLAY)
-    cmd = [sys.executable, "-m", "dropnorm.cli", "audit", f"--impl=torch-module:{tmp_path / 'slow_replay.py'}",
+    cmd = [sys.executable, "-m", "dropnorm.run.cli", "audit", f"--impl=torch-module:{tmp_path / 'slow_replay.py'}",
            "--profile=quick", "--jobs=1", f"--report-dir={tmp_path / 'r'}", "--clause=DO-TRAIN-01"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
                             stdin=subprocess.DEVNULL)
@@ -330,7 +330,7 @@ def test_sigint_while_replaying_keeps_the_verdict_and_the_report(tmp_path):
 def test_a_reaudit_keeps_the_previous_run_and_compare_takes_one_directory(defect_run, tmp_path):
     """The run before the latest is kept in DIR/previous/ (files.keep_previous, called when an audit prepares
     its directory), and `dropnorm compare DIR` compares the two (issue 25: the before is never lost)."""
-    from dropnorm.audit import prepare_dir
+    from dropnorm.run.audit import prepare_dir
     directory = tmp_path / "r"
     shutil.copytree(defect_run[0], directory)
     run = dropnorm("compare", str(directory))

@@ -1,6 +1,6 @@
 """The suite checks its own bookkeeping: every clause is tested, every cited clause
 exists, the rendered clause table, the ledger and the deviation files are valid, and
-the statistical tests stay within the false-alarm budget of dropnorm/stats.py."""
+the statistical tests stay within the false-alarm budget of dropnorm/spec/stats.py."""
 import importlib
 import pathlib
 import re
@@ -8,7 +8,9 @@ import tomllib
 
 import pytest
 
-from dropnorm import spec, stats
+from dropnorm import spec
+
+from dropnorm.spec import stats
 
 TESTS = pathlib.Path(__file__).parent
 ROOT = TESTS.parent

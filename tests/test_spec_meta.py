@@ -4,7 +4,7 @@
     spec/clauses.toml (`conditions = [...]`), and every listed condition is
     raised by some test. The labels are found statically (AST), from every
     test function of dropnorm/properties/test_*.py down to the one place a clause can fail,
-    dropnorm.checks.check: through the helpers of dropnorm/checks.py
+    dropnorm.suite.checks.check: through the helpers of dropnorm/suite/checks.py
     (assert_close, assert_shape -> "shape", assert_dtype -> "dtype",
     assert_inverted_dropout -> "scale", "whole-channel", ...) and the tests'
     own helpers, with the literal arguments of each call site, the values of
@@ -36,7 +36,7 @@ TESTS = pathlib.Path(__file__).parent
 ROOT = TESTS.parent
 PROPERTIES = ROOT / "dropnorm" / "properties"   # the property suite
 WILD = "*"
-SINK = ("dropnorm.checks", "check")   # check(ok, clause, condition, message, ...)
+SINK = ("dropnorm.suite.checks", "check")   # check(ok, clause, condition, message, ...)
 MAX_VARIANTS = 64                      # call-site bindings expanded per call
 MAX_DEPTH = 8
 
@@ -457,7 +457,7 @@ def _matches(condition: str, listed) -> list[str]:
 
 # ------------------------------------------------------------------ the tests
 def test_scan_sees_the_known_helpers():
-    """The scan itself: the helpers of dropnorm/checks.py and computed labels resolve."""
+    """The scan itself: the helpers of dropnorm/suite/checks.py and computed labels resolve."""
     pairs = {(c, k) for c, k, _ in used_conditions()}
     assert ("BN-DTYPE-01", "dtype") in pairs            # assert_dtype
     assert ("DO-TRAIN-01", "scale") in pairs            # assert_inverted_dropout

@@ -137,7 +137,7 @@ def test_a_raising_compiled_module_leaves_the_path_compiled():
     a transposed (1, C, 1, W) input is the analytic one (eager torch's CPU kernel gets it wrong:
     docs/findings/torch-batchnorm-backward-transposed.md). Without the adapter's reset the second layer
     ran eagerly (docs/findings/torch-compile-error-disables-compilation.md)."""
-    import reference as ref
+    from dropnorm import reference as ref
     impl = load("torch-compile")
     with pytest.raises((ValueError, RuntimeError)):
         impl.batchnorm(3, 3).forward(np.ones((2, 3, 2, 2)))
@@ -199,7 +199,7 @@ def test_compiled_paths_draw_constructor_parameters_from_grids():
     import hypothesis
     from hypothesis import strategies as st
 
-    from dropnorm import strategies as hh
+    from dropnorm.suite import strategies as hh
 
     grid_paths = {n for n, cls in torch_paths.PATHS.items() if cls.parameter_grid}
     assert grid_paths == {"torch-compile", "torch-compile-fullgraph", "torch-compile-dynamic"}
@@ -229,7 +229,7 @@ def test_compiled_paths_report_failures_unshrunk():
     import hypothesis
     from hypothesis import strategies as st
 
-    from dropnorm import strategies as hh
+    from dropnorm.suite import strategies as hh
 
     no_shrink = {n for n, cls in torch_paths.PATHS.items() if not cls.shrinks_failures}
     assert no_shrink == {"torch-compile", "torch-compile-fullgraph", "torch-compile-dynamic"}
@@ -266,13 +266,13 @@ def test_compiled_paths_declare_no_double_backward(name):
 # compile == eager, as relations (issue 15). Each compile costs 10-60 s on the loaded 2-core machine
 # (inductor, cold cache), so these run only when DROPNORM_SLOW_TESTS=1: CI (`pytest -n 2`, < 15 min)
 # skips them, saying why. One compiled module per configuration, driven through every step in one
-# test; the bounds are dropnorm.tolerances' (derived there), combined as the steps combine them.
+# test; the bounds are dropnorm.spec.tolerances' (derived there), combined as the steps combine them.
 
 import copy  # noqa: E402
 import os  # noqa: E402
 
-from dropnorm import stats, tolerances  # noqa: E402
-from reference import batchnorm as refbn  # noqa: E402
+from dropnorm.spec import stats, tolerances  # noqa: E402
+from dropnorm.reference import batchnorm as refbn  # noqa: E402
 
 slow = pytest.mark.skipif(not os.environ.get("DROPNORM_SLOW_TESTS"),
                           reason="slow (torch.compile or torch.onnx.export, 5-60 s each on 2 loaded cores): "
@@ -366,7 +366,7 @@ def test_compiled_batchnorm_training_eval_training_matches_eager(momentum):
 @needs_compile
 def test_compiled_dropout_keep_rate_with_its_own_stream():
     """Compiled Dropout(p=0.3)'s mask: every element is 0 or x / 0.7 (float32), and the keep rate passes
-    the suite's exact binomial test (dropnorm.stats.binomial at stats.keep_rate_n(0.7) elements). The mask
+    the suite's exact binomial test (dropnorm.spec.stats.binomial at stats.keep_rate_n(0.7) elements). The mask
     is not compared with eager's: inductor draws its own stream (pytorch/pytorch#158643, #141557), which
     the spec allows (DO-SEED-01 asks only for reproducibility)."""
     q = 0.7

@@ -31,7 +31,7 @@ import time
 
 import pytest
 
-from dropnorm.kinds import KINDS
+from dropnorm.spec.kinds import KINDS
 from dropnorm.spec import clauses
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -59,7 +59,7 @@ def subset_name(kinds: tuple) -> str:
 
 def audit(impl: str, report_dir: pathlib.Path, *args: str, timeout: float = 600) -> tuple[int, dict, str]:
     """`dropnorm audit` in a fresh process, as a user runs it: (exit status, report.json, stderr)."""
-    run = subprocess.run([sys.executable, "-m", "dropnorm.cli", "audit", f"--impl={impl}", "--profile=quick",
+    run = subprocess.run([sys.executable, "-m", "dropnorm.run.cli", "audit", f"--impl={impl}", "--profile=quick",
                           "--jobs=1", "--quiet", "--replay=none", f"--report-dir={report_dir}", *args],
                          cwd=ROOT, capture_output=True, text=True, timeout=timeout,
                          env={k: v for k, v in os.environ.items() if not k.startswith(("DROPNORM_", "PYTEST_"))})
@@ -74,7 +74,7 @@ def unrecorded(entries: list[dict]) -> list[str]:
 
 
 def exit_status(entries: list[dict]) -> int:
-    """The exit status dropnorm audit gives these clause entries (dropnorm.audit.audit, a complete run)."""
+    """The exit status dropnorm audit gives these clause entries (dropnorm.run.audit.audit, a complete run)."""
     from dropnorm.report import model
     if model.is_conformant(entries):
         return 0
@@ -95,7 +95,7 @@ def subset_audits(tmp_path_factory) -> dict:
     """Every subset audited in one pytest process of the property suite (as dropnorm audit runs it, with one
     --impl per subset and two workers), judged by dropnorm audit's own functions (dropnorm.report.model):
     subset name -> its clause entries. One process: the start-up, not the tests, is most of a small audit."""
-    from dropnorm.audit import property_test_files
+    from dropnorm.properties import module_files as property_test_files
     from dropnorm.report import model
     base = tmp_path_factory.mktemp("torch-subsets")
     specs = {}
@@ -179,7 +179,7 @@ def test_torch_own_kinds_by_identity(tmp_path):
 def test_deviation_scopes():
     """torch's entries cover torch's own kinds only, entries of clauses of their layers only; the user's
     cover the user's own kinds only; a framework's record given as --deviations never covers a user's class."""
-    from dropnorm.plugin import recorded_deviations
+    from dropnorm.suite.plugin import recorded_deviations
     from dropnorm.spec import Deviation
     torch_entries = _torch_record()
     user = Deviation("BN-LAYOUT-01", "dx-transposed", "mine", "mine", "convention", source="/elsewhere/mine.toml")

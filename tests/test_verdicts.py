@@ -16,7 +16,7 @@ PROBES = ROOT / "tests" / "probes"
 
 def audit(tmp_path, impl, *args):
     """Run `dropnorm audit` on `impl`; returns (exit status, report.json)."""
-    run = subprocess.run([sys.executable, "-m", "dropnorm.cli", "audit", f"--impl={impl}", "--profile=quick",
+    run = subprocess.run([sys.executable, "-m", "dropnorm.run.cli", "audit", f"--impl={impl}", "--profile=quick",
                           "--jobs=1", f"--report-dir={tmp_path}", *args], cwd=ROOT, capture_output=True,
                          text=True, stdin=subprocess.DEVNULL, timeout=900)
     report = json.loads((tmp_path / "report.json").read_text())
@@ -118,7 +118,7 @@ def test_a_layout_run_is_judged_against_a_failing_contiguous_run_not_hidden_by_i
     is judged against the reference within t, as before."""
     import numpy as np
 
-    from dropnorm import checks
+    from dropnorm.suite import checks
     from dropnorm.properties._family import compare_layout_run as _compare
 
     expected, t = np.zeros(3), np.full(3, 0.1)

@@ -82,6 +82,17 @@ def normalize(spec: str) -> str:
     raise ImplSpecError(f"unknown implementation {spec!r}: use {IMPL_HELP}")
 
 
+def bare_path_error(spec: str) -> str | None:
+    """The usage error for an --impl value that is a path without its torch-module: prefix (my_layers.py,
+    layers/ops.py, or a name whose .py file lies here), else None."""
+    if spec in REGISTRY or spec.startswith("torch-module:"):
+        return None
+    if spec.endswith(".py") or os.sep in spec or os.path.isfile(spec) or os.path.isfile(spec + ".py"):
+        return (f"--impl {spec}: a file or module of your own is named with the torch-module: prefix; "
+                f"did you mean --impl torch-module:{spec}?")
+    return None
+
+
 def load(spec: str, device: str = "cpu") -> Implementation:
     spec = normalize(spec)
     if spec == "reference":
@@ -99,4 +110,4 @@ def load(spec: str, device: str = "cpu") -> Implementation:
     return torch_nn.torch_module(spec.split(":", 1)[1], device)
 
 
-__all__ = ["Implementation", "Layer", "NotProvided", "Output", "load", "normalize", "ImplSpecError", "IMPL_HELP"]
+__all__ = ["Implementation", "Layer", "NotProvided", "Output", "load", "normalize", "ImplSpecError", "IMPL_HELP", "bare_path_error"]

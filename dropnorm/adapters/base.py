@@ -2,7 +2,7 @@
 
 Tests never import torch.nn or the reference directly: they ask an
 `Implementation` for layers and exchange float64 numpy arrays whose values are
-exactly representable in the dtype under test (dropnorm/dtypes.py). An
+exactly representable in the dtype under test (dropnorm/spec/dtypes.py). An
 adapter for another framework implements these two classes and nothing else.
 
 The interface is small on purpose:
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dropnorm.kinds import CORE_KINDS, FACTORY, KINDS
+from dropnorm.spec.kinds import CORE_KINDS, FACTORY, KINDS
 
 LAYOUTS = ("contiguous", "transposed", "strided", "channels_last")
 BATCHNORM_RANKS = {1: (2, 3), 2: (4,), 3: (5,)}  # BatchNormNd -> allowed x.ndim
@@ -308,7 +308,7 @@ class Implementation(abc.ABC):
         of the value `momentum` (torch: torch.tensor(momentum, dtype=torch.float64)) (BN-MOMTENSOR-01)."""
         raise NotProvided(f"{self.name}: a momentum given as a tensor")
 
-    # transformations (spec/clauses.toml "Transformations"; reference/folding.py)
+    # transformations (spec/clauses.toml "Transformations"; dropnorm/reference/folding.py)
     def fold_methods(self) -> tuple:
         """The names of the ways this implementation folds an eval BatchNorm into the preceding convolution
         or linear layer (BN-FOLD-01); () when it has none (the clause is then not provided)."""

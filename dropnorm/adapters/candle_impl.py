@@ -34,7 +34,7 @@ import numpy as np
 from dropnorm.adapters import _common as c
 from dropnorm.adapters.base import Implementation, Layer, NotProvided, Output
 from dropnorm.adapters.layouts import storage_permutation
-from dropnorm.dtypes import round_to
+from dropnorm.spec.dtypes import round_to
 
 candle = c.require("candle", "candle", "candle")
 

@@ -33,7 +33,7 @@ import numpy as np
 from dropnorm.adapters import _common as c
 from dropnorm.adapters.base import FlagModeLayer, Implementation, NotProvided, Output
 from dropnorm.adapters.layouts import numpy_view
-from dropnorm.dtypes import round_to
+from dropnorm.spec.dtypes import round_to
 
 jax = c.require("jax", "equinox", "equinox")
 jax.config.update("jax_enable_x64", True)
@@ -211,7 +211,7 @@ class EqxImplementation(Implementation):
                                 track_running_stats)
         if momentum in (0, 1):
             raise NotProvided("eqx.nn.BatchNorm documents momentum 'between 0 and 1 exclusive'")
-        from dropnorm import conventions
+        from dropnorm.spec import conventions
         config = dict(eps=eps, momentum=conventions.get("equinox").framework_momentum(momentum),
                       channelwise_affine=affine)
         return EqxBatchNorm(self, dims, kw, config)

@@ -30,7 +30,7 @@ import numpy as np
 from dropnorm.adapters import _common as c
 from dropnorm.adapters.base import FlagModeLayer, Implementation, NotProvided, Output
 from dropnorm.adapters.layouts import numpy_view
-from dropnorm.dtypes import round_to
+from dropnorm.spec.dtypes import round_to
 
 jax = c.require("jax", "flax", "flax")
 jax.config.update("jax_enable_x64", True)
@@ -203,7 +203,7 @@ class FlaxImplementation(Implementation):
 
     def batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
         kw = c.batchnorm_kwargs('flax BatchNorm', dims, num_features, eps, momentum, affine, track_running_stats)
-        from dropnorm import conventions
+        from dropnorm.spec import conventions
         config = dict(epsilon=eps, momentum=conventions.get("flax").framework_momentum(momentum),
                       use_scale=affine, use_bias=affine)
         return FlaxBatchNorm(self, dims, kw, config)

@@ -51,7 +51,7 @@ import numpy as np
 from dropnorm.adapters import _common as c
 from dropnorm.adapters.base import BATCHNORM_RANKS, FlagModeLayer, Implementation, NotProvided, Output
 from dropnorm.adapters.layouts import numpy_view
-from dropnorm.dtypes import round_to
+from dropnorm.spec.dtypes import round_to
 
 jax = c.require("jax", "haiku", "haiku")
 jax.config.update("jax_enable_x64", True)
@@ -280,7 +280,7 @@ class HkImplementation(Implementation):
 
     def batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
         kw = c.batchnorm_kwargs("hk.BatchNorm", dims, num_features, eps, momentum, affine, track_running_stats)
-        from dropnorm import conventions
+        from dropnorm.spec import conventions
         decay = conventions.get("haiku").framework_momentum(momentum)
         if decay == 1:
             raise NotProvided("hk.BatchNorm's EMA documents decay in [0, 1): torch momentum 0 (or one that "

@@ -43,7 +43,7 @@ import numpy as np
 from dropnorm.adapters import _common as c
 from dropnorm.adapters.base import BATCHNORM_RANKS, FlagModeLayer, Implementation, NotProvided, Output
 from dropnorm.adapters.layouts import numpy_view
-from dropnorm.dtypes import round_to
+from dropnorm.spec.dtypes import round_to
 
 BACKENDS = {"keras-torch": "torch", "keras-jax": "jax", "keras-tensorflow": "tensorflow",
             "tensorflow": "tensorflow"}
@@ -177,7 +177,7 @@ class KerasImplementation(Implementation):
 
     @property
     def conv(self):
-        from dropnorm import conventions
+        from dropnorm.spec import conventions
         return conventions.get(self.convention)
 
 

@@ -35,7 +35,7 @@ import numpy as np
 from dropnorm.adapters import _common as c
 from dropnorm.adapters.base import Implementation, Layer, NotProvided, Output
 from dropnorm.adapters.layouts import storage_permutation
-from dropnorm.dtypes import round_to
+from dropnorm.spec.dtypes import round_to
 
 mx = c.require("mlx.core", "mlx", "mlx")
 import mlx  # noqa: E402

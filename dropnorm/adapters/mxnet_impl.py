@@ -58,8 +58,8 @@ import numpy as np
 from dropnorm.adapters import _common as c
 from dropnorm.adapters.base import FlagModeLayer, Implementation, NotProvided, Output
 from dropnorm.adapters.layouts import storage_permutation
-from dropnorm.dtypes import round_to
-from dropnorm.kinds import CHANNEL_RANKS
+from dropnorm.spec.dtypes import round_to
+from dropnorm.spec.kinds import CHANNEL_RANKS
 
 mx = c.require("mxnet", "mxnet", "mxnet")
 from mxnet import autograd, gluon  # noqa: E402
@@ -302,7 +302,7 @@ class MxImplementation(Implementation):
     def batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
         kw = c.batchnorm_kwargs("gluon.nn.BatchNorm", dims, num_features, eps, momentum, affine,
                                 track_running_stats)
-        from dropnorm import conventions
+        from dropnorm.spec import conventions
         config = dict(momentum=conventions.get("mxnet").framework_momentum(momentum), epsilon=eps,
                       center=affine, scale=affine)
         return MxBatchNorm(self, dims, kw, config)

@@ -31,7 +31,7 @@ import numpy as np
 from dropnorm.adapters import _common as c
 from dropnorm.adapters.base import FlagModeLayer, Implementation, NotProvided, Output
 from dropnorm.adapters.layouts import numpy_view
-from dropnorm.dtypes import round_to
+from dropnorm.spec.dtypes import round_to
 
 onnx = c.require("onnx", "onnx", "onnxruntime")
 ort = c.require("onnxruntime", "onnx", "onnxruntime")
@@ -195,7 +195,7 @@ class OrtImplementation(Implementation):
     cost_factor = 10.0
 
     def __init__(self):
-        from dropnorm import conventions
+        from dropnorm.spec import conventions
         self.version = f"onnxruntime {ort.__version__}, onnx {onnx.__version__}"
         self.target = "ONNX Dropout-13 / BatchNormalization-15 in onnxruntime (CPU)"
         self.conv = conventions.get(self.convention)

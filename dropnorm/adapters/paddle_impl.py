@@ -30,7 +30,7 @@ import numpy as np
 from dropnorm.adapters import _common as c
 from dropnorm.adapters.base import Implementation, Layer, NotProvided, Output
 from dropnorm.adapters.layouts import storage_permutation
-from dropnorm.dtypes import round_to
+from dropnorm.spec.dtypes import round_to
 
 paddle = c.require("paddle", "paddle", "paddle")
 
@@ -221,7 +221,7 @@ class PaddleImplementation(Implementation):
 
     def batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
         kw = c.batchnorm_kwargs("paddle BatchNorm", dims, num_features, eps, momentum, affine, track_running_stats)
-        from dropnorm import conventions
+        from dropnorm.spec import conventions
         config = dict(momentum=conventions.get("paddle").framework_momentum(momentum), epsilon=eps)
         if not affine:
             config.update(weight_attr=False, bias_attr=False)

@@ -11,14 +11,14 @@ import copy
 
 import numpy as np
 
-import reference as ref
-from reference import batchnorm as refbn
+from dropnorm import reference as ref
+from dropnorm.reference import batchnorm as refbn
 from dropnorm.adapters.base import BATCHNORM_RANKS, FlagModeLayer, Implementation, Layer, NotProvided, Output
 from dropnorm.adapters.layouts import numpy_view
-from dropnorm.dtypes import DTYPES, round_to
-from dropnorm.kinds import CHANNEL_RANKS, KINDS
-from reference import _validate as v
-from reference.dropout import alpha_dropout_backward, alpha_dropout_forward, sample_channel_mask_nobatch
+from dropnorm.spec.dtypes import DTYPES, round_to
+from dropnorm.spec.kinds import CHANNEL_RANKS, KINDS
+from dropnorm.reference import _validate as v
+from dropnorm.reference.dropout import alpha_dropout_backward, alpha_dropout_forward, sample_channel_mask_nobatch
 
 
 def _check_dtype(dtype: str) -> None:
@@ -39,7 +39,7 @@ class _RefLayer(FlagModeLayer):
 
 class RefDropout(_RefLayer):
     """Dropout (channelwise=False) or a channel dropout, Dropout1d/2d/3d (channelwise=True): one draw per
-    (n, c) of the batched rank, per c of the no-batch rank (dropnorm.kinds.CHANNEL_RANKS, D2-RANK-01)."""
+    (n, c) of the batched rank, per c of the no-batch rank (dropnorm.spec.kinds.CHANNEL_RANKS, D2-RANK-01)."""
 
     def __init__(self, impl, kind, kwargs, channelwise: bool):
         super().__init__(impl, kind, kwargs)
@@ -89,7 +89,7 @@ class RefDropout(_RefLayer):
 class RefAlphaDropout(RefDropout):
     """AlphaDropout (channelwise=False) or FeatureAlphaDropout (channelwise=True: one draw per (n, c)
     of (N, C, ...) input, and per c of the documented no-batch (C, D, H, W), AD-TRAIN-01 no-batch-channel;
-    torch 2.13.0 reads the 4-D input as batched, a recorded known defect): reference/dropout.py alpha_dropout_*."""
+    torch 2.13.0 reads the 4-D input as batched, a recorded known defect): dropnorm/reference/dropout.py alpha_dropout_*."""
 
     def _mask(self, shape):
         if self.channelwise and len(shape) < 2:
@@ -329,13 +329,13 @@ class ReferenceImplementation(Implementation):
         kw = dict(eps=eps, momentum=momentum, affine=affine, track_running_stats=track_running_stats)
         return RefLazyBatchNorm(self, f"BatchNorm{dims}d", kw, dims)
 
-    # folding an eval BatchNorm into the preceding layer (BN-FOLD-01): reference/folding.py in float64,
+    # folding an eval BatchNorm into the preceding layer (BN-FOLD-01): dropnorm/reference/folding.py in float64,
     # the folded parameters and the output rounded to the dtype (one rounding each)
     def fold_methods(self):
         return ("reference",)
 
     def fold_conv_bn(self, kind, weight, bias, bn, x, *, method, dtype="float32"):
-        from reference import folding
+        from dropnorm.reference import folding
 
         if method != "reference":
             raise NotProvided(f"reference: no folding method {method!r}")

@@ -33,7 +33,7 @@ import numpy as np
 from dropnorm.adapters import _common as c
 from dropnorm.adapters.base import FlagModeLayer, Implementation, NotProvided, Output
 from dropnorm.adapters.layouts import storage_permutation
-from dropnorm.dtypes import round_to
+from dropnorm.spec.dtypes import round_to
 
 if "DEV" not in os.environ and shutil.which("clang") is None:
     os.environ["DEV"] = "PYTHON"   # tinygrad's CPU device needs clang; the PYTHON device needs nothing

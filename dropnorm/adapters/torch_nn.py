@@ -21,7 +21,7 @@ import torch
 
 from dropnorm.adapters.base import Implementation, Layer, NotProvided, Output
 from dropnorm.adapters.layouts import storage_permutation
-from dropnorm.kinds import KINDS
+from dropnorm.spec.kinds import KINDS
 
 TORCH_DTYPES = {
     "float64": torch.float64,
@@ -566,7 +566,7 @@ class TorchImplementation(Implementation):
             raise NotProvided(f"{self.target}: {name} is {whose[cls]} class but {eager} is {whose[ours]}, so they are "
                               "not one implementation to compare bit for bit")
 
-    # folding an eval BatchNorm into the preceding layer (BN-FOLD-01; reference/folding.py)
+    # folding an eval BatchNorm into the preceding layer (BN-FOLD-01; dropnorm/reference/folding.py)
     TORCH_FOLD_METHODS = ("fuse_conv_bn_eval", "fuse_modules", "fx_fuse")
 
     def fold_methods(self):

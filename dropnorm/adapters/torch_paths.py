@@ -12,7 +12,7 @@ implementation of its own (docs/execution-paths.md):
 
 Each is a TorchImplementation (torch_nn.py) whose layers keep an eager-style module for the state
 (parameters, buffers, state_dict round trip, .to(dtype)) and run every forward and backward through
-the path. The adapters only make framework calls; the tests see them through dropnorm.traced.
+the path. The adapters only make framework calls; the tests see them through dropnorm.suite.traced.
 
 What a path cannot express raises NotProvided with the reason:
   torch-compile*            second-order gradients (AOTAutograd has no double backward)

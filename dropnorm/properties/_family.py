@@ -13,11 +13,11 @@ import math
 import numpy as np
 import pytest
 
-from dropnorm import checks as ph
+from dropnorm.suite import checks as ph
 from dropnorm.adapters import NotProvided
-from dropnorm.dtypes import UNIT_ROUNDOFF, round_to
-from dropnorm.kinds import CHANNEL_RANKS, FACTORY
-from reference.dropout import ALPHA_PRIME, alpha_dropout_constants
+from dropnorm.spec.dtypes import UNIT_ROUNDOFF, round_to
+from dropnorm.spec.kinds import CHANNEL_RANKS, FACTORY
+from dropnorm.reference.dropout import ALPHA_PRIME, alpha_dropout_constants
 
 
 def construct(impl, kind: str, **kwargs):
@@ -29,7 +29,7 @@ def construct(impl, kind: str, **kwargs):
 
 def provided(impl, kinds) -> list:
     """The kinds among `kinds` that impl provides, narrowed to the run's focus; NotProvided if none."""
-    from dropnorm import strategies as hh
+    from dropnorm.suite import strategies as hh
     ok = [k for k in hh.focused(kinds) if impl.provides(k)]
     if not ok:
         raise NotProvided(f"{impl.name} provides none of {list(kinds)}")
@@ -68,7 +68,7 @@ def p_names(impl=None) -> tuple:
     (spec/conventions.toml dropout_rate: Keras's and Flax's rate, ONNX's ratio)."""
     names = ["p", "probabilit*", "dropout*"]
     if impl is not None:
-        from dropnorm import conventions
+        from dropnorm.spec import conventions
         try:
             own = conventions.of(impl).dropout_rate.split(" ", 1)[0]
         except Exception:  # noqa: BLE001 - an implementation without a recorded convention: the defaults

@@ -2,7 +2,7 @@
 read back exactly from the output; keep rate; eval identity; p = 0 and 1; gradient a z dy; dtype,
 layout and the in-place contract. Each test runs once per provided kind (hh.given's focus).
 
-alpha' = -1.7580993408473766, a = (q (1 + alpha'^2 p))^(-1/2), b = -a alpha' p (reference/dropout.py
+alpha' = -1.7580993408473766, a = (q (1 + alpha'^2 p))^(-1/2), b = -a alpha' p (dropnorm/reference/dropout.py
 alpha_dropout_constants; ATen Dropout.cpp _dropout_impl computes the same). The self-normalising
 property (mean 0, variance 1 kept for standard inputs) follows exactly from a, b and the keep rate
 1 - p, so it is checked through them (AD-TRAIN-01 exactly, AD-TRAIN-02 by an exact binomial test)
@@ -14,16 +14,16 @@ import numpy as np
 import pytest
 from hypothesis import strategies as st
 
-from dropnorm import checks as ph
-from dropnorm import stats
-from dropnorm import strategies as hh
+from dropnorm.suite import checks as ph
+from dropnorm.spec import stats
+from dropnorm.suite import strategies as hh
 from dropnorm.adapters import NotProvided
-from dropnorm.dtypes import UNIT_ROUNDOFF
-from dropnorm.kinds import ALPHA_KINDS
+from dropnorm.spec.dtypes import UNIT_ROUNDOFF
+from dropnorm.spec.kinds import ALPHA_KINDS
 from dropnorm.properties._family import (alpha_atol, alpha_inputs, assert_alpha_dropout, check_eval_identity,
                                          check_kind_rejects_bad_p, construct, provided, read_alpha_mask)
 from dropnorm.properties.test_dropout_stats import X, _statistical
-from reference.dropout import ALPHA_PRIME, alpha_dropout_constants
+from dropnorm.reference.dropout import ALPHA_PRIME, alpha_dropout_constants
 
 
 def _channelwise(kind: str) -> bool:

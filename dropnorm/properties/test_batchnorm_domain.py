@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 from hypothesis import strategies as st
 
-import reference as ref
-from dropnorm import checks as ph
-from dropnorm import strategies as hh
-from dropnorm import tolerances as tol
-from dropnorm.bn_setup import LONG_N, draw_case, expected_running, provided_dims
-from dropnorm.dtypes import round_to
+from dropnorm import reference as ref
+from dropnorm.suite import checks as ph
+from dropnorm.suite import strategies as hh
+from dropnorm.spec import tolerances as tol
+from dropnorm.suite.bn_setup import LONG_N, draw_case, expected_running, provided_dims
+from dropnorm.spec.dtypes import round_to
 
 NONFINITE = (float("nan"), float("inf"), float("-inf"))
 

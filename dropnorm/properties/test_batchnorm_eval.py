@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 from hypothesis import strategies as st
 
-import reference as ref
-from dropnorm import checks as ph
-from dropnorm import conventions, inputs
-from dropnorm import strategies as hh
+from dropnorm import reference as ref
+from dropnorm.suite import checks as ph
+from dropnorm.spec import conventions
+from dropnorm.suite import inputs
+from dropnorm.suite import strategies as hh
 from dropnorm.adapters import NotProvided
 from dropnorm.adapters.base import BATCHNORM_RANKS
-from dropnorm import tolerances as tol
-from dropnorm.bn_setup import draw_case, provided_dims
+from dropnorm.spec import tolerances as tol
+from dropnorm.suite.bn_setup import draw_case, provided_dims
 from dropnorm.properties._family import names_argument
 
 

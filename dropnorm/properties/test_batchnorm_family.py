@@ -14,20 +14,21 @@ import numpy as np
 import pytest
 from hypothesis import strategies as st
 
-import reference as ref
-from dropnorm import checks as ph
-from dropnorm import conventions, inputs
-from dropnorm import strategies as hh
-from dropnorm import tolerances as tol
+from dropnorm import reference as ref
+from dropnorm.suite import checks as ph
+from dropnorm.spec import conventions
+from dropnorm.suite import inputs
+from dropnorm.suite import strategies as hh
+from dropnorm.spec import tolerances as tol
 from dropnorm.adapters import NotProvided
-from dropnorm.bn_setup import draw_case, provided_dims
-from dropnorm.traced import TRACE, Call, TracedLayer
-from reference import batchnorm as refbn
+from dropnorm.suite.bn_setup import draw_case, provided_dims
+from dropnorm.suite.traced import TRACE, Call, TracedLayer
+from dropnorm.reference import batchnorm as refbn
 
 STATS = ("running_mean", "running_var")
 
 # ------------------------------------------------------------------------------------------------ tracing
-# Every call reaches the trace (dropnorm.traced), from which reproductions are written. Where the trace
+# Every call reaches the trace (dropnorm.suite.traced), from which reproductions are written. Where the trace
 # has a wrapper of its own for a call (a method of TracedLayer / Traced) it is used; otherwise the call
 # is recorded through the trace's generic recorder under the interface's method name.
 
@@ -236,7 +237,7 @@ def test_loading_checkpoints_with_and_without_the_counter(impl, data):
     (torch: state-dict version 1, from before num_batches_tracked) it has no counter: it loads, the values
     are exact and the counter is the layer's own, unchanged (pytorch/pytorch#110850). Either way the
     next training call continues the cumulative average from that counter: rm' = (t rm + mu)/(t + 1),
-    within the bounds of BN-TRAIN-04 (dropnorm/tolerances.py bn_running, m = 1/(t + 1)). A current-format
+    within the bounds of BN-TRAIN-04 (dropnorm/spec/tolerances.py bn_running, m = 1/(t + 1)). A current-format
     checkpoint without the counter is incomplete: the strict load raises an error naming
     num_batches_tracked."""
     conv = _require_counter(impl)

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 from hypothesis import strategies as st
 
-import reference as ref
-from dropnorm import checks as ph
-from dropnorm import inputs
-from dropnorm import strategies as hh
-from dropnorm import tolerances as tol
+from dropnorm import reference as ref
+from dropnorm.suite import checks as ph
+from dropnorm.suite import inputs
+from dropnorm.suite import strategies as hh
+from dropnorm.spec import tolerances as tol
 from dropnorm.adapters import NotProvided
 from dropnorm.adapters.base import BATCHNORM_RANKS
-from dropnorm.input_classes import InputClassRejected
-from dropnorm.bn_setup import draw_case, provided_dims
+from dropnorm.suite.input_classes import InputClassRejected
+from dropnorm.suite.bn_setup import draw_case, provided_dims
 from dropnorm.properties._family import check_gradcheck, compare_layout_run
 
 
@@ -174,7 +174,7 @@ def test_every_layout_on_every_kind(impl, rank, training, affine):
         first = layer()
         try:
             out = first.forward_backward(x, dy, dtype="float32", layout=layout)
-        except InputClassRejected as e:  # the implementation raised on this class earlier (dropnorm.input_classes)
+        except InputClassRejected as e:  # the implementation raised on this class earlier (dropnorm.suite.input_classes)
             ph.context().not_provided[str(e)] = ph.context().not_provided.get(str(e), 0) + 1
             continue
         what = f"{kind}(affine={affine}) {'training' if training else 'eval'}, x {shape} float32, run {layout}"

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 from hypothesis import strategies as st
 
-import reference as ref
-from dropnorm import checks as ph
-from dropnorm import inputs
-from dropnorm import strategies as hh
-from dropnorm import tolerances as tol
-from dropnorm.bn_setup import draw_case, provided_dims
-from dropnorm.dtypes import round_to
+from dropnorm import reference as ref
+from dropnorm.suite import checks as ph
+from dropnorm.suite import inputs
+from dropnorm.suite import strategies as hh
+from dropnorm.spec import tolerances as tol
+from dropnorm.suite.bn_setup import draw_case, provided_dims
+from dropnorm.spec.dtypes import round_to
 
 # log10 of the largest offset drawn per dtype: past 2^p, the dtype's range of exact integers.
 TOP = {"float64": 17.0, "float32": 8.0, "float16": 3.5, "bfloat16": 3.0}

@@ -11,9 +11,9 @@ produce (torch's state_dict with `_metadata`, a legacy one without the counter, 
 without `_metadata`, a non-strict load without the counter); reset_running_stats() / reset_parameters().
 
 The model is the previous step's observed state plus the operation's effect, computed in float64 by the
-reference (reference/batchnorm.py): after every step every output and every parameter and buffer is compared
+reference (dropnorm/reference/batchnorm.py): after every step every output and every parameter and buffer is compared
 with it, values and dtypes (the counter's integer dtype included), outputs and running statistics within the
-bounds of dropnorm/tolerances.py for the dtypes involved (bn_train_output, bn_eval_output, bn_running,
+bounds of dropnorm/spec/tolerances.py for the dtypes involved (bn_train_output, bn_eval_output, bn_running,
 bn_train_grads, bn_eval_grads: each derived from the unit roundoff of the input's dtype, of the working
 precision, float32 for float16/bfloat16, and of the dtype the statistics are kept in), everything exact
 (bitwise or equal integers) where the operation only moves or rounds values: eval calls, conversions, copies,
@@ -22,7 +22,7 @@ being blamed again on every later one; the integers (the counter) are carried ex
 
 Each comparison cites the clause that says what it expects (see the rules). The layer kinds
 are covered for certain, as strategies.given does: one hypothesis run per provided kind, each with 1/k of the
-profile's examples (dropnorm/profiles.py) times EXAMPLE_FACTOR, STEPS steps each. Three tests: the core sequence, the core sequence
+profile's examples (dropnorm/suite/profiles.py) times EXAMPLE_FACTOR, STEPS steps each. Three tests: the core sequence, the core sequence
 with checkpoint loads (BN-LOAD-01) and with resets (BN-RESET-01), so that an implementation without a loader or
 a reset keeps the core sequence judged and gets those clauses not provided, never passed.
 """
@@ -37,15 +37,16 @@ from hypothesis import Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test
 
-import reference as ref
-from dropnorm import checks as ph
-from dropnorm import conventions, inputs
-from dropnorm import strategies as hh
-from dropnorm import tolerances as tol
+from dropnorm import reference as ref
+from dropnorm.suite import checks as ph
+from dropnorm.spec import conventions
+from dropnorm.suite import inputs
+from dropnorm.suite import strategies as hh
+from dropnorm.spec import tolerances as tol
 from dropnorm.adapters.base import BATCHNORM_RANKS, NotProvided
-from dropnorm.dtypes import round_to
-from dropnorm.traced import TRACE, Call, TracedLayer
-from reference import batchnorm as refbn
+from dropnorm.spec.dtypes import round_to
+from dropnorm.suite.traced import TRACE, Call, TracedLayer
+from dropnorm.reference import batchnorm as refbn
 
 LOW = hh.LOW_PRECISION
 PARAMS = ("weight", "bias")
@@ -263,7 +264,7 @@ class _Sequences(RuleBasedStateMachine):
     def forward(self, data, mode, backward):
         """y = layer(x), and with backward y.backward(dy). The backward only for float32/float64 inputs and
         parameters: no clause bounds gradients with half parameters (BN-DTYPE-02 is about outputs; the gradient
-        bounds of dropnorm/tolerances.py assume float32 or float64 parameters), and half-input gradients are
+        bounds of dropnorm/spec/tolerances.py assume float32 or float64 parameters), and half-input gradients are
         test_batchnorm_grad.py's (torch 2.13.0 exceeds the bounds in sequences: a bfloat16 BatchNorm1d layer's dx
         off by 1.07 against 0.78; a float32 BatchNorm3d(affine=False, track_running_stats=False) in eval with a
         bfloat16 input, dx off by 0.072 against 0.0699: left for an issue of their own)."""

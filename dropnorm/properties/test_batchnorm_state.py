@@ -3,12 +3,12 @@ Numerically hard inputs (BN-NUM-*) are in test_batchnorm_numerics.py."""
 import pytest
 from hypothesis import strategies as st
 
-import reference as ref
-from dropnorm import checks as ph
-from dropnorm import inputs
-from dropnorm import strategies as hh
-from dropnorm import tolerances as tol
-from dropnorm.bn_setup import draw_case
+from dropnorm import reference as ref
+from dropnorm.suite import checks as ph
+from dropnorm.suite import inputs
+from dropnorm.suite import strategies as hh
+from dropnorm.spec import tolerances as tol
+from dropnorm.suite.bn_setup import draw_case
 
 
 @pytest.mark.clause("BN-STATE-01")

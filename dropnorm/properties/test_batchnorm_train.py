@@ -4,14 +4,15 @@ import numpy as np
 import pytest
 from hypothesis import strategies as st
 
-import reference as ref
-from dropnorm import checks as ph
-from dropnorm import conventions, inputs
-from dropnorm.dtypes import UNIT_ROUNDOFF, round_to
-from dropnorm import strategies as hh
-from dropnorm import tolerances as tol
+from dropnorm import reference as ref
+from dropnorm.suite import checks as ph
+from dropnorm.spec import conventions
+from dropnorm.suite import inputs
+from dropnorm.spec.dtypes import UNIT_ROUNDOFF, round_to
+from dropnorm.suite import strategies as hh
+from dropnorm.spec import tolerances as tol
 from dropnorm.adapters import NotProvided
-from dropnorm.bn_setup import draw_case, expected_running, provided_dims
+from dropnorm.suite.bn_setup import draw_case, expected_running, provided_dims
 
 
 
@@ -284,7 +285,7 @@ def test_affine_invariance(impl, data):
     layer2.train(True)
     y2 = layer2.forward(x2, dtype=case.dtype).y
     expected = y1 if case.affine else per_channel(signs) * y1
-    # each output within its own bound of the exact BN of its input (dropnorm/tolerances.py), plus the
+    # each output within its own bound of the exact BN of its input (dropnorm/spec/tolerances.py), plus the
     # effect of rounding a_c x + b_c to the dtype: an input error |d_i| <= u |x2_i| moves xhat_i by at
     # most (|d_i| + D)/s + 2 |xhat_i| D/s, D = max |d| of the channel, s = sqrt(var(x2) + a^2 eps)
     t1, _ = tol.bn_train_output(case.x, case.weight, case.bias, case.eps, case.dtype)

@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 from hypothesis import strategies as st
 
-from dropnorm import checks as ph
-from dropnorm import inputs, stats
-from dropnorm import strategies as hh
+from dropnorm.suite import checks as ph
+from dropnorm.suite import inputs
+from dropnorm.spec import stats
+from dropnorm.suite import strategies as hh
 from dropnorm.adapters import NotProvided
-from dropnorm.kinds import CHANNEL_KINDS, CHANNEL_RANKS, spatial_dims
+from dropnorm.spec.kinds import CHANNEL_KINDS, CHANNEL_RANKS, spatial_dims
 from dropnorm.properties._family import (channel_shape, check_eval_identity, check_kind_rejects_bad_p, construct,
                                          provided)
 from dropnorm.properties.test_dropout_stats import (CALLS, SIDE, X, _check_channel_draws, _check_channel_keep_rate,
@@ -105,7 +106,7 @@ def test_undocumented_ranks(impl, data):
     element is 0 or x/(1-p) (relative tolerance tolerances.dropout_scale_rtol, as DO-TRAIN-01). How the rank
     is read (which axes share a draw) and any warning are not judged: torch 2.13.0 warns on them (measured:
     Dropout2d 2-D, 5-D, 6-D; Dropout3d 1-D, 2-D, 3-D, 6-D) and reads them differently per kind."""
-    from dropnorm.tolerances import dropout_scale_rtol
+    from dropnorm.spec.tolerances import dropout_scale_rtol
     kind = data.draw(st.sampled_from(provided(impl, CHANNEL_KINDS)), label="kind")
     documented = {CHANNEL_RANKS[kind]["batched"], CHANNEL_RANKS[kind]["unbatched"]} | ({3} if kind == "Dropout2d" else set())
     ndim = data.draw(st.sampled_from([r for r in range(1, 7) if r not in documented]), label="undocumented rank")

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from hypothesis import strategies as st
 
-from dropnorm import checks as ph
-from dropnorm import inputs
-from dropnorm import strategies as hh
-from dropnorm.kinds import CHANNEL_KINDS, spatial_dims
+from dropnorm.suite import checks as ph
+from dropnorm.suite import inputs
+from dropnorm.suite import strategies as hh
+from dropnorm.spec.kinds import CHANNEL_KINDS, spatial_dims
 from dropnorm.properties._family import construct, provided
 
 

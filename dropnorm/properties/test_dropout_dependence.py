@@ -3,7 +3,7 @@ and every-lag, DO-TRAIN-05/every-shift and period): the checks of test_dropout_s
 most 424,448 values, at lags 1-4 within a call and at the same index across calls; a generator that goes
 wrong past 2^20 elements, reuses a stream shifted by a few hundred elements, or cycles over calls passes them.
 
-All exact, at the per-check alpha of dropnorm/stats.py (one statistical check = one family of exact tests
+All exact, at the per-check alpha of dropnorm/spec/stats.py (one statistical check = one family of exact tests
 at alpha/T each, Bonferroni over its T members, so the family's false alarm is <= ALPHA = 5e-10 whatever
 the screen picks); mask bits are read back from outputs of a constant nonzero input (float32). Sizes scale
 with the profile: MAX_EXPONENT = hh.scale_exponent(), 22 in quick, 24 in ci and thorough. Keep-rate powers
@@ -45,10 +45,10 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
-from dropnorm import checks as ph
-from dropnorm import stats
-from dropnorm import strategies as hh
-from dropnorm.traced import TRACE
+from dropnorm.suite import checks as ph
+from dropnorm.spec import stats
+from dropnorm.suite import strategies as hh
+from dropnorm.suite.traced import TRACE
 
 X = 1.5
 SCALE_EXAMPLES = 1

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from hypothesis import strategies as st
 
-from dropnorm import checks as ph
-from dropnorm import inputs
-from dropnorm import strategies as hh
+from dropnorm.suite import checks as ph
+from dropnorm.suite import inputs
+from dropnorm.suite import strategies as hh
 from dropnorm.adapters import NotProvided
-from dropnorm.kinds import ALPHA_KINDS, CHANNEL_KINDS, spatial_dims
+from dropnorm.spec.kinds import ALPHA_KINDS, CHANNEL_KINDS, spatial_dims
 from dropnorm.properties._family import check_gradcheck, construct
-from dropnorm.tolerances import dropout_scale_rtol
+from dropnorm.spec.tolerances import dropout_scale_rtol
 
 
 @pytest.mark.clause("DO-GRAD-01", "D2-GRAD-01")

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from hypothesis import strategies as st
 
-from dropnorm import checks as ph
-from dropnorm import inputs
-from dropnorm import strategies as hh
+from dropnorm.suite import checks as ph
+from dropnorm.suite import inputs
+from dropnorm.suite import strategies as hh
 from dropnorm.adapters import NotProvided
-from dropnorm.kinds import ALPHA_KINDS, CHANNEL_KINDS, spatial_dims
+from dropnorm.spec.kinds import ALPHA_KINDS, CHANNEL_KINDS, spatial_dims
 from dropnorm.properties._family import (alpha_inputs, check_rejects_bad_p, construct, p_names, read_alpha_mask,
                                          rng_state_or_none)
 

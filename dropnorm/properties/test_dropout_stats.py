@@ -1,9 +1,9 @@
 """Dropout and Dropout2d randomness: keep rate, moments and independence (DO-TRAIN-02..05,
 DO-MOMENT-01, D2-TRAIN-03, D2-TRAIN-04).
 
-Exact tests at the per-check alpha of dropnorm/stats.py (FAMILY_ALPHA 1e-6 per run,
+Exact tests at the per-check alpha of dropnorm/spec/stats.py (FAMILY_ALPHA 1e-6 per run,
 Bonferroni over MAX_STAT_CHECKS; the `statistical` marker counts the checks per example).
-The power numbers below are computed by dropnorm/stats.py (`python -m dropnorm.stats`).
+The power numbers below are computed by dropnorm/spec/stats.py (`python -m dropnorm.spec.stats`).
 
 Keep rates: exact two-sided binomial tests. p is drawn from all of [1e-4, 1 - 1e-4]
 (p = 0 and 1 exactly are DO-P0-01 and DO-P1-01), stratified: the ends, the neighbourhood
@@ -25,9 +25,9 @@ import numpy as np
 import pytest
 from hypothesis import example, settings
 
-from dropnorm import checks as ph
-from dropnorm import stats
-from dropnorm import strategies as hh
+from dropnorm.suite import checks as ph
+from dropnorm.spec import stats
+from dropnorm.suite import strategies as hh
 
 X = 1.5  # exactly representable in every dtype; nonzero, so y != 0 <=> kept
 COLS = 512

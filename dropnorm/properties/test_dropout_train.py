@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from hypothesis import strategies as st
 
-from dropnorm import checks as ph
-from dropnorm import inputs
-from dropnorm import strategies as hh
+from dropnorm.suite import checks as ph
+from dropnorm.suite import inputs
+from dropnorm.suite import strategies as hh
 from dropnorm.adapters import NotProvided
-from dropnorm.dtypes import DTYPES, round_to
-from dropnorm.kinds import CHANNEL_KINDS
+from dropnorm.spec.dtypes import DTYPES, round_to
+from dropnorm.spec.kinds import CHANNEL_KINDS
 from dropnorm.properties._family import construct
-from dropnorm.tolerances import dropout_scale_rtol
+from dropnorm.spec.tolerances import dropout_scale_rtol
 
 
 @pytest.mark.clause("DO-TRAIN-01", "DO-DTYPE-01", "DO-LAYOUT-01")

@@ -1,10 +1,10 @@
 """Folding an eval BatchNorm into the preceding convolution or linear layer (BN-FOLD-01, spec/clauses.toml
-"Transformations"; reference/folding.py).
+"Transformations"; dropnorm/reference/folding.py).
 
 Every folding method the implementation offers (Implementation.fold_methods: for torch, fuse_conv_bn_eval /
 fuse_linear_bn_eval, torch.ao.quantization.fuse_modules and torch.fx.experimental.optimization.fuse) is run
 on every example: a method that raises, leaves the BatchNorm in place, or whose folded weights, bias or
-output leave the derived bounds of reference/folding.py fails the clause.
+output leave the derived bounds of dropnorm/reference/folding.py fails the clause.
 
 The draws aim at what folding gets wrong: running variances of 0 and far below eps (eps is then all that
 keeps 1/sqrt(rv + eps) finite), large |running_mean| (the folded bias absorbs -rm s), gamma 0 and negative,
@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from hypothesis import strategies as st
 
-from dropnorm import checks as ph
-from dropnorm import strategies as hh
+from dropnorm.suite import checks as ph
+from dropnorm.suite import strategies as hh
 from dropnorm.adapters import NotProvided
-from dropnorm.dtypes import round_to
-from reference import folding
+from dropnorm.spec.dtypes import round_to
+from dropnorm.reference import folding
 
 # BatchNorm kind -> the layers that precede it (Linear's (N, out_features) output is BatchNorm1d's input)
 # and the transposed convolutions, folded along weight dim 1 (their output channels; issue 24)

@@ -5,8 +5,8 @@ Dropout under autograd (DO-INPLACE-03) and the deterministic-algorithms mode (BN
 
 Every operation goes through the adapter interface (dropnorm/adapters/base.py: Layer.state_keys,
 output_format, set_tracking, inplace_autograd, forward_backward_deterministic; Implementation.
-batchnorm_momentum_tensor), NotProvided by default, and through the trace (dropnorm/traced.py), from which
-reproductions are written (dropnorm/reproduce.py). An implementation without them (the reference, the other
+batchnorm_momentum_tensor), NotProvided by default, and through the trace (dropnorm/suite/traced.py), from which
+reproductions are written (dropnorm/suite/reproduce.py). An implementation without them (the reference, the other
 frameworks, torch's execution paths) reports these clauses not provided; each test probes the operation once
 before hypothesis draws anything, so that it is not provided at once instead of after hundreds of filtered
 examples.
@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 from hypothesis import strategies as st
 
-from dropnorm import checks as ph
-from dropnorm import inputs
-from dropnorm import strategies as hh
-from dropnorm import tolerances as tol
+from dropnorm.suite import checks as ph
+from dropnorm.suite import inputs
+from dropnorm.suite import strategies as hh
+from dropnorm.spec import tolerances as tol
 from dropnorm.adapters import NotProvided
-from dropnorm.bn_setup import draw_case, provided_dims
-from dropnorm.kinds import CHANNEL_KINDS, spatial_dims
+from dropnorm.suite.bn_setup import draw_case, provided_dims
+from dropnorm.spec.kinds import CHANNEL_KINDS, spatial_dims
 from dropnorm.properties._family import construct, provided
 
 STATS = ("running_mean", "running_var")

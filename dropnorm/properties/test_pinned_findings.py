@@ -14,12 +14,13 @@ a correct one passes it.
 import numpy as np
 import pytest
 
-import reference as ref
-from dropnorm import checks as ph
-from dropnorm import conventions, inputs
-from dropnorm import tolerances as tol
-from dropnorm.bn_setup import provided_dims
-from dropnorm.dtypes import round_to
+from dropnorm import reference as ref
+from dropnorm.suite import checks as ph
+from dropnorm.spec import conventions
+from dropnorm.suite import inputs
+from dropnorm.spec import tolerances as tol
+from dropnorm.suite.bn_setup import provided_dims
+from dropnorm.spec.dtypes import round_to
 from dropnorm.properties._family import compare_layout_run
 
 SHAPES = [(1, 2, 1, 2), (1, 3, 1, 4)]

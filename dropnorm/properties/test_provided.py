@@ -10,7 +10,7 @@ only, such as torch-export-onnxruntime's BatchNorm, says so with expresses(kind,
 import numpy as np
 import pytest
 
-from dropnorm import checks as ph
+from dropnorm.suite import checks as ph
 from dropnorm.adapters import NotProvided
 
 P = pytest.param
@@ -99,7 +99,7 @@ def test_claims_are_honoured(impl, dims):
     to 0 and 1 (BN-TRAIN-02), and, under a convention with a counter, num_batches_tracked = 0
     (BN-TRAIN-05). An implementation that accepts the keyword but does not honour it fails here,
     with this evidence, instead of having its examples filtered out as not provided."""
-    from dropnorm import conventions
+    from dropnorm.spec import conventions
     kind = f"BatchNorm{dims}d"
     if not impl.provides(kind):
         pytest.skip(f"not provided: {impl.name} has no {kind}")

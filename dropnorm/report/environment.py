@@ -54,7 +54,7 @@ def environment() -> dict:
 
 def provenance(argv: list[str]) -> dict:
     return {"spec_version": spec_version(), "dropnorm_version": dropnorm.__version__,
-            "dropnorm_commit": dropnorm_commit(), "command": shlex.join(["dropnorm", *argv])}  # the same command however it was started (-m dropnorm.cli: cli.py)
+            "dropnorm_commit": dropnorm_commit(), "command": shlex.join(["dropnorm", *argv])}  # the same command however it was started (-m dropnorm: cli.py)
 
 
 def file_sha256(path: str) -> str:

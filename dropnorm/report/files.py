@@ -42,7 +42,7 @@ def inside(directory: pathlib.Path, name: str) -> pathlib.Path:
 
 
 def write_scripts(directory: pathlib.Path, report: dict) -> None:
-    """Each failure's reproduction (dropnorm.reproduce) as repro-<clause>.py: a standalone script that
+    """Each failure's reproduction (dropnorm.suite.reproduce) as repro-<clause>.py: a standalone script that
     exits 1 while the failure reproduces. Sets failure.script_file."""
     for entry in report["clauses"]:
         failure = entry["failure"]

@@ -267,7 +267,7 @@ def diagnosis_rows(report: dict) -> list[str]:
 
 def short_script(f: dict, limit: int = 8000) -> str:
     """The reproduction for a page: large arrays shortened, cut at `limit` (the repro file is whole)."""
-    from dropnorm.reproduce import abbreviated
+    from dropnorm.suite.reproduce import abbreviated
     return abbreviated(f.get("script") or "", limit)
 
 

@@ -13,11 +13,11 @@ BatchNorm1d/2d/3d) and is judged per kind, then as a whole. Per kind, the status
   not-provided  the implementation lacks the kind (or the keyword or capability the test needs)
   skip          skipped for another reason (for example no CUDA device)
 A test counts for a kind only where it called that kind in an example that ran to its end
-(record["kinds"], from dropnorm.traced). The clause's status is the worst over its kinds,
+(record["kinds"], from dropnorm.suite.traced). The clause's status is the worst over its kinds,
 in the order of STATUSES; it is not-provided only when every kind is.
 
 Per condition (issue 22): every executed check is recorded with the layer kind it looked at
-(record["conditions_run"], dropnorm.checks). Each kind lists the conditions of the clause that apply
+(record["conditions_run"], dropnorm.suite.checks). Each kind lists the conditions of the clause that apply
 to it but never ran there (conditions_not_run). With ENFORCE_CONDITIONS (off for now, see there;
 clause_entries(enforce_conditions=True) applies it), a kind whose status would be pass reads not-reached
 when a condition of the clause that applies to that kind (spec/clauses.toml [clause.applies];
@@ -47,7 +47,7 @@ import json
 import math
 import pathlib
 
-from dropnorm.kinds import KINDS, LAYER_KINDS
+from dropnorm.spec.kinds import KINDS, LAYER_KINDS
 from dropnorm.spec import SEVERITIES, classes, clauses
 
 SCHEMA_VERSION = "1.1"  # 1.1: classes, basis and class per clause, severity per failure

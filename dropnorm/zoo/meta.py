@@ -26,7 +26,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 
-from dropnorm.audit import property_test_files
+from dropnorm.properties import module_files as property_test_files
 from dropnorm.spec import LAYERS, ROOT, clauses
 
 PROFILE = "ci"  # derandomized: the audits are deterministic
@@ -118,7 +118,7 @@ class Audit:
 
 def parse_results(path: pathlib.Path) -> dict[str, Audit]:
     """Per implementation: its failed tests, violated clauses with their conditions, errors and the
-    clauses its passing tests cite (the structured records of dropnorm/pytest_results.py)."""
+    clauses its passing tests cite (the structured records of dropnorm/suite/recorder.py)."""
     from dropnorm.report.model import read_records
     records, _events = read_records(path)
     audits: dict[str, Audit] = {}

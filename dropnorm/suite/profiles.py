@@ -1,4 +1,4 @@
-"""Hypothesis profiles shared by the test suite (dropnorm.plugin) and `dropnorm audit`.
+"""Hypothesis profiles shared by the test suite (dropnorm.suite.plugin) and `dropnorm audit`.
 
   quick     8 examples per test, derandomized, no shrinking: a fast smoke audit (well under a
             minute); a failure is reported with the first failing example, unshrunk
@@ -19,7 +19,7 @@ DEFAULT = "ci"
 
 def register() -> None:
     # filter_too_much: examples needing what an implementation does not provide are filtered out
-    # (dropnorm.strategies.given); a test with none left is reported not-provided, not failed
+    # (dropnorm.suite.strategies.given); a test with none left is reported not-provided, not failed
     common = dict(deadline=None, database=None, print_blob=True,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.differing_executors,
                                          HealthCheck.filter_too_much])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference import _validate as v
+from dropnorm.reference import _validate as v
 
 
 def _axes(x: np.ndarray) -> tuple[int, ...]:

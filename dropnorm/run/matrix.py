@@ -29,7 +29,7 @@ import time
 
 import jinja2
 
-from dropnorm import conventions
+from dropnorm.spec import conventions
 from dropnorm.adapters import ALIASES, PATHS, REGISTRY
 from dropnorm.report import files
 from dropnorm.report.markdown import cell
@@ -102,7 +102,7 @@ def audit_one(impl: str, python: str, out: pathlib.Path, profile: str, jobs: str
               timeout: float | None = None) -> tuple[dict | None, str | None]:
     """Audit one implementation into out/reports/<impl> with its interpreter: (report, None) or (None, why)."""
     directory = out / "reports" / impl
-    command = [python, "-m", "dropnorm.cli", "audit", f"--impl={impl}", f"--profile={profile}",
+    command = [python, "-m", "dropnorm.run.cli", "audit", f"--impl={impl}", f"--profile={profile}",
                f"--jobs={jobs}", f"--report-dir={directory}", "--quiet"]
     if timeout:
         command.append(f"--timeout={timeout:g}")
@@ -187,7 +187,7 @@ def _command(report: dict) -> str:
     python = run.get("python")
     # abspath, not realpath: a venv's python is a symlink to the same base interpreter as every other venv's
     if python and os.path.abspath(python) != os.path.abspath(sys.executable):
-        command = f"{python} -m dropnorm.cli " + command.removeprefix("dropnorm ")
+        command = f"{python} -m dropnorm " + command.removeprefix("dropnorm ")
     return command
 
 
@@ -240,7 +240,7 @@ def table(reports: list[dict]) -> dict:
             "provenance": reports[0]["provenance"] if reports else {}}
 
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent  # the checkout: reports name findings relative to it
+ROOT = pathlib.Path(__file__).resolve().parents[2]  # the checkout: reports name findings relative to it
 
 
 def _link(path: str, out: pathlib.Path) -> str:

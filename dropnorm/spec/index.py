@@ -11,12 +11,12 @@ import sys
 import tomllib
 from dataclasses import dataclass
 
-from dropnorm.dtypes import DTYPES
-from dropnorm.kinds import KINDS, LAYER_KINDS, LAYERS
+from dropnorm.spec.dtypes import DTYPES
+from dropnorm.spec.kinds import KINDS, LAYER_KINDS, LAYERS
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]  # the checkout (dropnorm/spec/index.py)
 # spec/ in a source checkout; the same files shipped in the package (pyproject: dropnorm.spec_data) otherwise
-SPEC_DIR = ROOT / "spec" if (ROOT / "spec" / "clauses.toml").is_file() else pathlib.Path(__file__).resolve().parent / "spec_data"
+SPEC_DIR = ROOT / "spec" if (ROOT / "spec" / "clauses.toml").is_file() else pathlib.Path(__file__).resolve().parents[1] / "spec_data"
 LEVELS = ("MUST", "SHOULD")
 # where a clause's requirement comes from (spec/clauses.toml, header): a recommendation is never a MUST
 BASES = ("documented", "math", "recommendation")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference import _validate as v
+from dropnorm.reference import _validate as v
 
 
 def mask_shape(shape, shared_axes=()) -> tuple[int, ...]:

@@ -1,6 +1,6 @@
 """pytest plugin: one JSON line per test outcome, for `dropnorm audit` and its reports.
 
-Enabled with --dropnorm-results FILE (dropnorm.audit passes it). In each process
+Enabled with --dropnorm-results FILE (dropnorm.run.audit passes it). In each process
 that runs tests (an xdist worker, or pytest itself without xdist) the outcome of
 a test is summarised as a record (its clauses, what failed and why, the
 counterexample and reproduction, measurements, examples run) and attached to the
@@ -11,7 +11,7 @@ collected test -> clauses map goes to FILE.collected.json, so that a test whose
 worker died, and so produced no record, can still be charged to its clauses.
 
 While a test runs, its process keeps FILE.running/<pid>.json saying which test
-it runs since when: the audit's watchdog (dropnorm/audit.py) reads it to stop a
+it runs since when: the audit's watchdog (dropnorm/run/audit.py) reads it to stop a
 worker whose test overruns its time limit, even one stuck in native code.
 Warnings raised during a test go to FILE as "warning" events.
 """
@@ -58,7 +58,7 @@ def pytest_collection_finish(session):
 
 def _violations(exc) -> list:
     """ClauseViolations in exc, through hypothesis's ExceptionGroups of distinct failures."""
-    from dropnorm.checks import ClauseViolation
+    from dropnorm.suite.checks import ClauseViolation
     if isinstance(exc, ClauseViolation):
         return [exc]
     return [v for sub in getattr(exc, "exceptions", ()) for v in _violations(sub)]
@@ -91,7 +91,7 @@ def pytest_runtest_makereport(item, call):
               "impl": callspec.params.get("impl") if callspec is not None else None}
     ctx = getattr(item, "dropnorm_context", None)
     if ctx is not None and rep.when == "call":
-        from dropnorm.traced import TRACE
+        from dropnorm.suite.traced import TRACE
         record["examples"] = ctx.examples or 1  # a test without hypothesis runs one example
         record["inputs"] = sorted(TRACE.inputs)
         record["kinds"] = sorted(TRACE.kinds)    # layer kinds called in examples that ran to their end
@@ -119,7 +119,7 @@ def pytest_runtest_makereport(item, call):
         record["counterexample"] = _counterexample(exc)
         found = _violations(exc)
         if found:
-            from dropnorm.checks import circumstances
+            from dropnorm.suite.checks import circumstances
             record["violations"] = [{"clause": v.clause, "condition": v.condition, "message": v.message,
                                      "severity": v.severity, "observed": v.observed, "expected": v.expected,
                                      "layer": circumstances(v.calls)["layer"],

@@ -1,6 +1,6 @@
 """Standalone reproduction scripts, generated from the trace of a failing example.
 
-`script(violation)` turns the calls recorded by dropnorm.traced (constructor
+`script(violation)` turns the calls recorded by dropnorm.suite.traced (constructor
 arguments, seeds, the exact input values, state loaded, mode switches) into a
 Python script that rebuilds the case, recomputes the quantity the failed check
 compared, prints observed against expected (with the tolerance), and exits 1
@@ -532,7 +532,7 @@ def _is_torch(spec: str) -> bool:
 
 
 def script(violation) -> str:
-    """The standalone reproduction of a ClauseViolation (dropnorm.checks)."""
+    """The standalone reproduction of a ClauseViolation (dropnorm.suite.checks)."""
     calls, spec = violation.calls, violation.impl_spec
     torch_kind = _is_torch(spec) and not any(c.method == "gradcheck" for c in calls)
     comp = violation.comparison or {"kind": "predicate"}

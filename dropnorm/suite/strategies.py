@@ -11,11 +11,11 @@ import hypothesis
 from hypothesis import Phase, settings
 from hypothesis import strategies as st
 
-from dropnorm import checks
+from dropnorm.suite import checks
 from dropnorm.adapters.base import BATCHNORM_RANKS, NotProvided
-from dropnorm.input_classes import InputClassRejected
-from dropnorm.traced import TRACE
-from dropnorm.dtypes import DTYPES
+from dropnorm.suite.input_classes import InputClassRejected
+from dropnorm.suite.traced import TRACE
+from dropnorm.spec.dtypes import DTYPES
 
 LOW_PRECISION = ("float16", "bfloat16")
 
@@ -51,7 +51,7 @@ def focused(kinds) -> list:
 
 def _kinds_to_cover(impl) -> list:
     """The provided layer kinds of the clauses the running test is marked with."""
-    from dropnorm.kinds import LAYER_KINDS
+    from dropnorm.spec.kinds import LAYER_KINDS
     from dropnorm.spec import clauses
     if impl is None:
         return []
@@ -80,7 +80,7 @@ def given(*args, **kwargs):
             ctx = checks.context()
             try:
                 result = test(*a, **kw)
-            except (NotProvided, InputClassRejected) as e:  # the latter: dropnorm.input_classes
+            except (NotProvided, InputClassRejected) as e:  # the latter: dropnorm.suite.input_classes
                 reason = str(e)
                 ctx.not_provided[reason] = ctx.not_provided.get(reason, 0) + 1
                 hypothesis.reject()
@@ -161,12 +161,12 @@ def probabilities(lo: float = 0.0, hi: float = 1.0):
 
 
 def keep_probabilities():
-    """p for the statistical tests: all of [P_MIN, 1 - P_MIN] (dropnorm.stats.P_MIN = 1e-4; p = 0
+    """p for the statistical tests: all of [P_MIN, 1 - P_MIN] (dropnorm.spec.stats.P_MIN = 1e-4; p = 0
     and 1 exactly have clauses of their own), stratified so that every run tries the ends
     ([1e-4, 0.02] and [0.98, 1 - 1e-4]), the neighbourhood of 0.5 ([0.45, 0.55], where a swap of
     p and 1-p hides: the other p values of the same run catch it) and the whole interval; the
     statistical tests also run explicit examples at 0.5, 0.47, 0.0015 and 0.999."""
-    from dropnorm.stats import P_MIN
+    from dropnorm.spec.stats import P_MIN
     specials = [0.5, 1e-3, 0.999, 0.01, 0.99, 0.2, 0.8]
     full = st.one_of(st.floats(P_MIN, 1 - P_MIN), st.floats(P_MIN, 0.02), st.floats(0.98, 1 - P_MIN),
                      st.floats(0.45, 0.55), st.sampled_from(specials))
@@ -219,12 +219,12 @@ def momenta(allow_none: bool = True):
 
 def stat_settings():
     """Settings for a statistical test: at most stats.STAT_MAX_EXAMPLES examples, so
-    the Bonferroni budget of dropnorm/stats.py holds in every profile. No shrinking: each
+    the Bonferroni budget of dropnorm/spec/stats.py holds in every profile. No shrinking: each
     example draws hundreds of thousands of elements, and a smaller p or seed makes the
     failure no clearer; the first failing example is reported as it is."""
     from hypothesis import Phase
 
-    from dropnorm.stats import STAT_MAX_EXAMPLES
+    from dropnorm.spec.stats import STAT_MAX_EXAMPLES
     return settings(max_examples=min(settings.default.max_examples, STAT_MAX_EXAMPLES),
                     phases=[Phase.explicit, Phase.reuse, Phase.generate])
 

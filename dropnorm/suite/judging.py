@@ -3,7 +3,7 @@
 A property test usually checks several clauses. When a check fails, hypothesis
 stops at that example (and shrinks it), so the test's other checks would never
 run on the remaining examples: one defect would hide another. `run` therefore
-reruns the test with the failed conditions masked (dropnorm.checks.Context.masked:
+reruns the test with the failed conditions masked (dropnorm.suite.checks.Context.masked:
 they are recorded once, not raised again) until a run completes, a run ends in
 an error that is not a clause violation, or MAX_RUNS runs were made. Every
 violation found on the way is raised together (ClauseViolations), and a test
@@ -11,16 +11,16 @@ whose last run did not complete says so in Context.unjudged, so that the report
 marks its other clauses not-reached rather than pass.
 
 A run that ends in an exception raised by the implementation on one class of inputs (a rank, a dtype, a
-layout, an option: dropnorm.input_classes) is not the end of the test: the exception fails the clause that
+layout, an option: dropnorm.suite.input_classes) is not the end of the test: the exception fails the clause that
 covers that class, the class is filtered out of the following runs (TRACE.rejected), and the test's other
 clauses are judged on the inputs the implementation accepts. At most MAX_CLASSES classes are isolated per test.
 """
 from __future__ import annotations
 
-from dropnorm import input_classes
+from dropnorm.suite import input_classes
 from dropnorm.adapters.base import NotProvided
-from dropnorm.checks import ClauseViolation, Context, check, circumstances
-from dropnorm.traced import TRACE
+from dropnorm.suite.checks import ClauseViolation, Context, check, circumstances
+from dropnorm.suite.traced import TRACE
 
 MAX_RUNS = 6  # 1 + up to 5 reruns: a layer failing more conditions of one test than that is judged unfinished
 MAX_CLASSES = 3  # input classes isolated per test (each costs a rerun); past that the test ends in the error
@@ -58,7 +58,7 @@ def _unsatisfied(exc: BaseException) -> bool:
 
 def _isolate(leaves: list[BaseException]) -> ClauseViolation | None | bool:
     """When the run ended in one exception that the latest call on the implementation raised, on an input class
-    (dropnorm.input_classes.blamed): reject that class for the following runs and judge the exception as the
+    (dropnorm.suite.input_classes.blamed): reject that class for the following runs and judge the exception as the
     covering clause's failure. Returns that ClauseViolation, True where a recorded deviation covers it (nothing
     to raise), None where the exception is not isolated."""
     errors = [e for e in leaves if not isinstance(e, ClauseViolation)]

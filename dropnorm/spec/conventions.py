@@ -9,7 +9,7 @@ expectations from the framework's own parameter with the reference's
 `momentum_of` and `variance` arguments. So the suite checks each framework
 against what it documents, never against another framework's choice.
 
-  python -m dropnorm.conventions      list the conventions
+  python -m dropnorm.spec.conventions      list the conventions
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import sys
 import tomllib
 from dataclasses import dataclass
 
-from dropnorm.dtypes import round_to
+from dropnorm.spec.dtypes import round_to
 from dropnorm.spec import SPEC_DIR, SpecError
 
 MOMENTUM_OF = ("new", "old")
@@ -88,7 +88,7 @@ class Convention:
         large only while t is small against 1/(1 - d) (d near 1), where 1 - d^t cancels."""
         if not self.zero_debias:
             return 0.0
-        from dropnorm.dtypes import UNIT_ROUNDOFF
+        from dropnorm.spec.dtypes import UNIT_ROUNDOFF
         w = self.new_batch_weight(momentum)   # the plain weight 1 - d (zero_debias reads it with t)
         u = UNIT_ROUNDOFF[stats_dtype]
         t = int(t)

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dropnorm.dtypes import UNIT_ROUNDOFF
+from dropnorm.spec.dtypes import UNIT_ROUNDOFF
 
 # Rounding a result into a dtype errs by at most u_o |result| for a normal result, and by at most
 # half the smallest subnormal for one below the normal range (gradual underflow): every bound of a

@@ -2,12 +2,12 @@
 
 A failed check raises ClauseViolation with the message
   "<clause>/<condition>: got X, expected Y [what]"
-and keeps the trace of the failing example (dropnorm.traced), from which
-dropnorm.reproduce writes a standalone script that rebuilds the case.
+and keeps the trace of the failing example (dropnorm.suite.traced), from which
+dropnorm.suite.reproduce writes a standalone script that rebuilds the case.
 A failed check inside the scope of a recorded deviation (spec/deviations/<impl>.toml
 or --deviations) is recorded instead of raised, so that it cannot hide another failure.
 A check whose condition already failed in this test (Context.masked: the test is run
-again after a failure, dropnorm.judging) is not raised again, so that the rerun judges
+again after a failure, dropnorm.suite.judging) is not raised again, so that the rerun judges
 the test's other checks.
 
 A check may only cite a clause the running test is marked with (@pytest.mark.clause):
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dropnorm.spec import SEVERITIES, Deviation, clauses
-from dropnorm.traced import TRACE
+from dropnorm.suite.traced import TRACE
 
 __all__ = ["ClauseViolation", "SuiteError", "check", "held", "inapplicable", "measure", "assert_equal", "assert_close", "assert_dtype",
            "assert_shape", "assert_binomial", "context"]
@@ -34,7 +34,7 @@ class SuiteError(Exception):
 class ClauseViolation(AssertionError):
     """A failed check: the clause, the condition within it, observed and expected values
     (as text), the comparison it made and the trace of the failing example, kept apart for the
-    report and for the reproduction script (dropnorm.reproduce)."""
+    report and for the reproduction script (dropnorm.suite.reproduce)."""
 
     def __init__(self, clause: str, condition: str, message: str, observed: str | None = None,
                  expected: str | None = None, comparison: dict | None = None, severity: str = "wrong-value"):
@@ -51,7 +51,7 @@ class ClauseViolation(AssertionError):
     def script(self) -> str:
         """A standalone script that rebuilds the failing case and exits 1 when it reproduces."""
         if self._script is None:
-            from dropnorm import reproduce
+            from dropnorm.suite import reproduce
             self._script = reproduce.script(self)
         return self._script
 
@@ -60,8 +60,8 @@ class ClauseViolation(AssertionError):
         return self.script
 
     def shown_script(self, limit: int = 6000) -> str:
-        """The script with large embedded arrays shortened (dropnorm.reproduce.abbreviated)."""
-        from dropnorm import reproduce
+        """The script with large embedded arrays shortened (dropnorm.suite.reproduce.abbreviated)."""
+        from dropnorm.suite import reproduce
         return reproduce.abbreviated(self.script, limit)
 
     def __str__(self) -> str:
@@ -107,7 +107,7 @@ class _NotProvidedCounts(dict):
         super().__setitem__(reason, count)
         kind = checked_kind()
         if kind is None:
-            from dropnorm.strategies import _FOCUS  # the kind the test is running for, where it runs one per kind
+            from dropnorm.suite.strategies import _FOCUS  # the kind the test is running for, where it runs one per kind
             kind = _FOCUS[0]
         self._ctx.not_provided_kinds.add(kind)
 
@@ -196,8 +196,8 @@ def check(ok: bool, clause: str, condition: str, message: str, *, observed=None,
     severity: what the check observes when it fails (dropnorm.spec.SEVERITIES): a value compared with the
     reference is wrong-value (the default); a shape, dtype, buffer, counter, mode or alias is wrong-state;
     an exception where an output was due is exception; an invalid argument that gets no (or the wrong)
-    error is invalid-accepted. covering: the check is dropnorm.judging's verdict on an exception the test met on
-    an input class (dropnorm.input_classes), which is the covering clause's whichever test met it."""
+    error is invalid-accepted. covering: the check is dropnorm.suite.judging's verdict on an exception the test met on
+    an input class (dropnorm.suite.input_classes), which is the covering clause's whichever test met it."""
     __tracebackhide__ = True
     ctx = context()
     if clause not in clauses():
@@ -319,7 +319,7 @@ def assert_close(got, expected, atol, clause: str, condition: str, what: str, re
 
 
 def assert_binomial(result, clause: str, condition: str, what: str) -> None:
-    """Fail when an exact binomial test rejects (dropnorm.stats.BinomialResult)."""
+    """Fail when an exact binomial test rejects (dropnorm.spec.stats.BinomialResult)."""
     __tracebackhide__ = True
     measure(clause, condition, kind="binomial", n=result.n, k=result.k, rate=result.rate, p0=result.p0,
             ci=list(result.ci), pvalue=result.pvalue, alpha=result.alpha)
@@ -342,7 +342,7 @@ def assert_inverted_dropout(x, y, p: float, dtype: str, clause: str, what: str, 
     all dropped. Returns the mask (per element, or per (N, C) plane).
     """
     __tracebackhide__ = True
-    from dropnorm.tolerances import dropout_scale_rtol
+    from dropnorm.spec.tolerances import dropout_scale_rtol
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     assert_shape(y.shape, x.shape, clause, what)
     # read_mask counts a non-finite output as not kept: one where the input is finite is neither 0 nor x/(1-p)

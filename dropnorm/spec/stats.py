@@ -256,7 +256,7 @@ def overdispersion_power(blocks: int, m: int, q: float, inflation: float, alpha:
 
 
 def power_table() -> str:
-    """The numbers quoted in dropnorm/properties/test_dropout_stats.py and spec/clauses.toml: python -m dropnorm.stats"""
+    """The numbers quoted in dropnorm/properties/test_dropout_stats.py and spec/clauses.toml: python -m dropnorm.spec.stats"""
     lines = ["keep rate: n and detected error per rarer-outcome rate r"]
     for r in (0.5, 0.1, 0.02, 0.01, 0.002, 1e-3, 1e-4):
         lines.append(f"  r={r:g}: delta={rate_delta(r):g} n={keep_rate_n(1 - r)}")

@@ -4,7 +4,7 @@ that covers that class, and every other clause of the test is judged on the inpu
 A call on a layer (forward, forward_backward) that raises is described by its *features*: what sets it apart
 from the plain case of its kind (float32, contiguous, the kind's first documented rank, default options):
 a rank, a dtype, a layout, a backward pass, momentum=None, affine=False, track_running_stats=False, inplace=True,
-p = 0 or 1. The set of them is the *input class* blamed. dropnorm.judging then reruns the test with that class
+p = 0 or 1. The set of them is the *input class* blamed. dropnorm.suite.judging then reruns the test with that class
 rejected: a later call whose features include every feature of a rejected class (same kind) is filtered out as
 hypothesis filters a NotProvided example (InputClassRejected), so the test's other clauses are judged on the
 rest. The exception itself is reported as a failure (severity exception) of the covering clause, the one whose
@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dropnorm.adapters.base import BATCHNORM_RANKS
-from dropnorm.kinds import CHANNEL_RANKS, KIND_LAYER
+from dropnorm.spec.kinds import CHANNEL_RANKS, KIND_LAYER
 
 # the calls whose exceptions are isolated (forward_in and gradcheck have clauses of their own: BN-GRAD-05,
 # BN-GRAD-04, D2-GRAD-01 ... whose tests judge their exceptions directly)
@@ -29,7 +29,7 @@ ISOLATED = frozenset(("forward", "forward_backward"))
 
 class InputClassRejected(Exception):
     """A call of an input class the implementation raised on earlier in this test: filtered out of a hypothesis
-    test as a NotProvided example is (dropnorm.strategies.given), but never mistaken for NotProvided, which says
+    test as a NotProvided example is (dropnorm.suite.strategies.given), but never mistaken for NotProvided, which says
     what the implementation declares it cannot express."""
 
 

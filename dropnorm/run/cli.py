@@ -18,7 +18,10 @@ import os
 import pathlib
 import sys
 
-from dropnorm import __version__, profiles
+from dropnorm import __version__
+from dropnorm.adapters import bare_path_error
+
+from dropnorm.suite import profiles
 from dropnorm.spec import LAYERS, clauses
 
 
@@ -50,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="TOML file of your own accepted deviations (format: spec/deviations/torch.toml)")
     a.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="one time limit for every test; a test over it has its worker killed and is reported as an "
-                        "error (default: 20x the test's cost on torch, dropnorm/test_costs.json, at least 60 s and at "
+                        "error (default: 20x the test's cost on torch, dropnorm/run/test_costs.json, at least 60 s and at "
                         "most 120 quick, 300 ci, 1800 thorough)")
     a.add_argument("--quiet", action="store_true", help="no progress lines")
     a.add_argument("--replay", choices=("failures", "all", "none"), default="failures",
@@ -95,13 +98,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_selfcheck(args, argv) -> int:
-    from dropnorm.selfcheck import selfcheck
+    from dropnorm.run.selfcheck import selfcheck
     return selfcheck(profile=args.profile, jobs=args.jobs, seed=args.seed)
 
 
 def cmd_matrix(args, argv) -> int:
-    from dropnorm import matrix
-    from dropnorm.audit import UsageError
+    from dropnorm.run import matrix
+    from dropnorm.run.audit import UsageError
     for spec in args.impl:
         wrong = bare_path_error(spec)
         if wrong:
@@ -114,23 +117,11 @@ def cmd_matrix(args, argv) -> int:
         reports, failed = matrix.audit_all(chosen, out, args.profile, args.jobs, args.timeout, args.parallel)
         problems.update(failed)
     if not reports:
-        from dropnorm.audit import UsageError
+        from dropnorm.run.audit import UsageError
         raise UsageError("no implementation could be audited: " + "; ".join(f"{k}: {v}" for k, v in problems.items()))
     matrix.write(out, reports, problems)
     print(f"wrote {out / 'matrix.md'} and {out / 'matrix.html'} ({len(reports)} implementations)")
     return 0
-
-
-def bare_path_error(spec: str) -> str | None:
-    """The usage error for an --impl value that is a path without its torch-module: prefix (my_layers.py,
-    layers/ops.py, or a name whose .py file lies here), else None."""
-    from dropnorm.adapters import REGISTRY
-    if spec in REGISTRY or spec.startswith("torch-module:"):
-        return None
-    if spec.endswith(".py") or os.sep in spec or os.path.isfile(spec) or os.path.isfile(spec + ".py"):
-        return (f"--impl {spec}: a file or module of your own is named with the torch-module: prefix; "
-                f"did you mean --impl torch-module:{spec}?")
-    return None
 
 
 PREFLIGHT_TIMEOUT_S = 20  # one forward call per kind on a few values takes milliseconds; past this, the audit judges
@@ -177,7 +168,7 @@ def preflight(spec: str, device: str, timeout_s: float = PREFLIGHT_TIMEOUT_S, qu
     if not spec.startswith("torch-module:") or device != "cpu":
         return  # CUDA does not survive fork(); a non-tensor output is then an error in each test
     from dropnorm.adapters import load
-    from dropnorm.audit import UsageError
+    from dropnorm.run.audit import UsageError
     try:
         impl = load(spec, device=device)
     except Exception:  # noqa: BLE001 - loading runs the user's code; the audit reports what it raises
@@ -187,7 +178,7 @@ def preflight(spec: str, device: str, timeout_s: float = PREFLIGHT_TIMEOUT_S, qu
         return
     what = (f"{impl.describe()}: {'; '.join(problems.values())}; a torch-module layer's forward must return a "
             "torch.Tensor (README, 'Audit your own layers')")
-    from dropnorm.kinds import KINDS
+    from dropnorm.spec.kinds import KINDS
     if set(problems) >= {k for k in KINDS if impl.provides(k)}:
         raise UsageError(what + ", so every test would be an error")
     if not quiet:
@@ -195,7 +186,7 @@ def preflight(spec: str, device: str, timeout_s: float = PREFLIGHT_TIMEOUT_S, qu
 
 
 def cmd_audit(args, argv) -> int:
-    from dropnorm.audit import Options, UsageError, audit
+    from dropnorm.run.audit import Options, UsageError, audit
     # --impl my_layers.py: a usage error that says what was meant, before anything is loaded
     wrong = bare_path_error(args.impl)
     if wrong:
@@ -250,7 +241,7 @@ COMMANDS = {"audit": cmd_audit, "clauses": cmd_clauses, "report": cmd_report, "c
 
 
 def main(argv: list[str] | None = None) -> int:
-    from dropnorm.audit import UsageError
+    from dropnorm.run.audit import UsageError
     from dropnorm.report.files import ReportError
     argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 from hypothesis import strategies as st
 
-import reference as ref
-from dropnorm import conventions, inputs
-from dropnorm import strategies as hh
-from dropnorm import tolerances as tol
+from dropnorm import reference as ref
+from dropnorm.spec import conventions
+from dropnorm.suite import inputs
+from dropnorm.suite import strategies as hh
+from dropnorm.spec import tolerances as tol
 from dropnorm.adapters.base import BATCHNORM_RANKS, NotProvided
 
 # Occasionally large cases (issue 14): batch up to 64, channels up to 16, spatial sides up to 32,
@@ -58,7 +59,7 @@ def long_shape(dims: int, n_batch: int, data) -> tuple:
 
 @dataclass(frozen=True)
 class Domain:
-    """Where in the input domain a case's values lie (dropnorm.inputs.domain)."""
+    """Where in the input domain a case's values lie (dropnorm.suite.inputs.domain)."""
     zeros: str = "none"
     repeated: bool = False
     trend: bool = False
@@ -68,7 +69,7 @@ class Domain:
     def structured(self) -> bool:
         """Zeros or repeated values make a sum add equal terms (the deviations -mu of the zeros, the
         levels of repeated values), whose rounding errors need not be independent: its bounds take
-        the worst case (dropnorm/tolerances.py header, probabilistic=False), as for a constant channel."""
+        the worst case (dropnorm/spec/tolerances.py header, probabilistic=False), as for a constant channel."""
         return self.zeros != "none" or self.repeated
 
     def describe(self) -> str:
@@ -136,7 +137,7 @@ class BNCase:
 
 def provided_dims(impl) -> list[int]:
     """The BatchNormNd the implementation provides, narrowed to the hypothesis run's focus
-    (dropnorm.strategies.given covers every provided kind for certain)."""
+    (dropnorm.suite.strategies.given covers every provided kind for certain)."""
     kinds = hh.focused([f"BatchNorm{d}d" for d in (1, 2, 3) if impl.provides(f"BatchNorm{d}d")])
     return [int(k[9]) for k in kinds]
 
@@ -149,7 +150,7 @@ def draw_case(impl, data, *, min_n: int = 2, affine=None, track=None, momentum="
     track="unused": False where the implementation expresses it, else True.
     large=True: one example in LARGE_ONE_IN has a large shape (large_shape); shrinking
     goes to the small shapes. n_batch: a long batch of that many samples (long_shape).
-    domain=True: the input is drawn from the whole domain (input_domains, dropnorm.inputs.domain);
+    domain=True: the input is drawn from the whole domain (input_domains, dropnorm.suite.inputs.domain);
     the tolerances of a structured case take the worst-case summation bound (Domain.structured).
     min_c: at least that many channels."""
     dims = data.draw(st.sampled_from(provided_dims(impl)), label="dims")  # the run's focus, if any

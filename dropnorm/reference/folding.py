@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference import _validate as v
+from dropnorm.reference import _validate as v
 
 KINDS = {"Linear": 0, "Conv1d": 1, "Conv2d": 2, "Conv3d": 3,  # kind -> number of spatial axes
          "ConvTranspose1d": 1, "ConvTranspose2d": 2, "ConvTranspose3d": 3}

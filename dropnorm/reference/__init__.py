@@ -4,7 +4,7 @@ One small, pure function per operation, written to read like the formulas of
 spec/clauses.toml. Every function computes in float64 and returns float64;
 bad parameters raise ValueError (or TypeError) naming the parameter and value.
 """
-from reference.dropout import (
+from dropnorm.reference.dropout import (
     channel_dropout_backward,
     channel_dropout_forward,
     dropout_backward,
@@ -14,7 +14,7 @@ from reference.dropout import (
     sample_mask,
     shared_axes_of,
 )
-from reference.batchnorm import (
+from dropnorm.reference.batchnorm import (
     batchnorm_eval_backward,
     batchnorm_eval_forward,
     batchnorm_train_backward,

@@ -6,10 +6,10 @@ load, to, roundtrip, gradcheck) is recorded with its arguments and the exact
 input values, together with what it returned, in the current `Trace`. The
 trace is what the report needs about a test (the dtypes, layouts and layer
 kinds it exercised) and what reproductions are generated from
-(dropnorm/reproduce.py). Adapters therefore contain only framework calls.
+(dropnorm/suite/reproduce.py). Adapters therefore contain only framework calls.
 
 The trace of the current hypothesis example is reset at the start of each
-example (dropnorm.strategies.given) and of each test (dropnorm.plugin).
+example (dropnorm.suite.strategies.given) and of each test (dropnorm.suite.plugin).
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dropnorm.adapters.base import Implementation, Layer, Output
-from dropnorm.input_classes import InputClassRejected, features
-from dropnorm.kinds import KINDS
+from dropnorm.suite.input_classes import InputClassRejected, features
+from dropnorm.spec.kinds import KINDS
 
 @dataclass
 class Call:
@@ -46,11 +46,11 @@ class Trace:
     kinds: set = field(default_factory=set)            # layer kinds called, examples that ran to their end
     example_kinds: set = field(default_factory=set)
     # (InputClass, (clause, condition)) the implementation raised on earlier in this test: later calls of such a
-    # class are filtered out (dropnorm.input_classes, dropnorm.judging)
+    # class are filtered out (dropnorm.suite.input_classes, dropnorm.suite.judging)
     rejected: list = field(default_factory=list)
     accepted: dict = field(default_factory=dict)      # kind -> features of isolated calls that returned, whole test
     builders: dict = field(default_factory=dict)      # layer number -> build(**constructor args): a fresh, untraced
-    #                                                   layer of the same factory (dropnorm.input_classes.replay)
+    #                                                   layer of the same factory (dropnorm.suite.input_classes.replay)
     _numbers: itertools.count = field(default_factory=itertools.count)
 
     def reset_test(self, impl_spec: str | None) -> None:
@@ -119,7 +119,7 @@ class TracedLayer:
 
     def _admit(self, method: str, **args) -> frozenset:
         """Filter out a call of an input class the implementation raised on earlier in this test; return the
-        call's features (dropnorm.input_classes) for _accepted."""
+        call's features (dropnorm.suite.input_classes) for _accepted."""
         feats = features(self.kind, method, args, self.construct_args)
         for cls, (clause, condition) in TRACE.rejected:
             if cls.contains(self.kind, feats):

@@ -2,7 +2,7 @@
 
 The suite runs in a pytest subprocess (always with pytest-xdist workers, so that
 an implementation that kills its process costs one test, not the audit). The
-subprocess writes one JSON line per finished test (dropnorm/pytest_results.py);
+subprocess writes one JSON line per finished test (dropnorm/suite/recorder.py);
 this process shows them as progress and, at the end or on an interruption,
 turns them into the report (dropnorm/report/). pytest's own output goes to
 pytest.log in the report directory, so the progress display stays readable.
@@ -27,15 +27,15 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from dropnorm import profiles
+from dropnorm import properties
+from dropnorm.suite import profiles
 from dropnorm.report import diagnosis, environment, files, model
 from dropnorm.spec import ROOT, SpecError, clauses, load_deviations
 
-PROPERTIES = pathlib.Path(__file__).resolve().parent / "properties"   # the property suite (in the package)
-PROPERTY_TEST_GLOBS = ("test_*.py",)
+PROPERTIES = properties.DIRECTORY   # the property suite (in the package)
 EXIT_CONFORMANT, EXIT_NONCONFORMANT, EXIT_USAGE, EXIT_KNOWN_DEFECTS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 # Per-test time limits (s). A test's limit is COST_FACTOR times what it cost on torch
-# (dropnorm/test_costs.json, measured by benchmarks/test_costs.py under the ci profile and scaled by the
+# (dropnorm/run/test_costs.json, measured by benchmarks/test_costs.py under the ci profile and scaled by the
 # profile's examples), at least MIN_LIMIT_S (a loaded 2-core machine), at most the profile's flat limit below (which also
 # applies to tests without a measurement). 20x covers a slower machine and a loaded one.
 TIMEOUTS = {"quick": 120.0, "ci": 300.0, "thorough": 1800.0}
@@ -160,7 +160,7 @@ def load_target(opts: Options) -> Target:
         raise UsageError(f"cannot load {opts.impl!r}: {_one_line(e)} ({hint})") from None
     except Exception as e:  # importing runs the user's code, which may raise anything
         raise UsageError(f"cannot load {opts.impl!r}: importing it raised {_one_line(e)}") from None
-    from dropnorm.kinds import FACTORY
+    from dropnorm.spec.kinds import FACTORY
     constructors = {"Dropout": lambda: impl.dropout(p=0.5), "Dropout2d": lambda: impl.dropout2d(p=0.5),
                     **{f"BatchNorm{d}d": (lambda d=d: impl.batchnorm(d, 3)) for d in (1, 2, 3)},
                     # the rest of the family (issue 15): only where the adapter says it has the kind
@@ -180,7 +180,7 @@ def load_target(opts: Options) -> Target:
         raise UsageError(f"{impl.describe()} provides none of {', '.join(constructors)}: nothing to audit")
     target = getattr(impl, "target", spec)
     sha = environment.file_sha256(target) if target.endswith(".py") and os.path.isfile(target) else None
-    from dropnorm import conventions
+    from dropnorm.spec import conventions
     return Target(spec, impl.name, str(impl.version), target, sha, impl.describe(), conventions.of(impl).name,
                   provided, float(getattr(impl, "cost_factor", 1.0)), list(getattr(impl, "torch_own_kinds", ())))
 
@@ -221,17 +221,13 @@ def prepare_dir(path: pathlib.Path) -> pathlib.Path:
     return path
 
 
-def property_test_files() -> list[str]:
-    return sorted({str(p) for g in PROPERTY_TEST_GLOBS for p in PROPERTIES.glob(g)})
-
-
 def run_directory() -> pathlib.Path:
     """Where the suite's pytest runs: the source checkout (its pyproject.toml settings), else the package."""
     return ROOT if (ROOT / "pyproject.toml").is_file() else PROPERTIES
 
 
 def pytest_command(opts: Options, directory: pathlib.Path, spec: str) -> list[str]:
-    test_files = property_test_files()
+    test_files = properties.module_files()
     if not test_files:
         raise UsageError(f"no property tests under {PROPERTIES}: the installed dropnorm is incomplete; "
                          "reinstall it (pip install --force-reinstall dropnorm)")
@@ -396,7 +392,7 @@ def build_report(opts: Options, target: Target, directory: pathlib.Path, started
     entries = model.clause_entries(records, collected, selected, target.provided)
     complete = not interrupted and "finish" in events and not events["finish"].get("interrupted") \
         and len(records) >= len(collected)
-    from dropnorm.kinds import KINDS
+    from dropnorm.spec.kinds import KINDS
     layers = {"provided": list(target.provided), "missing": [k for k in KINDS if k not in target.provided]}
     dtypes, layouts = model.exercised(records)
     env = environment.environment()
@@ -432,7 +428,7 @@ REFERENCE_NOTE = (" (the oracle audited against itself: a self-consistency check
 def deviation_hits(opts: Options, target: Target, records: list[dict], entries: list[dict]) -> list[dict]:
     """Every recorded deviation of the audited clauses, with how many tests met it; `stale` where
     the clause's tests ran and none did (a fixed bug, or an entry whose scope no longer matches)."""
-    from dropnorm.plugin import recorded_deviations
+    from dropnorm.suite.plugin import recorded_deviations
     recorded = recorded_deviations(target.name, target.torch_own_kinds,
                                    [d for p in opts.deviations for d in load_deviations(p)])
     status = {e["id"]: e["status"] for e in entries}
@@ -454,7 +450,7 @@ def audit(opts: Options) -> int:
                             else default_report_dir(target, opts.device))
     cmd = pytest_command(opts, directory, target.spec)
     if not opts.quiet:
-        from dropnorm.kinds import KINDS
+        from dropnorm.spec.kinds import KINDS
         missing = [k for k in KINDS if k not in target.provided]
         print(f"dropnorm audit: {target.description} on {opts.device}, profile {opts.profile}; "
               f"report in {directory}\nprovided: {', '.join(target.provided)}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dropnorm.dtypes import round_to
+from dropnorm.spec.dtypes import round_to
 
 
 def nonzero(seed: int, shape, dtype: str, lo: float = 0.5, hi: float = 2.0) -> np.ndarray:
@@ -57,7 +57,7 @@ def vector(seed: int, c: int, dtype: str, *, loc: float = 0.0, scale: float = 1.
 #   |gamma| <= 6, rv >= 0.05 (bn_setup's draws) is <= 2^10 * 27 < 2^15 < 65504.
 # Where a deviation x - mu is tiny its square may underflow: that adds at most n * 2^-150 <= 2^-134
 # (float32; 2^-1059 in float64) to the variance, whose effect on xhat, |xhat| 2^-134 / (2 eps) with
-# eps >= 1e-6, is below u_w^2 |xhat| and inside SAFETY's second-order allowance (dropnorm/tolerances.py).
+# eps >= 1e-6, is below u_w^2 |xhat| and inside SAFETY's second-order allowance (dropnorm/spec/tolerances.py).
 MAGNITUDE_EXP = {"float64": 60, "float32": 30, "bfloat16": 30, "float16": 4}
 ZERO_KINDS = ("none", "relu", "scattered", "zero-channel")
 

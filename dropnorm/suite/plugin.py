@@ -16,29 +16,28 @@ dropnorm's own tests, or the run is in dropnorm's checkout).
   --device cpu|cuda    where torch implementations run
   --clause ID          run only the tests citing clause ID (repeatable)
   --layer LAYER        run only the tests of dropout, dropout2d or batchnorm clauses (repeatable)
-  --dropnorm-results F one JSON line per test outcome (dropnorm/pytest_results.py; used by dropnorm audit)
+  --dropnorm-results F one JSON line per test outcome (dropnorm/suite/recorder.py; used by dropnorm audit)
   --hypothesis-profile quick | ci (default) | thorough
   --hypothesis-seed N  takes effect even though ci is derandomized
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import pathlib
 
 import pytest
 from hypothesis import settings
 
-from dropnorm import checks, isolation, judging, profiles
-from dropnorm.adapters import IMPL_HELP, ImplSpecError, NotProvided, load, normalize
-from dropnorm.kinds import KIND_LAYER, LAYER_KINDS
-from dropnorm.spec import (LAYERS, SPEC_DIR, Deviation, SpecError, clauses, default_deviations_file,
-                           load_deviations)
-from dropnorm.traced import TRACE, Traced
+from dropnorm.suite import checks, isolation, judging, profiles
+from dropnorm.adapters import IMPL_HELP, ImplSpecError, NotProvided, bare_path_error, load, normalize
+from dropnorm.spec.deviations import recorded_deviations
+from dropnorm.spec.kinds import LAYER_KINDS
+from dropnorm.spec import LAYERS, SpecError, clauses, load_deviations
+from dropnorm.suite.traced import TRACE, Traced
 
-pytest_plugins = ["dropnorm.pytest_results"]
+pytest_plugins = ["dropnorm.suite.recorder"]
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCRATCH_IMPL = "torch-module:dropnorm.zoo.scratch"
 DEFAULT_IMPLS = ("torch", "reference", SCRATCH_IMPL)
 
@@ -84,14 +83,13 @@ def pytest_addoption(parser):
 def configure(config):
     config.addinivalue_line("markers", "clause(*ids): the spec clauses a test checks")
     config.addinivalue_line("markers", "statistical(checks): a test making `checks` exact tests per example "
-                                       "(counted against the budget of dropnorm/stats.py)")
+                                       "(counted against the budget of dropnorm/spec/stats.py)")
     # hypothesis ignores --hypothesis-seed when derandomize is on: honour an explicit seed.
     seed = config.getoption("hypothesis_seed", None)
     if seed is not None and config.dropnorm_active and settings.default.derandomize:
         settings.register_profile("dropnorm-seeded", parent=settings.default, derandomize=False, database=None)
         settings.load_profile("dropnorm-seeded")
     specs = config.getoption("impl") or [s for s in os.environ.get("DROPNORM_IMPL", "").split(",") if s]
-    from dropnorm.cli import bare_path_error
     wrong = [bare_path_error(s) for s in specs if bare_path_error(s)]
     if wrong:
         raise pytest.UsageError(wrong[0])
@@ -205,61 +203,9 @@ def _clause_context(request):
     checks.set_context(checks.Context())
 
 
-@dataclasses.dataclass(frozen=True)
-class ScopedDeviation(Deviation):
-    """A recorded deviation applied to some of a target's layer kinds only, on top of its own scope:
-    `only` (when not None) the kinds it may cover, `excluded` the kinds it never covers. Its key is the
-    entry's own (the scope is not part of it), so that its hits count for the entry as its file wrote it."""
-
-    only: tuple | None = None
-    excluded: tuple = ()
-
-    def covers(self, *, layer: str | None, **circumstances) -> bool:
-        if layer in self.excluded or (self.only is not None and layer not in self.only):
-            return False
-        return super().covers(layer=layer, **circumstances)
-
-
-def _scoped(dev: Deviation, *, only: tuple | None = None, excluded: tuple = ()) -> ScopedDeviation:
-    values = {f.name: getattr(dev, f.name) for f in dataclasses.fields(dev) if f.init}
-    return ScopedDeviation(**values, only=only, excluded=excluded)
-
-
-def builtin_record(dev: Deviation) -> bool:
-    """Whether a deviation was read from one of dropnorm's own records of a framework (spec/deviations/*.toml)."""
-    return bool(dev.source) and pathlib.Path(dev.source).resolve().parent == (SPEC_DIR / "deviations").resolve()
-
-
-def recorded_deviations(impl_name: str, torch_own_kinds=(), extra=()) -> list[Deviation]:
-    """The recorded deviations a run of `impl_name` is judged under: its own file (spec/deviations/<name>.toml,
-    for the built-in implementations) and `extra` (--deviations).
-
-    A torch-module target (a user's file) is judged class by class. Its classes that are torch.nn's own
-    (TorchImplementation.torch_own_kinds: `from torch.nn import Dropout`, `Dropout = nn.Dropout`) are judged as
-    torch: torch's recorded departures (spec/deviations/torch.toml) cover them and only them, for the entries of
-    clauses of their layers. The user's --deviations cover only the user's own classes; a framework's record
-    given as --deviations (spec/deviations/torch.toml) never covers them, so that a user's bug is never
-    labelled a known defect of torch. dropnorm.audit can read the same list for the report's deviations."""
-    path = default_deviations_file(impl_name)
-    own = load_deviations(path) if path else []
-    if not impl_name.startswith("torch-module:"):
-        return own + list(extra)
-    torch_own = tuple(torch_own_kinds or ())
-    users = [_scoped(d, excluded=torch_own) if torch_own else d for d in extra if not builtin_record(d)]
-    if not torch_own:
-        return own + users
-    layers = {KIND_LAYER[k] for k in torch_own}
-    known = clauses()
-    torch_file = default_deviations_file("torch")
-    torch_entries = [_scoped(d, only=torch_own) for d in (load_deviations(torch_file) if torch_file else [])
-                     if d.clause in known and known[d.clause].layer in layers
-                     and (not d.layers or set(d.layers) & set(torch_own))]
-    return own + torch_entries + users
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem):
-    """Run a clause-marked test through dropnorm.judging: after a failure it is run again with the
+    """Run a clause-marked test through dropnorm.suite.judging: after a failure it is run again with the
     failed conditions masked, so that every clause the test checks is judged."""
     __tracebackhide__ = True
     ctx = getattr(pyfuncitem, "dropnorm_context", None)

@@ -1,0 +1,6 @@
+"""python -m dropnorm.spec [--markdown]: list the clauses, or write spec/CLAUSES.md."""
+import sys
+
+from dropnorm.spec.index import main
+
+sys.exit(main())
