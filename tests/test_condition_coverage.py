@@ -24,7 +24,7 @@ from dropnorm.suite import checks
 from dropnorm import spec
 from dropnorm.spec.kinds import LAYER_KINDS
 from dropnorm.report import model
-from dropnorm.suite.traced import TRACE, Call
+from dropnorm.suite.traced import current_trace, Call
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CHANNEL = ("Dropout2d", "Dropout1d", "Dropout3d")
@@ -181,26 +181,26 @@ def test_the_report_schema_allows_conditions_not_run():
 
 # ------------------------------------------------------------------ the recording
 def test_checked_kind_is_the_latest_forward_else_the_latest_construction():
-    saved = list(TRACE.calls)
+    saved = list(current_trace().calls)
     try:
-        TRACE.calls[:] = [Call("construct", 0, "Dropout2d", {}), Call("forward", 0, "Dropout2d", {}),
+        current_trace().calls[:] = [Call("construct", 0, "Dropout2d", {}), Call("forward", 0, "Dropout2d", {}),
                           Call("construct", 1, "Dropout1d", {})]
         assert checks.checked_kind() == "Dropout2d" == checks.circumstances()["layer"]
-        TRACE.calls[:] = [Call("construct", 0, "Dropout2d", {}), Call("construct", 1, "Dropout3d", {})]
+        current_trace().calls[:] = [Call("construct", 0, "Dropout2d", {}), Call("construct", 1, "Dropout3d", {})]
         assert checks.checked_kind() == "Dropout3d" == checks.circumstances()["layer"]
-        TRACE.calls[:] = []
+        current_trace().calls[:] = []
         assert checks.checked_kind() is None
     finally:
-        TRACE.calls[:] = saved
+        current_trace().calls[:] = saved
 
 
 def test_every_executed_check_is_recorded_held_or_not():
     ctx = checks.Context(marked=frozenset({"D2-DTYPE-01"}))
     old = checks.context()
-    saved = list(TRACE.calls)
+    saved = list(current_trace().calls)
     checks.set_context(ctx)
     try:
-        TRACE.calls[:] = [Call("construct", 0, "Dropout1d", {}), Call("forward", 0, "Dropout1d", {})]
+        current_trace().calls[:] = [Call("construct", 0, "Dropout1d", {}), Call("forward", 0, "Dropout1d", {})]
         checks.check(True, "D2-DTYPE-01", "no-alias", "")
         checks.assert_equal([1.0], [1.0], "D2-DTYPE-01", "input-unchanged", "x")   # held: check() not called
         checks.assert_close([1.0], [1.0], 0.1, "D2-DTYPE-01", "scale", "x")
@@ -213,7 +213,7 @@ def test_every_executed_check_is_recorded_held_or_not():
         assert ctx.not_provided == {"cannot": 1} and ctx.not_provided_kinds == {"Dropout1d"}
     finally:
         checks.set_context(old)
-        TRACE.calls[:] = saved
+        current_trace().calls[:] = saved
 
 
 # ------------------------------------------------------------------ (b) the spec's applies tables
@@ -241,7 +241,7 @@ def test_applies_tables_name_real_conditions_and_kinds():
 ])
 def test_bad_applies_tables_are_spec_errors(table, message):
     with pytest.raises(spec.SpecError, match=message):
-        spec._applies("D2-RANK-01", "dropout2d", table, spec.clauses()["D2-RANK-01"].conditions)
+        spec.index._applies("D2-RANK-01", "dropout2d", table, spec.clauses()["D2-RANK-01"].conditions)
 
 
 def test_clauses_md_shows_the_applies_tables():

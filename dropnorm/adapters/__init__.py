@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 
 from dropnorm.adapters.base import Implementation, Layer, NotProvided, Output
+from dropnorm.errors import ImplSpecError
 
 # The one registry of named implementations (the CLI, `dropnorm matrix` and the docs read it):
 # --impl name -> (adapter module, extra to install, modules it needs)
@@ -62,10 +63,6 @@ FRAMEWORKS = {k: (m, extra) for k, (m, extra, _mods) in REGISTRY.items()
               if k not in ("torch", "reference") and k not in PATHS}
 IMPL_HELP = ("torch (default), reference, torch-module:MODULE_OR_FILE.py, one of " + ", ".join(FRAMEWORKS)
              + ", or an execution path: " + ", ".join(sorted(PATHS)))
-
-
-class ImplSpecError(ValueError):
-    """An --impl value that names no implementation."""
 
 
 def normalize(spec: str) -> str:

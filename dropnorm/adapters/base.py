@@ -32,14 +32,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dropnorm.errors import NotProvided
 from dropnorm.spec.kinds import CORE_KINDS, FACTORY, KINDS
 
 LAYOUTS = ("contiguous", "transposed", "strided", "channels_last")
 BATCHNORM_RANKS = {1: (2, 3), 2: (4,), 3: (5,)}  # BatchNormNd -> allowed x.ndim
-
-
-class NotProvided(Exception):
-    """The implementation does not provide this layer, keyword or capability."""
 
 
 @dataclass

@@ -22,7 +22,7 @@ from dropnorm.suite import strategies as hh
 from dropnorm.spec import tolerances as tol
 from dropnorm.adapters import NotProvided
 from dropnorm.suite.bn_setup import draw_case, provided_dims
-from dropnorm.suite.traced import TRACE, Call, TracedLayer
+from dropnorm.suite.traced import current_trace, Call, TracedLayer
 from dropnorm.reference import batchnorm as refbn
 
 STATS = ("running_mean", "running_var")
@@ -44,9 +44,9 @@ def _derive(layer, method: str):
     """A new layer made from `layer` by `method` (convert_sync), recorded as roundtrip is."""
     if method in type(layer).__dict__:
         return getattr(layer, method)()
-    rec = TRACE.add(Call(method, layer.number, layer.kind, {}))
+    rec = current_trace().add(Call(method, layer.number, layer.kind, {}))
     try:
-        fresh = TracedLayer(getattr(layer.inner, method)(), TRACE.new_layer_number(), layer.construct_args)
+        fresh = TracedLayer(getattr(layer.inner, method)(), current_trace().new_layer_number(), layer.construct_args)
     except Exception as e:
         rec.error = f"{type(e).__name__}: {e}"
         raise

@@ -45,7 +45,7 @@ from dropnorm.suite import strategies as hh
 from dropnorm.spec import tolerances as tol
 from dropnorm.adapters.base import BATCHNORM_RANKS, NotProvided
 from dropnorm.spec.dtypes import round_to
-from dropnorm.suite.traced import TRACE, Call, TracedLayer
+from dropnorm.suite.traced import current_trace, Call, TracedLayer
 from dropnorm.reference import batchnorm as refbn
 
 LOW = hh.LOW_PRECISION
@@ -86,9 +86,9 @@ def _copy(layer: TracedLayer, how: str) -> TracedLayer:
     """A copy of the layer: the framework's state round trip (roundtrip), copy.deepcopy or pickle (copy_layer)."""
     if how == "roundtrip":
         return layer.roundtrip()
-    rec = TRACE.add(Call("copy_layer", layer.number, layer.kind, {"how": how}))
+    rec = current_trace().add(Call("copy_layer", layer.number, layer.kind, {"how": how}))
     try:
-        fresh = TracedLayer(layer.inner.copy_layer(how), TRACE.new_layer_number(), layer.construct_args)
+        fresh = TracedLayer(layer.inner.copy_layer(how), current_trace().new_layer_number(), layer.construct_args)
     except Exception as e:
         rec.error = f"{type(e).__name__}: {e}"
         raise
@@ -122,7 +122,7 @@ class _Sequences(RuleBasedStateMachine):
 
     def __init__(self):
         super().__init__()
-        TRACE.reset_example()
+        current_trace().reset_example()
         self.layer = None
         self.ok = False
         self.off: set = set()        # operations the implementation turned out not to provide
@@ -135,7 +135,7 @@ class _Sequences(RuleBasedStateMachine):
     def teardown(self):
         if self.layer is not None and self.ok:  # the example ran to its end: it counts (strategies.given)
             ph.context().examples += 1
-            TRACE.end_example()
+            current_trace().end_example()
 
     # ---------------------------------------------------------------- helpers
     def _begin(self, step: str) -> None:

@@ -48,7 +48,7 @@ from hypothesis import settings
 from dropnorm.suite import checks as ph
 from dropnorm.spec import stats
 from dropnorm.suite import strategies as hh
-from dropnorm.suite.traced import TRACE
+from dropnorm.suite.traced import current_trace
 
 X = 1.5
 SCALE_EXAMPLES = 1
@@ -74,7 +74,7 @@ def _forget(start):
     """Drop a passed size's calls from the trace: the trace keeps each call's input and output (up to 2^24
     values each), and every size is seeded on its own, so a failing size's reproduction needs only its
     own calls."""
-    del TRACE.calls[start:]
+    del current_trace().calls[start:]
 
 
 @pytest.mark.clause("DO-TRAIN-02", "DO-TRAIN-03")
@@ -88,7 +88,7 @@ def test_every_size(impl, p, seed):
     what = f"Dropout(p={p})"
     best_rate, best_lag = None, None
     for i, n in enumerate(sizes):
-        start = len(TRACE.calls)
+        start = len(current_trace().calls)
         layer = impl.dropout(p=p)
         layer.train(True)
         impl.seed((seed + i) % 2 ** 32)
@@ -130,7 +130,7 @@ def test_calls_every_shift(impl, p, seed):
     n = 2 ** (hh.scale_exponent() - 2)
     layer = impl.dropout(p=p)
     layer.train(True)
-    start = len(TRACE.calls)
+    start = len(current_trace().calls)
     impl.seed(seed)
     masks = [_mask(layer, n) for _ in range(CALLS)]
     pairs = [(i, j) for i in range(CALLS) for j in range(i + 1, CALLS)]

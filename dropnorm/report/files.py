@@ -9,29 +9,17 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import pathlib
 import re
 import shutil
 
+from dropnorm.errors import ReportError  # noqa: F401 - raised here; callers catch it from here too
 from dropnorm.report import html, markdown
+from dropnorm.results_dir import write_atomic  # noqa: F401 - one atomic write for every file the suite writes
 from dropnorm.report.model import SCHEMA_VERSION, with_reals
 
 SCHEMA_FILE = pathlib.Path(__file__).resolve().parent / "schema.json"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-class ReportError(ValueError):
-    """A report file that is missing, unreadable, or not valid against the schema."""
-
-
-def write_atomic(path: pathlib.Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def inside(directory: pathlib.Path, name: str) -> pathlib.Path:

@@ -43,10 +43,10 @@ from what its checks observed: the worst severity among the failures behind its 
 """
 from __future__ import annotations
 
-import json
 import math
 import pathlib
 
+from dropnorm.results_dir import ResultsFiles
 from dropnorm.spec.kinds import KINDS, LAYER_KINDS
 from dropnorm.spec import SEVERITIES, classes, clauses
 
@@ -98,13 +98,7 @@ def read_records(path: pathlib.Path, timeouts: dict[str, float] | None = None) -
     tests: dict[str, dict] = {}
     events: dict = {}
     warned: dict[str, list[str]] = {}
-    if not path.exists():
-        return [], events
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:  # a line cut short by a kill: everything before it counts
-            continue
+    for entry in ResultsFiles(path).events():  # a line cut short by a kill: everything before it counts
         if entry.get("event") == "test":
             # per test: its first failure (setup, call or teardown), else its latest phase
             previous = tests.get(entry["nodeid"])

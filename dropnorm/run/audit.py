@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass, field
 
 from dropnorm import properties
+from dropnorm.errors import UsageError
+from dropnorm.results_dir import ResultsFiles
 from dropnorm.suite import profiles
 from dropnorm.report import diagnosis, environment, files, model
 from dropnorm.spec import ROOT, SpecError, clauses, load_deviations
@@ -45,10 +47,6 @@ COSTS_FILE = pathlib.Path(__file__).resolve().parent / "test_costs.json"
 # hanging layer then costs one full limit and short ones after it, not a full limit per test.
 AFTER_HANG_LIMIT = 15.0
 MAX_WORKER_RESTARTS = 10_000  # a crashing implementation may take down a worker in every test
-
-
-class UsageError(Exception):
-    """Something the user must fix before an audit can run: exit 2 with this one-line message."""
 
 
 @dataclass
@@ -211,11 +209,9 @@ def prepare_dir(path: pathlib.Path) -> pathlib.Path:
         raise UsageError(f"cannot write the report directory {path}: {e.strerror or e}; "
                          "choose another with --report-dir") from None
     files.keep_previous(path)
-    for stale in ("report.json", "report.md", "report.html", "junit.xml", "pytest.log", ".results.jsonl",
-                  ".results.jsonl.collected.json", ".timeouts.json"):
+    for stale in ("report.json", "report.md", "report.html", "junit.xml", "pytest.log"):
         (path / stale).unlink(missing_ok=True)
-    for marker in (path / ".results.jsonl.running").glob("*.json"):
-        marker.unlink()
+    ResultsFiles.in_directory(path).clear()
     for old in path.glob("repro-*.py"):
         old.unlink()
     return path
@@ -234,7 +230,7 @@ def pytest_command(opts: Options, directory: pathlib.Path, spec: str) -> list[st
     cmd = [sys.executable, "-m", "pytest", *test_files, f"--impl={spec}", f"--device={opts.device}",
            f"--hypothesis-profile={opts.profile}", "-n", opts.jobs, f"--max-worker-restart={MAX_WORKER_RESTARTS}", "-p", "no:cacheprovider", "-q", "-rN",
            "--tb=short", f"--junitxml={directory / 'junit.xml'}", "-o", "junit_logging=no",
-           f"--dropnorm-results={directory / '.results.jsonl'}"]
+           f"--dropnorm-results={ResultsFiles.in_directory(directory).records}"]
     cmd += [f"--clause={c}" for c in opts.clauses] + [f"--layer={lay}" for lay in opts.layers]
     cmd += [f"--deviations={os.path.abspath(d)}" for d in opts.deviations]
     if opts.seed is not None:
@@ -248,23 +244,13 @@ class Progress:
     def __init__(self, quiet: bool):
         self.quiet, self.done, self.total, self.offset = quiet, 0, None, 0
 
-    def poll(self, results: pathlib.Path) -> None:
+    def poll(self, files: ResultsFiles) -> None:
         if self.total is None:
-            collected = results.with_name(results.name + ".collected.json")
-            if collected.exists():
-                try:
-                    self.total = len(json.loads(collected.read_text()))
-                except ValueError:
-                    pass
-        if not results.exists():
-            return
-        with open(results, encoding="utf-8") as f:
-            f.seek(self.offset)
-            chunk = f.read()
-        complete = chunk[: chunk.rfind("\n") + 1]
-        self.offset += len(complete.encode("utf-8"))
-        for line in complete.splitlines():
-            entry = json.loads(line)
+            collected = files.read_collected()
+            if collected is not None:
+                self.total = len(collected)
+        entries, self.offset = files.events_since(self.offset)
+        for entry in entries:
             if entry.get("event") == "test":
                 self.show(entry)
 
@@ -289,8 +275,7 @@ class Watchdog:
     """Kills a worker whose test has run longer than the limit; remembers which tests timed out."""
 
     def __init__(self, directory: pathlib.Path, limit):
-        self.running = directory / ".results.jsonl.running"
-        self.record = directory / ".timeouts.json"
+        self.files = ResultsFiles.in_directory(directory)
         self.limit = limit if callable(limit) else (lambda nodeid, flat=limit: flat)  # nodeid -> seconds
         self.timed_out: dict[str, float] = {}
 
@@ -302,10 +287,9 @@ class Watchdog:
 
     def check(self) -> None:
         now = time.time()
-        for marker in self.running.glob("*.json") if self.running.is_dir() else ():
-            try:
-                info = json.loads(marker.read_text())
-            except (OSError, ValueError):  # just replaced or removed by its worker
+        for marker in self.files.running_markers():
+            info = self.files.read_marker(marker)
+            if info is None:  # just replaced or removed by its worker
                 continue
             limit = self.current_limit(info["nodeid"])
             if now - info["started"] <= limit or info["nodeid"] in self.timed_out:
@@ -314,7 +298,7 @@ class Watchdog:
                 marker.unlink(missing_ok=True)
                 continue
             self.timed_out[info["nodeid"]] = limit
-            files.write_atomic(self.record, json.dumps(self.timed_out))
+            self.files.write_timeouts(self.timed_out)
             try:
                 os.kill(info["pid"], signal.SIGKILL)
             except ProcessLookupError:
@@ -340,7 +324,7 @@ def _alive(pid: int) -> bool:
 def run_pytest(cmd: list[str], directory: pathlib.Path, progress: Progress,
                watchdog: Watchdog) -> tuple[int | None, bool]:
     """Run the suite; returns (pytest's exit status or None, interrupted)."""
-    results = directory / ".results.jsonl"
+    results = ResultsFiles.in_directory(directory)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.pop("DROPNORM_IMPL", None)
     with open(directory / "pytest.log", "w", encoding="utf-8") as log:
@@ -381,11 +365,9 @@ def _sigterm(signum, frame):
 
 def build_report(opts: Options, target: Target, directory: pathlib.Path, started: float, finished: float,
                  exit_status: int | None, interrupted: bool) -> dict:
-    timeouts_file = directory / ".timeouts.json"
-    timeouts = json.loads(timeouts_file.read_text()) if timeouts_file.exists() else {}
-    records, events = model.read_records(directory / ".results.jsonl", timeouts)
-    collected_file = directory / ".results.jsonl.collected.json"
-    collected = json.loads(collected_file.read_text()) if collected_file.exists() else {}
+    results = ResultsFiles.in_directory(directory)
+    records, events = model.read_records(results.records, results.read_timeouts())
+    collected = results.read_collected() or {}
     selected = None
     if opts.clauses or opts.layers:
         selected = set(opts.clauses) | {cid for cid, c in clauses().items() if c.layer in opts.layers}

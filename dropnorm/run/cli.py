@@ -20,6 +20,7 @@ import sys
 
 from dropnorm import __version__
 from dropnorm.adapters import bare_path_error
+from dropnorm.errors import USER_ERRORS, UsageError
 
 from dropnorm.suite import profiles
 from dropnorm.spec import LAYERS, clauses
@@ -104,7 +105,6 @@ def cmd_selfcheck(args, argv) -> int:
 
 def cmd_matrix(args, argv) -> int:
     from dropnorm.run import matrix
-    from dropnorm.run.audit import UsageError
     for spec in args.impl:
         wrong = bare_path_error(spec)
         if wrong:
@@ -117,7 +117,6 @@ def cmd_matrix(args, argv) -> int:
         reports, failed = matrix.audit_all(chosen, out, args.profile, args.jobs, args.timeout, args.parallel)
         problems.update(failed)
     if not reports:
-        from dropnorm.run.audit import UsageError
         raise UsageError("no implementation could be audited: " + "; ".join(f"{k}: {v}" for k, v in problems.items()))
     matrix.write(out, reports, problems)
     print(f"wrote {out / 'matrix.md'} and {out / 'matrix.html'} ({len(reports)} implementations)")
@@ -168,7 +167,6 @@ def preflight(spec: str, device: str, timeout_s: float = PREFLIGHT_TIMEOUT_S, qu
     if not spec.startswith("torch-module:") or device != "cpu":
         return  # CUDA does not survive fork(); a non-tensor output is then an error in each test
     from dropnorm.adapters import load
-    from dropnorm.run.audit import UsageError
     try:
         impl = load(spec, device=device)
     except Exception:  # noqa: BLE001 - loading runs the user's code; the audit reports what it raises
@@ -186,7 +184,7 @@ def preflight(spec: str, device: str, timeout_s: float = PREFLIGHT_TIMEOUT_S, qu
 
 
 def cmd_audit(args, argv) -> int:
-    from dropnorm.run.audit import Options, UsageError, audit
+    from dropnorm.run.audit import Options, audit
     # --impl my_layers.py: a usage error that says what was meant, before anything is loaded
     wrong = bare_path_error(args.impl)
     if wrong:
@@ -241,13 +239,11 @@ COMMANDS = {"audit": cmd_audit, "clauses": cmd_clauses, "report": cmd_report, "c
 
 
 def main(argv: list[str] | None = None) -> int:
-    from dropnorm.run.audit import UsageError
-    from dropnorm.report.files import ReportError
     argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args, argv)
-    except (UsageError, ReportError) as e:
+    except USER_ERRORS as e:  # something the user must fix: one line, exit 2, never a traceback
         print(f"dropnorm {args.command}: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `dropnorm clauses | head`: the reader left; end quietly

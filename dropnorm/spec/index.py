@@ -11,6 +11,7 @@ import sys
 import tomllib
 from dataclasses import dataclass
 
+from dropnorm.errors import SpecError  # noqa: F401 - raised here; `from dropnorm.spec import SpecError`
 from dropnorm.spec.dtypes import DTYPES
 from dropnorm.spec.kinds import KINDS, LAYER_KINDS, LAYERS
 
@@ -133,10 +134,6 @@ class Deviation:
 
 
 _MISSING = object()
-
-
-class SpecError(ValueError):
-    pass
 
 
 @functools.lru_cache(maxsize=1)

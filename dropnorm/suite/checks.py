@@ -20,18 +20,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dropnorm.errors import DropnormError, SuiteError  # noqa: F401 - SuiteError: `ph.SuiteError` in the tests
 from dropnorm.spec import SEVERITIES, Deviation, clauses
-from dropnorm.suite.traced import TRACE
+from dropnorm.suite import state
+from dropnorm.suite.traced import current_trace
 
 __all__ = ["ClauseViolation", "SuiteError", "check", "held", "inapplicable", "measure", "assert_equal", "assert_close", "assert_dtype",
            "assert_shape", "assert_binomial", "context"]
 
 
-class SuiteError(Exception):
-    """An error of the test suite itself (not of the implementation under test)."""
-
-
-class ClauseViolation(AssertionError):
+class ClauseViolation(DropnormError, AssertionError):
     """A failed check: the clause, the condition within it, observed and expected values
     (as text), the comparison it made and the trace of the failing example, kept apart for the
     report and for the reproduction script (dropnorm.suite.reproduce)."""
@@ -42,8 +40,8 @@ class ClauseViolation(AssertionError):
         self.severity = severity  # dropnorm.spec.SEVERITIES: what kind of departure the check observed
         self.observed, self.expected = observed, expected
         self.comparison = comparison or {"kind": "predicate"}
-        self.calls = list(TRACE.calls)
-        self.impl_spec = TRACE.impl_spec
+        self.calls = list(current_trace().calls)
+        self.impl_spec = current_trace().impl_spec
         self._script = None
         super().__init__(f"{clause}/{condition}: {message}")
 
@@ -107,26 +105,26 @@ class _NotProvidedCounts(dict):
         super().__setitem__(reason, count)
         kind = checked_kind()
         if kind is None:
-            from dropnorm.suite.strategies import _FOCUS  # the kind the test is running for, where it runs one per kind
-            kind = _FOCUS[0]
+            kind = state.current().focus  # the kind the test is running for, where it runs one per kind
         self._ctx.not_provided_kinds.add(kind)
 
 
-_ctx = [Context()]
-
-
 def context() -> Context:
-    return _ctx[0]
+    """The clause context of the running test (the run's state, suite/state.py)."""
+    run = state.current()
+    if run.context is None:
+        run.context = Context()
+    return run.context
 
 
 def set_context(ctx: Context) -> None:
-    _ctx[0] = ctx
+    state.current().context = ctx
 
 
 def circumstances(calls=None) -> dict:
     """What the failing check looked at, read from the trace: the layer kind, dtype and layout of
     the latest forward call, that layer's constructor arguments, and the seeds set in the example."""
-    calls = TRACE.calls if calls is None else calls
+    calls = current_trace().calls if calls is None else calls
     out = {"layer": None, "dtype": None, "layout": None, "params": {}, "seeds": set()}
     constructed, parent = {}, {}
     for c in calls:
@@ -159,7 +157,7 @@ def checked_kind(calls=None) -> str | None:
     """The layer kind a check looks at, as circumstances() reads it but cheaper (it runs on every check):
     the kind of the latest forward call of the current example, else of the latest layer constructed;
     None when the example called no layer."""
-    calls = TRACE.calls if calls is None else calls
+    calls = current_trace().calls if calls is None else calls
     constructed = None
     for c in reversed(calls):
         method = c.method

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dropnorm.adapters.base import BATCHNORM_RANKS
+from dropnorm.errors import DropnormError
 from dropnorm.spec.kinds import CHANNEL_RANKS, KIND_LAYER
 
 # the calls whose exceptions are isolated (forward_in and gradcheck have clauses of their own: BN-GRAD-05,
@@ -27,7 +28,7 @@ from dropnorm.spec.kinds import CHANNEL_RANKS, KIND_LAYER
 ISOLATED = frozenset(("forward", "forward_backward"))
 
 
-class InputClassRejected(Exception):
+class InputClassRejected(DropnormError):
     """A call of an input class the implementation raised on earlier in this test: filtered out of a hypothesis
     test as a NotProvided example is (dropnorm.suite.strategies.given), but never mistaken for NotProvided, which says
     what the implementation declares it cannot express."""

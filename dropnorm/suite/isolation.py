@@ -17,8 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dropnorm.errors import DropnormError
 
-class GlobalStateChanged(RuntimeError):
+
+class GlobalStateChanged(DropnormError, RuntimeError):
     """The implementation changed global state during a test (the state has been restored)."""
 
 

@@ -12,21 +12,22 @@ marks its other clauses not-reached rather than pass.
 
 A run that ends in an exception raised by the implementation on one class of inputs (a rank, a dtype, a
 layout, an option: dropnorm.suite.input_classes) is not the end of the test: the exception fails the clause that
-covers that class, the class is filtered out of the following runs (TRACE.rejected), and the test's other
+covers that class, the class is filtered out of the following runs (current_trace().rejected), and the test's other
 clauses are judged on the inputs the implementation accepts. At most MAX_CLASSES classes are isolated per test.
 """
 from __future__ import annotations
 
+from dropnorm.errors import DropnormError
 from dropnorm.suite import input_classes
 from dropnorm.adapters.base import NotProvided
 from dropnorm.suite.checks import ClauseViolation, Context, check, circumstances
-from dropnorm.suite.traced import TRACE
+from dropnorm.suite.traced import current_trace
 
 MAX_RUNS = 6  # 1 + up to 5 reruns: a layer failing more conditions of one test than that is judged unfinished
 MAX_CLASSES = 3  # input classes isolated per test (each costs a rerun); past that the test ends in the error
 
 
-class ClauseViolations(AssertionError):
+class ClauseViolations(DropnormError, AssertionError):
     """Several violations found in one test (each with its own failing example)."""
 
     def __init__(self, violations: list[ClauseViolation], unjudged: str = ""):
@@ -63,20 +64,20 @@ def _isolate(leaves: list[BaseException]) -> ClauseViolation | None | bool:
     to raise), None where the exception is not isolated."""
     errors = [e for e in leaves if not isinstance(e, ClauseViolation)]
     if (len(errors) != 1 or isinstance(errors[0], (NotProvided, input_classes.InputClassRejected))
-            or len(TRACE.rejected) >= MAX_CLASSES):
+            or len(current_trace().rejected) >= MAX_CLASSES):
         return None
-    if not TRACE.calls:
+    if not current_trace().calls:
         return None
     # the constructor arguments of the layer of the latest call (followed through round trips and copies)
-    last = TRACE.calls[-1]
-    found = input_classes.blamed(TRACE.calls, {last.layer: circumstances()["params"]}, TRACE.accepted,
-                                 TRACE.builders.get(last.layer))
+    last = current_trace().calls[-1]
+    found = input_classes.blamed(current_trace().calls, {last.layer: circumstances()["params"]}, current_trace().accepted,
+                                 current_trace().builders.get(last.layer))
     if found is None:
         return None
     cls, (clause, condition), failed = found
     if not failed.error.startswith(type(errors[0]).__name__ + ":"):
         return None  # the test's own code raised after the call, or another exception
-    TRACE.rejected.append((cls, (clause, condition)))
+    current_trace().rejected.append((cls, (clause, condition)))
     try:
         check(False, clause, condition, f"got {failed.error[:300]}, expected an output: {cls.describe()} is "
               f"valid input (its examples are left out of this test's other checks)", severity="exception",
@@ -95,7 +96,7 @@ def run(call, ctx: Context, max_runs: int = MAX_RUNS):
         ctx.examples = 0
         try:
             call()
-            TRACE.end_example()  # a test without hypothesis: its one example ran to its end
+            current_trace().end_example()  # a test without hypothesis: its one example ran to its end
         except Exception as exc:  # BaseException (pytest.skip, KeyboardInterrupt) passes through
             leaves = _leaves(exc)
             violations = [e for e in leaves if isinstance(e, ClauseViolation)]

@@ -28,12 +28,12 @@ import pathlib
 import pytest
 from hypothesis import settings
 
-from dropnorm.suite import checks, isolation, judging, profiles
+from dropnorm.suite import checks, isolation, judging, profiles, recorder, state
 from dropnorm.adapters import IMPL_HELP, ImplSpecError, NotProvided, bare_path_error, load, normalize
 from dropnorm.spec.deviations import recorded_deviations
 from dropnorm.spec.kinds import LAYER_KINDS
 from dropnorm.spec import LAYERS, SpecError, clauses, load_deviations
-from dropnorm.suite.traced import TRACE, Traced
+from dropnorm.suite.traced import current_trace, Traced
 
 pytest_plugins = ["dropnorm.suite.recorder"]
 
@@ -55,11 +55,17 @@ def active(config) -> bool:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
-    """Before hypothesis's own plugin reads --hypothesis-profile: dropnorm's default profile."""
+    """Before hypothesis's own plugin reads --hypothesis-profile: dropnorm's default profile. The run's
+    state (suite/state.py) opens here and closes at pytest_unconfigure."""
+    state.begin()
     config.dropnorm_active = active(config)
     if config.dropnorm_active:
         settings.load_profile(os.environ.get("DROPNORM_PROFILE", profiles.DEFAULT))
     config.pluginmanager.register(_AfterHypothesis(), "dropnorm-after-hypothesis")
+
+
+def pytest_unconfigure(config):
+    state.end()
 
 
 class _AfterHypothesis:
@@ -194,7 +200,7 @@ def _clause_context(request):
         needed = {cls for cid in ids for cls in LAYER_KINDS[clauses()[cid].layer]}
         if not any(impl.provides(cls) for cls in needed):
             pytest.skip(f"not provided: {impl.describe()} defines none of {sorted(needed)}")
-    TRACE.reset_test(request.node.callspec.params.get("impl") if hasattr(request.node, "callspec") else None)
+    current_trace().reset_test(request.node.callspec.params.get("impl") if hasattr(request.node, "callspec") else None)
     checks.set_context(ctx)
     request.node.dropnorm_context = ctx
     for cid in ids:
@@ -220,6 +226,13 @@ def pytest_pyfunc_call(pyfuncitem):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
+    _settle_outcome(item, call, rep)
+    recorder.attach_record(item, call, rep)
+
+
+def _settle_outcome(item, call, rep) -> None:
+    """A test that needed what the implementation does not provide is skipped; one that met only recorded
+    deviations is an xfail ("known deviation" / "known defect")."""
     if call.excinfo is not None and call.excinfo.errisinstance(NotProvided):
         rep.outcome, rep.longrepr = "skipped", (str(item.path), 0, f"not provided: {call.excinfo.value}")
         return

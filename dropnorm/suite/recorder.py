@@ -18,11 +18,12 @@ Warnings raised during a test go to FILE as "warning" events.
 from __future__ import annotations
 
 import json
-import os
-import pathlib
 import time
 
 import pytest
+
+from dropnorm.results_dir import ResultsFiles
+from dropnorm.suite import state
 
 PROPERTY = "dropnorm-record"
 
@@ -32,15 +33,9 @@ def pytest_addoption(parser):
                                           help="write one JSON line per test outcome to FILE (dropnorm audit)")
 
 
-def _path(config) -> pathlib.Path | None:
+def _files(config) -> ResultsFiles | None:
     value = config.getoption("dropnorm_results", None)
-    return pathlib.Path(value) if value else None
-
-
-def _write_atomic(path: pathlib.Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    return ResultsFiles(value) if value else None
 
 
 def _clauses(item) -> list[str]:
@@ -49,11 +44,9 @@ def _clauses(item) -> list[str]:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_finish(session):
-    path = _path(session.config)
-    if path is None:
-        return
-    mapping = {item.nodeid: _clauses(item) for item in session.items}
-    _write_atomic(path.with_name(path.name + ".collected.json"), json.dumps(mapping))
+    files = _files(session.config)
+    if files is not None:
+        files.write_collected({item.nodeid: _clauses(item) for item in session.items})
 
 
 def _violations(exc) -> list:
@@ -80,21 +73,22 @@ def _error_text(exc) -> str:
     return text if len(text) <= 2000 else text[:2000] + " ..."
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    rep = outcome.get_result()
-    if _path(item.config) is None:
+def attach_record(item, call, rep) -> None:
+    """Summarise a test phase's outcome as a record on its report (a user property that travels from an
+    xdist worker to the controller). Called by the plugin's makereport hook once it has settled the
+    outcome (not provided: skipped; a recorded deviation met: xfail), so that the record reads the
+    final outcome: one hook, in one order, instead of two wrappers that relied on registration order."""
+    if _files(item.config) is None:
         return
     callspec = getattr(item, "callspec", None)
     record = {"clauses": _clauses(item), "when": rep.when,
               "impl": callspec.params.get("impl") if callspec is not None else None}
     ctx = getattr(item, "dropnorm_context", None)
     if ctx is not None and rep.when == "call":
-        from dropnorm.suite.traced import TRACE
+        from dropnorm.suite.traced import current_trace
         record["examples"] = ctx.examples or 1  # a test without hypothesis runs one example
-        record["inputs"] = sorted(TRACE.inputs)
-        record["kinds"] = sorted(TRACE.kinds)    # layer kinds called in examples that ran to their end
+        record["inputs"] = sorted(current_trace().inputs)
+        record["kinds"] = sorted(current_trace().kinds)    # layer kinds called in examples that ran to their end
         record["measurements"] = ctx.measurements  # all of them: calibration reads every p-value
         record["runs"] = ctx.runs
         if ctx.unjudged:
@@ -134,20 +128,13 @@ def pytest_runtest_makereport(item, call):
     rep.user_properties.append((PROPERTY, json.dumps(record, default=str)))
 
 
-def _running_dir(config) -> pathlib.Path | None:
-    path = _path(config)
-    return None if path is None else path.with_name(path.name + ".running")
-
-
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item, nextitem):
-    directory = _running_dir(item.config)
-    if directory is None:
+    files = _files(item.config)
+    if files is None:
         yield
         return
-    directory.mkdir(exist_ok=True)
-    marker = directory / f"{os.getpid()}.json"
-    _write_atomic(marker, json.dumps({"nodeid": item.nodeid, "pid": os.getpid(), "started": time.time()}))
+    marker = files.mark_running(item.nodeid)
     try:
         yield
     finally:
@@ -155,26 +142,18 @@ def pytest_runtest_protocol(item, nextitem):
 
 
 def pytest_warning_recorded(warning_message, when, nodeid, location):
-    writer = getattr(_CONFIG[0], "_dropnorm_writer", None) if _CONFIG[0] is not None else None
+    config = state.current().config
+    writer = getattr(config, "_dropnorm_writer", None) if config is not None else None
     if writer is not None and nodeid:
         writer.write({"event": "warning", "nodeid": nodeid,
                       "message": f"{warning_message.category.__name__}: {warning_message.message}"[:1000],
                       "where": f"{warning_message.filename}:{warning_message.lineno}"})
 
 
-class _Writer:
-    def __init__(self, path: pathlib.Path):
-        self.file = open(path, "a", encoding="utf-8")
-
-    def write(self, entry: dict) -> None:
-        self.file.write(json.dumps(entry, default=str) + "\n")
-        self.file.flush()
-
-
 def pytest_configure(config):
-    path = _path(config)
-    if path is not None and not hasattr(config, "workerinput"):  # the process that writes reports
-        config._dropnorm_writer = _Writer(path)
+    files = _files(config)
+    if files is not None and not hasattr(config, "workerinput"):  # the process that writes reports
+        config._dropnorm_writer = files.open_records()
         config._dropnorm_writer.write({"event": "start", "time": time.time()})
 
 
@@ -183,7 +162,7 @@ def pytest_runtest_logreport(report):
     props = getattr(report, "user_properties", None)
     if props is None:
         return
-    config = _CONFIG[0]
+    config = state.current().config
     writer = getattr(config, "_dropnorm_writer", None) if config is not None else None
     if writer is None:  # an xdist worker: the record travels to the controller with the report
         return
@@ -203,9 +182,6 @@ def pytest_runtest_logreport(report):
     writer.write(entry)
 
 
-_CONFIG: list = [None]
-
-
 def _worker(report) -> str | None:
     gateway = getattr(getattr(report, "node", None), "gateway", None)
     return str(gateway.id) if gateway is not None else None
@@ -213,7 +189,7 @@ def _worker(report) -> str | None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session):
-    _CONFIG[0] = session.config
+    state.current().config = session.config
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -221,4 +197,4 @@ def pytest_sessionfinish(session, exitstatus):
     if writer is not None:
         writer.write({"event": "finish", "exitstatus": int(exitstatus), "time": time.time(),
                       "interrupted": bool(session.shouldstop) or int(exitstatus) == 2})
-        writer.file.close()
+        writer.close()

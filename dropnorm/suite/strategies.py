@@ -14,14 +14,13 @@ from hypothesis import strategies as st
 from dropnorm.suite import checks
 from dropnorm.adapters.base import BATCHNORM_RANKS, NotProvided
 from dropnorm.suite.input_classes import InputClassRejected
-from dropnorm.suite.traced import TRACE
+from dropnorm.suite import state
+from dropnorm.suite.traced import current_trace
 from dropnorm.spec.dtypes import DTYPES
 
 LOW_PRECISION = ("float16", "bfloat16")
 
 
-_FOCUS: list = [None]  # the layer kind the current hypothesis run draws, or None for any
-_GRID: list = [False]  # whether the current run draws constructor parameters from their grids
 
 
 def grid_or(full, grid):
@@ -34,18 +33,18 @@ def grid_or(full, grid):
 
     @st.composite
     def draw(draw_):
-        return draw_(st.sampled_from(grid) if _GRID[0] else full)
+        return draw_(st.sampled_from(grid) if state.current().grid else full)
     return draw()
 
 
 def focus() -> str | None:
     """The layer kind this run of the test is about (see given), or None."""
-    return _FOCUS[0]
+    return state.current().focus
 
 
 def focused(kinds) -> list:
     """`kinds` narrowed to the run's focus, when the focus is among them."""
-    f = _FOCUS[0]
+    f = state.current().focus
     return [f] if f is not None and f in kinds else list(kinds)
 
 
@@ -76,7 +75,7 @@ def given(*args, **kwargs):
     def decorate(test):
         @functools.wraps(test)
         def run_example(*a, **kw):
-            TRACE.reset_example()
+            current_trace().reset_example()
             ctx = checks.context()
             try:
                 result = test(*a, **kw)
@@ -85,14 +84,14 @@ def given(*args, **kwargs):
                 ctx.not_provided[reason] = ctx.not_provided.get(reason, 0) + 1
                 hypothesis.reject()
             ctx.examples += 1
-            TRACE.end_example()
+            current_trace().end_example()
             return result
         inner = hypothesis.given(*args, **kwargs)(run_example)
 
         @functools.wraps(inner)
         def per_kind(*a, **kw):
             __tracebackhide__ = True
-            _GRID[0] = bool(getattr(kw.get("impl"), "parameter_grid", False))
+            state.current().grid = bool(getattr(kw.get("impl"), "parameter_grid", False))
             kinds = _kinds_to_cover(kw.get("impl"))
             own = getattr(per_kind, "_hypothesis_internal_use_settings", None) or settings.default
             if not getattr(kw.get("impl"), "shrinks_failures", True):
@@ -103,7 +102,7 @@ def given(*args, **kwargs):
             ctx = checks.context()
             unexpressed = []
             for kind in kinds:
-                _FOCUS[0] = kind
+                state.current().focus = kind
                 ran, filtered = ctx.examples, sum(ctx.not_provided.values())
                 try:
                     settings(own, max_examples=n)(hypothesis.given(*args, **kwargs)(run_example))(*a, **kw)
@@ -115,7 +114,7 @@ def given(*args, **kwargs):
                     unexpressed.append(kind)
                     ctx.not_provided_kinds.add(kind)  # the report's per-kind status there: not-provided
                 finally:
-                    _FOCUS[0] = None
+                    state.current().focus = None
             if len(unexpressed) == len(kinds):
                 raise NotProvided(f"not provided on any of {', '.join(kinds)}: "
                                   + "; ".join(sorted(ctx.not_provided)[:3]))

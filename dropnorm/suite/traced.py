@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dropnorm.adapters.base import Implementation, Layer, Output
+from dropnorm.suite import state
 from dropnorm.suite.input_classes import InputClassRejected, features
 from dropnorm.spec.kinds import KINDS
 
@@ -82,7 +83,12 @@ class Trace:
         return call
 
 
-TRACE = Trace()
+def current_trace() -> Trace:
+    """The trace of the run in progress (suite/state.py)."""
+    run = state.current()
+    if run.trace is None:
+        run.trace = Trace()
+    return run.trace
 
 
 def _copy(value):
@@ -96,7 +102,7 @@ def _copy(value):
 def _recorded(method):
     """Run `method` on the wrapped object, recording the call, its result or its exception."""
     def call(self, name, *, layer=None, kind=None, note=None, **args):
-        rec = TRACE.add(Call(name, layer, kind, {k: _copy(v) for k, v in args.items()}))
+        rec = current_trace().add(Call(name, layer, kind, {k: _copy(v) for k, v in args.items()}))
         try:
             result = method(self, name, **args)
         except Exception as e:
@@ -121,14 +127,14 @@ class TracedLayer:
         """Filter out a call of an input class the implementation raised on earlier in this test; return the
         call's features (dropnorm.suite.input_classes) for _accepted."""
         feats = features(self.kind, method, args, self.construct_args)
-        for cls, (clause, condition) in TRACE.rejected:
+        for cls, (clause, condition) in current_trace().rejected:
             if cls.contains(self.kind, feats):
                 raise InputClassRejected(f"filtered: {cls.describe()} raised earlier in this test "
                                          f"(failed as {clause}/{condition})")
         return feats
 
     def _accepted(self, feats: frozenset, result):
-        TRACE.accepted.setdefault(self.kind, set()).update(feats)
+        current_trace().accepted.setdefault(self.kind, set()).update(feats)
         return result
 
     @_recorded
@@ -136,8 +142,8 @@ class TracedLayer:
         return getattr(self.inner, name)(**args)
 
     def _note_input(self, dtype, layout):
-        TRACE.example_inputs.add((dtype, layout))
-        TRACE.example_kinds.add(self.kind)
+        current_trace().example_inputs.add((dtype, layout))
+        current_trace().example_kinds.add(self.kind)
 
     @property
     def training(self) -> bool:
@@ -173,9 +179,9 @@ class TracedLayer:
                           second_order=second_order)
 
     def roundtrip(self) -> "TracedLayer":
-        rec = TRACE.add(Call("roundtrip", self.number, self.kind, {}))
+        rec = current_trace().add(Call("roundtrip", self.number, self.kind, {}))
         try:
-            fresh = TracedLayer(self.inner.roundtrip(), TRACE.new_layer_number(), self.construct_args)
+            fresh = TracedLayer(self.inner.roundtrip(), current_trace().new_layer_number(), self.construct_args)
         except Exception as e:
             rec.error = f"{type(e).__name__}: {e}"
             raise
@@ -198,9 +204,9 @@ class TracedLayer:
                           dtype=dtype)
 
     def convert_sync(self) -> "TracedLayer":
-        rec = TRACE.add(Call("convert_sync", self.number, self.kind, {}))
+        rec = current_trace().add(Call("convert_sync", self.number, self.kind, {}))
         try:
-            fresh = TracedLayer(self.inner.convert_sync(), TRACE.new_layer_number(), self.construct_args)
+            fresh = TracedLayer(self.inner.convert_sync(), current_trace().new_layer_number(), self.construct_args)
         except Exception as e:
             rec.error = f"{type(e).__name__}: {e}"
             raise
@@ -260,21 +266,21 @@ class Traced:
         return self.inner.provides(kind)
 
     def seed(self, seed: int) -> None:
-        TRACE.add(Call("seed", None, None, {"seed": seed}))
+        current_trace().add(Call("seed", None, None, {"seed": seed}))
         self.inner.seed(seed)
 
     def _construct(self, kind: str, factory: str, **kwargs) -> TracedLayer:
         if kind in KINDS and self.inner.provides(kind):
-            TRACE.example_kinds.add(kind)  # a construction checks the kind too (the API clauses)
-        number = TRACE.new_layer_number()
-        rec = TRACE.add(Call("construct", number, kind, dict(kwargs, factory=factory)))
+            current_trace().example_kinds.add(kind)  # a construction checks the kind too (the API clauses)
+        number = current_trace().new_layer_number()
+        rec = current_trace().add(Call("construct", number, kind, dict(kwargs, factory=factory)))
         try:
             layer = getattr(self.inner, factory)(**kwargs)
         except Exception as e:
             rec.error = f"{type(e).__name__}: {e}"
             raise
         rec.result = number
-        TRACE.builders[number] = getattr(self.inner, factory)
+        current_trace().builders[number] = getattr(self.inner, factory)
         return TracedLayer(layer, number, kwargs)
 
     def dropout(self, p=0.5, inplace=False) -> TracedLayer:
