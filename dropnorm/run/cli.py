@@ -91,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--parallel", type=int, default=1, metavar="N",
                    help="audits at a time (default 1; each audit also runs --jobs pytest processes)")
     k = sub.add_parser("selfcheck", help="audit the defect catalogue and the correct variants: the suite's power")
-    k.add_argument("--profile", default="ci", choices=list(profiles.PROFILES),
+    k.add_argument("--profile", default=profiles.DEFAULT, choices=list(profiles.PROFILES),
                    help="ci (default, derandomized) or thorough (300 examples, fresh seeds)")
     k.add_argument("--jobs", type=int, help="pytest processes at once (default: usable CPUs)")
     k.add_argument("--seed", type=int, help="hypothesis seed: other examples than the derandomized ones")
@@ -184,7 +184,8 @@ def preflight(spec: str, device: str, timeout_s: float = PREFLIGHT_TIMEOUT_S, qu
 
 
 def cmd_audit(args, argv) -> int:
-    from dropnorm.run.audit import Options, audit
+    from dropnorm.run.audit import audit
+    from dropnorm.run.options import Options
     # --impl my_layers.py: a usage error that says what was meant, before anything is loaded
     wrong = bare_path_error(args.impl)
     if wrong:

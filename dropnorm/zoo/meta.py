@@ -27,9 +27,10 @@ import sys
 from dataclasses import dataclass, field
 
 from dropnorm.properties import module_files as property_test_files
+from dropnorm.suite import profiles
 from dropnorm.spec import LAYERS, ROOT, clauses
 
-PROFILE = "ci"  # derandomized: the audits are deterministic
+PROFILE = profiles.DEFAULT  # derandomized (ci): the audits are deterministic
 
 # group name -> clause-id prefixes: one pytest process per clause family. A process starts in
 # about 3 s (torch, scipy) and audits a family's defects in about as long, so the two families
