@@ -65,7 +65,7 @@ def prepare_dir(path: pathlib.Path) -> pathlib.Path:
 
 
 def build_report(opts: Options, target: Target, directory: pathlib.Path, started: float, finished: float,
-                 exit_status: int | None, interrupted: bool) -> dict:
+                 exit_status: int | None, interrupted: bool) -> tuple[dict, list[dict]]:
     results = ResultsFiles.in_directory(directory)
     records, events = model.read_records(results.records, results.read_timeouts())
     collected = results.read_collected() or {}
@@ -99,7 +99,24 @@ def build_report(opts: Options, target: Target, directory: pathlib.Path, started
             "run": {"started": iso(started), "finished": iso(finished), "duration_s": round(finished - started, 3),
                     "tests": len(records), "pytest_exit_status": exit_status},
             "selection": {"clauses": sorted(opts.clauses) or None, "layers": sorted(opts.layers) or None},
-            "summary": model.summary(entries), "diagnosis": diagnosis.diagnose(entries), "clauses": entries})
+            "summary": model.summary(entries), "diagnosis": diagnosis.diagnose(entries), "clauses": entries}), records
+
+
+def timings(records: list[dict], audit_started: float, pytest_started: float, pytest_finished: float) -> dict:
+    """Where the audit's time went (report.json run.timings; benchmarks/breakdown.py reads them): this
+    process before pytest starts (loading the target), pytest's start-up and collection up to the first
+    test, the tests (first start to last end, wall), pytest's shutdown, and the time spent inside the
+    implementation's calls (the traced path measures it) next to the tests' own summed durations."""
+    tests = [r for r in records if r.get("time") is not None]
+    first = min((r["time"] - r["duration"] for r in tests), default=pytest_finished)
+    last = max((r["time"] for r in tests), default=pytest_finished)
+    first = max(first, pytest_started)
+    return {"setup_s": round(pytest_started - audit_started, 3),
+            "pytest_startup_s": round(first - pytest_started, 3),
+            "tests_s": round(max(0.0, last - first), 3),
+            "pytest_shutdown_s": round(max(0.0, pytest_finished - last), 3),
+            "tests_summed_s": round(sum(r.get("duration") or 0.0 for r in records), 3),
+            "implementation_s": round(sum(r.get("implementation_s") or 0.0 for r in records), 3)}
 
 
 # The reference computes the expected values itself: its audit shows that the suite's machinery runs,
@@ -127,6 +144,7 @@ def deviation_hits(opts: Options, target: Target, records: list[dict], entries: 
 
 
 def audit(opts: Options) -> int:
+    audit_started = time.time()
     check_options(opts)
     target = load_target(opts)
     directory = prepare_dir(pathlib.Path(opts.report_dir) if opts.report_dir
@@ -147,8 +165,11 @@ def audit(opts: Options) -> int:
         exit_status, interrupted = run_pytest(cmd, directory, Progress(opts.quiet),
                                               Watchdog(directory, lambda nodeid: opts.limit_for(
                                                   nodeid, target.cost_factor)))
-        report = build_report(opts, target, directory, started, time.time(), exit_status, interrupted)
+        pytest_finished = time.time()
+        report, records = build_report(opts, target, directory, started, pytest_finished, exit_status, interrupted)
+        report["run"]["timings"] = timings(records, audit_started, started, pytest_finished)
         files.write_report(directory, report)
+        report["run"]["timings"]["report_s"] = round(time.time() - pytest_finished, 3)
         if opts.replay != "none" and not interrupted:
             try:
                 replay_and_rewrite(directory, report, opts, target)
@@ -156,6 +177,8 @@ def audit(opts: Options) -> int:
                 interrupted = True
                 report["run"]["replay_interrupted"] = True
                 files.write_report(directory, report)
+        report["run"]["timings"]["wall_s"] = round(time.time() - audit_started, 3)
+        files.write_report(directory, report, renders=False)  # report.json alone: the timings are complete now
     finally:
         signal.signal(signal.SIGTERM, previous)
     print(summary_line(report, directory), file=sys.stderr)

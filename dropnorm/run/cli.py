@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--profile", default=profiles.DEFAULT, choices=list(profiles.PROFILES),
                    help="quick (8 examples per test), ci (30, default), thorough (300, fresh seeds)")
     a.add_argument("--report-dir", help="default: reports/<implementation>-<version>-<device>/")
-    a.add_argument("--jobs", default="auto", help="pytest-xdist workers: a number or 'auto' (default)")
+    a.add_argument("--jobs", default="auto", help="pytest-xdist workers: a number or 'auto' (default: one per CPU; one for a --clause selection)")
     a.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     a.add_argument("--seed", type=int, help="hypothesis seed (fresh examples, reproducible); default: derandomized")
     a.add_argument("--strict", action="store_true", help="SHOULD failures also make the audit non-conformant (as "

@@ -34,13 +34,23 @@ def run_directory() -> pathlib.Path:
     return ROOT if (ROOT / "pyproject.toml").is_file() else properties.DIRECTORY
 
 
+def workers(opts: Options) -> str:
+    """pytest-xdist workers: --jobs, where 'auto' is one worker for a selection of clauses and one per CPU
+    otherwise. Each worker pays its own start-up (python, pytest, hypothesis, the framework: about 4 s of
+    CPU with torch), which a clause's few tests do not earn back on a second worker; a worker there still
+    keeps a crashing implementation from taking the audit down with it."""
+    if opts.jobs != "auto":
+        return opts.jobs
+    return "1" if opts.clauses and not opts.layers else "auto"
+
+
 def pytest_command(opts: Options, directory: pathlib.Path, spec: str) -> list[str]:
     test_files = properties.module_files()
     if not test_files:
         raise UsageError(f"no property tests under {properties.DIRECTORY}: the installed dropnorm is incomplete; "
                          "reinstall it (pip install --force-reinstall dropnorm)")
     cmd = [sys.executable, "-m", "pytest", *test_files, f"--impl={spec}", f"--device={opts.device}",
-           f"--hypothesis-profile={opts.profile}", "-n", opts.jobs, f"--max-worker-restart={MAX_WORKER_RESTARTS}", "-p", "no:cacheprovider", "-q", "-rN",
+           f"--hypothesis-profile={opts.profile}", "-n", workers(opts), f"--max-worker-restart={MAX_WORKER_RESTARTS}", "-p", "no:cacheprovider", "-q", "-rN",
            "--tb=short", f"--junitxml={directory / 'junit.xml'}", "-o", "junit_logging=no",
            f"--dropnorm-results={ResultsFiles.in_directory(directory).records}"]
     cmd += [f"--clause={c}" for c in opts.clauses] + [f"--layer={lay}" for lay in opts.layers]

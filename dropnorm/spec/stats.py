@@ -19,7 +19,19 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as st
+
+
+class _SciPyStats:
+    """scipy.stats, imported at its first use: it costs about a second of CPU to import, which every pytest
+    worker and the audit process would pay at start-up although most audits' first statistical test comes
+    late or never (an audit of one clause)."""
+
+    def __getattr__(self, name):
+        from scipy import stats
+        return getattr(stats, name)
+
+
+st = _SciPyStats()
 
 FAMILY_ALPHA = 1e-6
 MAX_STAT_CHECKS = 2000

@@ -91,6 +91,7 @@ def attach_record(item, call, rep) -> None:
         record["kinds"] = sorted(current_trace().kinds)    # layer kinds called in examples that ran to their end
         record["measurements"] = ctx.measurements  # all of them: calibration reads every p-value
         record["runs"] = ctx.runs
+        record["implementation_s"] = round(current_trace().implementation_s, 4)
         if ctx.unjudged:
             record["unjudged"] = ctx.unjudged
         if ctx.not_provided:
@@ -172,7 +173,7 @@ def pytest_runtest_logreport(report):
     if report.when != "call" and report.outcome == "passed":
         return
     entry = {"event": "test", "nodeid": report.nodeid, "when": report.when, "outcome": report.outcome,
-             "duration": report.duration, "worker": _worker(report)}
+             "duration": report.duration, "time": time.time(), "worker": _worker(report)}
     entry.update(json.loads(records[0]) if records else {"crash": str(report.longrepr)[-4000:]})
     if report.outcome == "failed" and not records:
         last = str(report.longrepr).strip().splitlines()[-1][:500] if str(report.longrepr).strip() else ""

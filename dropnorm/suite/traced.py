@@ -14,6 +14,7 @@ example (dropnorm.suite.strategies.given) and of each test (dropnorm.suite.plugi
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,6 +53,7 @@ class Trace:
     accepted: dict = field(default_factory=dict)      # kind -> features of isolated calls that returned, whole test
     builders: dict = field(default_factory=dict)      # layer number -> build(**constructor args): a fresh, untraced
     #                                                   layer of the same factory (dropnorm.suite.input_classes.replay)
+    implementation_s: float = 0.0                     # seconds spent inside the implementation's calls, whole test
     _numbers: itertools.count = field(default_factory=itertools.count)
 
     def reset_test(self, impl_spec: str | None) -> None:
@@ -61,6 +63,7 @@ class Trace:
         self.kinds.clear()
         self.rejected.clear()
         self.accepted.clear()
+        self.implementation_s = 0.0
         self.reset_example()
 
     def reset_example(self) -> None:
@@ -102,12 +105,16 @@ def _copy(value):
 def _recorded(method):
     """Run `method` on the wrapped object, recording the call, its result or its exception."""
     def call(self, name, *, layer=None, kind=None, note=None, **args):
-        rec = current_trace().add(Call(name, layer, kind, {k: _copy(v) for k, v in args.items()}))
+        trace = current_trace()
+        rec = trace.add(Call(name, layer, kind, {k: _copy(v) for k, v in args.items()}))
+        began = time.perf_counter()
         try:
             result = method(self, name, **args)
         except Exception as e:
             rec.error = f"{type(e).__name__}: {e}"
             raise
+        finally:  # the implementation's own time, for the report's breakdown of where an audit's time goes
+            trace.implementation_s += time.perf_counter() - began
         if note is not None:
             note(result)
         rec.result = _copy(result) if not isinstance(result, TracedLayer) else result.number
