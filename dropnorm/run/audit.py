@@ -24,7 +24,8 @@ from dropnorm.suite import profiles
 from dropnorm.report import diagnosis, environment, files, model
 from dropnorm.spec import clauses, load_deviations
 from dropnorm.run.options import Options, check_options
-from dropnorm.run.supervise import Progress, Watchdog, sigterm_as_interrupt, pytest_command, run_pytest
+from dropnorm.run.supervise import (Progress, PytestRun, Watchdog, early_start, pytest_command,
+                                     sigterm_as_interrupt)
 from dropnorm.run.target import Target, load_target
 
 EXIT_CONFORMANT, EXIT_NONCONFORMANT, EXIT_USAGE, EXIT_KNOWN_DEFECTS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -146,10 +147,19 @@ def deviation_hits(opts: Options, target: Target, records: list[dict], entries: 
 def audit(opts: Options) -> int:
     audit_started = time.time()
     check_options(opts)
-    target = load_target(opts)
-    directory = prepare_dir(pathlib.Path(opts.report_dir) if opts.report_dir
-                            else default_report_dir(target, opts.device))
-    cmd = pytest_command(opts, directory, target.spec)
+    if early_start(opts):  # pytest starts its workers while this process describes the implementation
+        directory = prepare_dir(pathlib.Path(opts.report_dir))
+        run = PytestRun(pytest_command(opts, directory, opts.impl), directory)
+        try:
+            target = load_target(opts)
+        except BaseException:
+            run.stop()
+            raise
+    else:
+        target = load_target(opts)
+        directory = prepare_dir(pathlib.Path(opts.report_dir) if opts.report_dir
+                                else default_report_dir(target, opts.device))
+        run = PytestRun(pytest_command(opts, directory, target.spec), directory)
     if not opts.quiet:
         from dropnorm.spec.kinds import KINDS
         missing = [k for k in KINDS if k not in target.provided]
@@ -160,11 +170,10 @@ def audit(opts: Options) -> int:
                  if target.torch_own_kinds else ""),
               file=sys.stderr)
     previous = signal.signal(signal.SIGTERM, sigterm_as_interrupt)
-    started = time.time()
+    started = run.started
     try:
-        exit_status, interrupted = run_pytest(cmd, directory, Progress(opts.quiet),
-                                              Watchdog(directory, lambda nodeid: opts.limit_for(
-                                                  nodeid, target.cost_factor)))
+        exit_status, interrupted = run.supervise(Progress(opts.quiet), Watchdog(directory, lambda nodeid: opts.limit_for(
+                                                 nodeid, target.cost_factor)))
         pytest_finished = time.time()
         report, records = build_report(opts, target, directory, started, pytest_finished, exit_status, interrupted)
         report["run"]["timings"] = timings(records, audit_started, started, pytest_finished)

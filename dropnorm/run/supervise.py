@@ -34,6 +34,21 @@ def run_directory() -> pathlib.Path:
     return ROOT if (ROOT / "pyproject.toml").is_file() else properties.DIRECTORY
 
 
+def early_start(opts: Options) -> bool:
+    """Whether pytest can start before the audit process has loaded the implementation: the report directory
+    is named (the default one is named after the implementation's version), and the implementation is a
+    built-in one whose modules are installed (a user's file is loaded first: its errors must come before any
+    run). Loading torch then overlaps the workers' own start-up: about 2 s of a short audit's wall time."""
+    import importlib.util
+    from dropnorm.adapters import REGISTRY
+    if opts.report_dir is None or opts.impl not in REGISTRY:
+        return False
+    try:
+        return all(importlib.util.find_spec(m) is not None for m in REGISTRY[opts.impl][2])
+    except (ImportError, ValueError):
+        return False
+
+
 def workers(opts: Options) -> str:
     """pytest-xdist workers: --jobs, where 'auto' is one worker for a selection of clauses and one per CPU
     otherwise. Each worker pays its own start-up (python, pytest, hypothesis, the framework: about 4 s of
@@ -143,28 +158,37 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def run_pytest(cmd: list[str], directory: pathlib.Path, progress: Progress,
-               watchdog: Watchdog) -> tuple[int | None, bool]:
-    """Run the suite; returns (pytest's exit status or None, interrupted)."""
-    results = ResultsFiles.in_directory(directory)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env.pop("DROPNORM_IMPL", None)
-    with open(directory / "pytest.log", "w", encoding="utf-8") as log:
-        log.write("$ " + " ".join(cmd) + "\n")
-        log.flush()
-        proc = subprocess.Popen(cmd, cwd=run_directory(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, start_new_session=True)
+class PytestRun:
+    """The suite's pytest subprocess, started at once (its output goes to pytest.log) and supervised later,
+    so that the audit process can describe the implementation while pytest starts its workers."""
+
+    def __init__(self, cmd: list[str], directory: pathlib.Path):
+        self.results = ResultsFiles.in_directory(directory)
+        self.started = time.time()
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env.pop("DROPNORM_IMPL", None)
+        with open(directory / "pytest.log", "w", encoding="utf-8") as log:
+            log.write("$ " + " ".join(cmd) + "\n")
+            log.flush()
+            self.proc = subprocess.Popen(cmd, cwd=run_directory(), stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+
+    def supervise(self, progress: Progress, watchdog: Watchdog) -> tuple[int | None, bool]:
+        """Follow the run to its end; returns (pytest's exit status or None, interrupted)."""
         interrupted = False
         try:
-            while proc.poll() is None:
-                progress.poll(results)
+            while self.proc.poll() is None:
+                progress.poll(self.results)
                 watchdog.check()
                 time.sleep(0.2)
         except KeyboardInterrupt:
             interrupted = True
-            _stop(proc)
-        progress.poll(results)
-        return proc.returncode, interrupted
+            self.stop()
+        progress.poll(self.results)
+        return self.proc.returncode, interrupted
+
+    def stop(self) -> None:
+        _stop(self.proc)
 
 
 def _stop(proc: subprocess.Popen) -> None:
