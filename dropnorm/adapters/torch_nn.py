@@ -21,6 +21,7 @@ import torch
 
 from dropnorm.adapters.base import Implementation, Layer, NotProvided, Output
 from dropnorm.adapters.layouts import storage_permutation
+from dropnorm.errors import DropnormError
 from dropnorm.spec.kinds import KINDS
 
 TORCH_DTYPES = {
@@ -647,7 +648,7 @@ def torch_nn(device: str = "cpu") -> TorchImplementation:
     return TorchImplementation(torch.nn, "torch", "torch.nn", torch.__version__, device)
 
 
-class MissingPackage(ImportError):
+class MissingPackage(DropnormError, ImportError):
     """A torch-module target that exists but imports a module that cannot be found (a package not installed
     in this Python, or a sibling file not on the path): the message names that module. An ImportError, not a
     ModuleNotFoundError, so that it is never read as "the target itself was not found"."""

@@ -32,6 +32,7 @@ from torch import nn
 
 from dropnorm.adapters.base import NotProvided
 from dropnorm.adapters.torch_nn import TorchImplementation, TorchLayer
+from dropnorm.errors import DropnormError
 
 # ---------------------------------------------------------------------------------------------------
 # the path layer: the eager-style module holds the state, `_run` is the path
@@ -239,7 +240,7 @@ def _keeping_compilation_alive(compiled, *args, shared_wrapper: bool = True):
     return out
 
 
-class EagerFallback(RuntimeError):
+class EagerFallback(DropnormError, RuntimeError):
     """A compiled call that ran no compiled frame (dynamo skipped or fell back): an error of the test, never a
     result judged as the compiled path's. Detected with the counter torch's own fullgraph=True check uses
     (torch._C._dynamo.eval_frame.set_fullgraph_compiled_frame_count: frames run from compiled code)."""
