@@ -41,10 +41,12 @@ def checkout_of(python: str) -> tuple[str, str]:
     return where, commit + ("+dirty" if dirty else "")
 
 
-def run_once(python: str, audit: str) -> dict:
+def run_once(python: str, checkout: str, audit: str) -> dict:
+    # a checkout from before `python -m dropnorm` (issue 26) has the command in dropnorm.cli
+    command = "dropnorm" if (pathlib.Path(checkout) / "dropnorm" / "__main__.py").exists() else "dropnorm.cli"
     with tempfile.TemporaryDirectory(prefix="dropnorm-bench-") as tmp:
         began = time.perf_counter()
-        proc = subprocess.run([python, "-m", "dropnorm", "audit", *AUDITS[audit], "--report-dir", tmp, "--quiet"],
+        proc = subprocess.run([python, "-m", command, "audit", *AUDITS[audit], "--report-dir", tmp, "--quiet"],
                               capture_output=True, text=True, stdin=subprocess.DEVNULL)
         wall = time.perf_counter() - began
         try:
@@ -65,14 +67,15 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     pythons = [args.python] + ([args.vs_python] if args.vs_python else [])
     checkouts = {py: checkout_of(py) for py in pythons}
+    batch = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")  # this invocation: figures.py reads the latest
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     for audit in args.audits.split(","):
         for i in range(args.runs):
             for py in pythons:
-                result = run_once(py, audit)
                 where, commit = checkouts[py]
-                entry = {"time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "audit": audit,
+                result = run_once(py, where, audit)
+                entry = {"batch": batch, "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "audit": audit,
                          "argv": AUDITS[audit], "commit": commit, "checkout": where, "run": i,
                          "host_load": os.getloadavg()[0], "cpus": os.cpu_count(), **result}
                 with open(out, "a", encoding="utf-8") as f:

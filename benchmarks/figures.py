@@ -200,6 +200,38 @@ def calibration_section(runs: list[dict], scope: str) -> list[str]:
     return out
 
 
+def speed_section(runs: list[dict]) -> list[str]:
+    """The latest benchmarks/breakdown.py invocation: each audit's wall time and phases, per checkout."""
+    if not runs:
+        return []
+    batch = max(r.get("batch", "") for r in runs)
+    runs = [r for r in runs if r.get("batch", "") == batch]
+    out = [f"**Speed** (`python benchmarks/breakdown.py`, {batch[:16]} UTC, benchmarks/results/breakdown.jsonl; "
+           "whole `dropnorm audit` runs of torch, medians, seconds; phases from report.json run.timings, where the "
+           "checkout records them):", "",
+           "| audit | commit | runs | wall (min-max) | set-up | pytest start-up | tests | pytest shutdown | "
+           "report | in torch's calls | tests summed | host load |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    by = collections.defaultdict(list)
+    for r in runs:
+        by[(r["audit"], r["commit"])].append(r)
+
+    def med(values):
+        values = sorted(v for v in values if v is not None)
+        return f"{values[len(values) // 2]:.1f}" if values else "-"
+    for (audit, commit), rs in sorted(by.items(), key=lambda kv: (["clause", "quick", "ci"].index(kv[0][0])
+                                                                   if kv[0][0] in ("clause", "quick", "ci") else 9, kv[0][1])):
+        walls = [r["wall_s"] for r in rs]
+        phase = lambda k: med((r.get("timings") or {}).get(k) for r in rs)  # noqa: E731
+        out.append(f"| {audit} | {commit[:9]} | {len(rs)} | {med(walls)} ({min(walls):.1f}-{max(walls):.1f}) | "
+                   f"{phase('setup_s')} | {phase('pytest_startup_s')} | {phase('tests_s')} | {phase('pytest_shutdown_s')} | "
+                   f"{phase('report_s')} | {phase('implementation_s')} | {phase('tests_summed_s')} | "
+                   f"{med(r['host_load'] for r in rs)} |")
+    cpus = sorted({r.get("cpus") for r in runs})
+    out += ["", f"On {', '.join(map(str, cpus))} CPUs; exit statuses: "
+            + ", ".join(f"{a} {c[:9]}: {sorted({r['exit_status'] for r in rs})}" for (a, c), rs in sorted(by.items())) + "."]
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
@@ -224,6 +256,9 @@ def main() -> int:
         lines += ["", f"Not counted above: {len(legacy)} legacy soak runs without a recorded commit"
                       f" ({sum(classify(r)[0] for r in legacy)} false alarms) and {other} runs on other code "
                       "versions; `--code all` pools them."]
+    speed = speed_section(read_jsonl(results / "breakdown.jsonl"))
+    if speed:
+        lines += [""] + speed
     print("\n".join(lines))
     return 0
 
