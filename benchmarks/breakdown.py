@@ -34,7 +34,7 @@ AUDITS = {"clause": ["--clause", "DO-P0-01", "--profile", "quick"],
 def checkout_of(python: str) -> tuple[str, str]:
     """(the checkout PY imports dropnorm from, its commit)."""
     where = subprocess.run([python, "-c", "import dropnorm, pathlib; print(pathlib.Path(dropnorm.__file__).resolve().parents[1])"],
-                           capture_output=True, text=True, check=True).stdout.strip()
+                           capture_output=True, text=True, check=True, cwd="/").stdout.strip()  # not this checkout's
     commit = subprocess.run(["git", "-C", where, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "-C", where, "status", "--porcelain", "--untracked-files=no", "dropnorm"],
                            capture_output=True, text=True).stdout.strip()
@@ -47,7 +47,7 @@ def run_once(python: str, checkout: str, audit: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="dropnorm-bench-") as tmp:
         began = time.perf_counter()
         proc = subprocess.run([python, "-m", command, "audit", *AUDITS[audit], "--report-dir", tmp, "--quiet"],
-                              capture_output=True, text=True, stdin=subprocess.DEVNULL)
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=tmp)  # PY's own checkout
         wall = time.perf_counter() - began
         try:
             run = json.loads((pathlib.Path(tmp) / "report.json").read_text())["run"]
