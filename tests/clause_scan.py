@@ -268,10 +268,7 @@ class _Function:
         if isinstance(node, ast.Call):
             target = self.scan.callee(self.mod, node.func)
             if target:
-                out = set()
-                for ret in self.scan.returns(target, self.call_bindings(node, target), iterate=True):
-                    out |= ret
-                return out or {WILD}
+                return self.returned(node, target, iterate=True)
             if (isinstance(node.func, ast.Attribute) and node.func.attr in ("items", "keys")
                     and isinstance(node.func.value, ast.Dict)):  # {"label": ...}.items(): the labels
                 return {(k, WILD) for k in self.iterate(ast.Tuple(elts=node.func.value.keys))}
@@ -317,12 +314,13 @@ class _Function:
         if isinstance(node, ast.Call):
             target = self.scan.callee(self.mod, node.func)
             if target:
-                out = set()
-                for variant in self.call_bindings(node, target):
-                    for ret in self.scan.returns(target, [variant]):
-                        out |= ret
-                return out or {WILD}
+                return self.returned(node, target)
         return {WILD}
+
+    def returned(self, call, target, iterate=False):
+        """The values a call of a project function returns (iterate=True: those its result yields), over every
+        binding of its call site."""
+        return set().union(*self.scan.returns(target, self.call_bindings(call, target), iterate=iterate)) or {WILD}
 
     def decide(self, test):
         """True/False for a test `name == "literal"` (or !=, not name, name) with one known value."""
