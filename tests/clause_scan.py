@@ -241,11 +241,9 @@ class _Function:
             out = set()
             for src in sources:
                 if isinstance(src, tuple) and src[0] == "unpack":
-                    out |= {v[src[1]] if isinstance(v, tuple) and len(v) > src[1] else WILD
-                            for v in self.ev(src[2])}
+                    out |= _elements(self.ev(src[2]), src[1])
                 elif isinstance(src, tuple) and src[0] == "unpack-iter":
-                    out |= {v[src[1]] if isinstance(v, tuple) and len(v) > src[1] else WILD
-                            for v in self.iterate(src[2])}
+                    out |= _elements(self.iterate(src[2]), src[1])
                 elif isinstance(src, tuple):
                     out |= self.iterate(src[1])
                 else:
@@ -388,6 +386,11 @@ class _Function:
             for v in variants:
                 v["__marks__"] = self.bindings["__marks__"]
         return variants
+
+
+def _elements(values, i: int) -> set:
+    """Element i of each tuple among `values` (a name unpacked from them); WILD for anything else."""
+    return {v[i] if isinstance(v, tuple) and len(v) > i else WILD for v in values}
 
 
 def _stars(s: str) -> str:
