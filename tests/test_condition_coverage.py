@@ -236,8 +236,10 @@ def test_applies_tables_name_real_conditions_and_kinds():
     ({"no-batch-channel": "Dropout1d"}, "non-empty list"),
 ])
 def test_bad_applies_tables_are_spec_errors(table, message):
+    """A malformed `applies` table in spec/clauses.toml is a SpecError naming what is wrong."""
+    from dropnorm.spec.index import _applies  # private, so not on the package's face (import *)
     with pytest.raises(spec.SpecError, match=message):
-        spec._applies("D2-RANK-01", "dropout2d", table, spec.clauses()["D2-RANK-01"].conditions)
+        _applies("D2-RANK-01", "dropout2d", table, spec.clauses()["D2-RANK-01"].conditions)
 
 
 def test_clauses_md_shows_the_applies_tables():
