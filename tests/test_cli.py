@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import pathlib
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -20,8 +18,7 @@ import pytest
 from dropnorm.run import cli
 from dropnorm.report import files
 from dropnorm.spec import clauses
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT, audit, dropnorm_argv
 
 
 def run_cli(capsys, *args) -> tuple[int, str]:
@@ -170,8 +167,8 @@ def test_interrupted_audit_leaves_a_valid_incomplete_report(tmp_path):
     tests that finished before the interruption."""
     # every layer (not only dropout's 43 tests): the audit must still be running when the signal lands, which
     # on a loaded machine the last few fast dropout tests did not guarantee (the audit ended with exit 0)
-    proc = subprocess.Popen([sys.executable, "-m", "dropnorm.run.cli", "audit", "--impl", "reference", "--profile=ci",
-                             "--jobs=1", f"--report-dir={tmp_path}"],
+    proc = subprocess.Popen(dropnorm_argv("audit", "--impl", "reference", "--profile=ci", "--jobs=1",
+                                          f"--report-dir={tmp_path}"),
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True,
                             # Ctrl-C's default disposition: a test run started in the background (`cmd &`
@@ -197,10 +194,7 @@ def test_interrupted_audit_leaves_a_valid_incomplete_report(tmp_path):
 def test_audit_in_which_nothing_could_be_tested_exits_2(module_file, tmp_path):
     """A module with only Dropout, audited for batch norm: every clause is not provided."""
     target = module_file("from torch.nn import Dropout  # noqa: F401\n")
-    run = subprocess.run([sys.executable, "-m", "dropnorm.run.cli", "audit", f"--impl=torch-module:{target}",
-                          "--layer=batchnorm", "--profile=quick", "--jobs=1", "--quiet",
-                          f"--report-dir={tmp_path / 'report'}"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    run = audit(f"torch-module:{target}", tmp_path / "report", "--layer=batchnorm", "--quiet", timeout=300)
     assert run.returncode == 2, run.stderr[-2000:]
     assert "nothing could be tested" in run.stderr.splitlines()[-1]
     report = files.load_report(tmp_path / "report")

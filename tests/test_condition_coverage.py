@@ -12,9 +12,6 @@ These tests check dropnorm's tools, not an implementation: they cite no spec cla
 from __future__ import annotations
 
 import json
-import pathlib
-import subprocess
-import sys
 import tomllib
 
 import pytest
@@ -24,9 +21,8 @@ from dropnorm.suite import checks
 from dropnorm import spec
 from dropnorm.spec.kinds import LAYER_KINDS
 from dropnorm.report import model
-from dropnorm.suite.traced import current_trace, Call
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from dropnorm.suite.traced import Call, current_trace
+from tests.conftest import ROOT, audit, run_pytest
 CHANNEL = ("Dropout2d", "Dropout1d", "Dropout3d")
 
 
@@ -240,8 +236,10 @@ def test_applies_tables_name_real_conditions_and_kinds():
     ({"no-batch-channel": "Dropout1d"}, "non-empty list"),
 ])
 def test_bad_applies_tables_are_spec_errors(table, message):
+    """A malformed `applies` table in spec/clauses.toml is a SpecError naming what is wrong."""
+    from dropnorm.spec.index import _applies  # private, so not on the package's face (import *)
     with pytest.raises(spec.SpecError, match=message):
-        spec.index._applies("D2-RANK-01", "dropout2d", table, spec.clauses()["D2-RANK-01"].conditions)
+        _applies("D2-RANK-01", "dropout2d", table, spec.clauses()["D2-RANK-01"].conditions)
 
 
 def test_clauses_md_shows_the_applies_tables():
@@ -255,10 +253,8 @@ def test_torch_records_the_inplace_conditions_on_every_channel_kind(tmp_path):
     """The gap the issue found from outside: D2-DTYPE-01's inplace conditions ran only on Dropout2d."""
     pytest.importorskip("torch")
     results = tmp_path / "results.jsonl"
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--impl=torch",
-                          "--hypothesis-profile=quick", f"--dropnorm-results={results}",
-                          "dropnorm/properties/test_dropout_modes.py::test_inplace_contract"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    run = run_pytest("-q", "--impl=torch", "--hypothesis-profile=quick", f"--dropnorm-results={results}",
+                     "dropnorm/properties/test_dropout_modes.py::test_inplace_contract", timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     records, _ = model.read_records(results)
     assert len(records) == 1
@@ -279,9 +275,7 @@ def test_no_clause_of_torch_passes_with_an_applicable_condition_unrun(tmp_path):
     tests (checks.inapplicable), never left out silently."""
     pytest.importorskip("torch")
     assert model.ENFORCE_CONDITIONS
-    run = subprocess.run([sys.executable, "-m", "dropnorm.run.cli", "audit", "--impl=torch", "--profile=quick",
-                          "--replay=none", f"--report-dir={tmp_path}"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
+    run = audit("torch", tmp_path, "--replay=none", jobs=None, timeout=900)  # jobs=None: the audit's own default
     report = json.loads((tmp_path / "report.json").read_text())
     gaps = {(e["id"], kind): got["conditions_not_run"] for e in report["clauses"]
             for kind, got in e["by_layer"].items() if got.get("conditions_not_run")}

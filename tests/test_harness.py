@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import pathlib
 import subprocess
-import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -24,8 +23,8 @@ import torch
 
 from dropnorm.suite import isolation
 from dropnorm.report import files
+from tests.conftest import ROOT, audit, clause_entry
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 MISBEHAVING = ROOT / "tests" / "misbehaving"
 AUDITS = {
     "crashes": ["DO-P0-01", "D2-TRAIN-01", "BN-EVAL-01", "BN-TRAIN-01"],
@@ -36,10 +35,9 @@ TIMEOUT = 10  # seconds: the hanging Dropout of stalls.py is stopped after this 
 
 
 def _audit(name: str, directory: pathlib.Path) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "dropnorm.run.cli", "audit", f"--impl=torch-module:{MISBEHAVING / name}.py",
-           "--profile=quick", "--jobs=1", f"--timeout={TIMEOUT}", f"--report-dir={directory}",
-           *[f"--clause={c}" for c in AUDITS[name]]]
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    """The audit of tests/misbehaving/NAME.py on its clauses (AUDITS), each test stopped after TIMEOUT."""
+    return audit(f"torch-module:{MISBEHAVING / name}.py", directory, f"--timeout={TIMEOUT}",
+                 *[f"--clause={c}" for c in AUDITS[name]], timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +56,8 @@ def audited(tmp_path_factory):
 
 
 def status(report: dict, cid: str) -> tuple[str, str]:
-    e = next(e for e in report["clauses"] if e["id"] == cid)
+    """(status, reason) of clause `cid` in the report."""
+    e = clause_entry(report, cid)
     return e["status"], e["reason"]
 
 
@@ -75,9 +74,9 @@ def test_a_dead_worker_is_charged_to_the_clause_it_was_running(audited, cid):
     the worker and are charged to it as well (which step the process died in is not known)."""
     report = audited["crashes"][0]
     got, reason = status(report, cid)
-    errors = next(e for e in report["clauses"] if e["id"] == cid)["errors"]
+    errors = clause_entry(report, cid)["errors"]
     assert got == "error" and any("worker process died" in err["error"] for err in errors), errors
-    train = next(e for e in report["clauses"] if e["id"] == "BN-TRAIN-01")
+    train = clause_entry(report, "BN-TRAIN-01")
     outcomes = {t["nodeid"].split("::")[-1].split("[")[0]: t["outcome"] for t in train["tests"]}
     assert outcomes["test_training_output"] == "pass", outcomes
     calls_eval = ("test_sequences", "test_wide_layers")
@@ -101,7 +100,7 @@ def test_global_state_change_is_reported_and_not_inherited(audited):
     """BatchNorm switching the default dtype: BN-TRAIN-01 is not conformant and the change is named; a
     test's own later examples may fail on it (the stateful sequences compare the outputs it corrupts), so
     the status is fail or error, but the GlobalStateChanged error is always there."""
-    entry = next(e for e in audited["stalls"][0]["clauses"] if e["id"] == "BN-TRAIN-01")
+    entry = clause_entry(audited["stalls"][0], "BN-TRAIN-01")
     assert entry["status"] in ("error", "fail")
     assert any("GlobalStateChanged" in err["error"] and "torch default dtype from torch.float32 to torch.float64"
                in err["error"] for err in entry["errors"]), entry["errors"]
@@ -121,7 +120,7 @@ def test_wrong_output_type_and_shape(audited):
 def test_printing_and_warnings_are_kept_in_the_report_not_the_progress(audited):
     report, run = audited["talks"]
     assert status(report, "DO-P0-01")[0] == "pass"
-    entry = next(e for e in report["clauses"] if e["id"] == "DO-P0-01")
+    entry = clause_entry(report, "DO-P0-01")
     text = "\n".join(o["text"] for o in entry["output"])
     assert "CHATTY-STDOUT" in text and "CHATTY-STDERR" in text and "CHATTY-WARNING" in text
     assert "CHATTY" not in run.stderr and "CHATTY" not in run.stdout
@@ -162,9 +161,8 @@ def test_same_seed_reproduces_the_same_results(tmp_path):
     """Two audits with --seed 7 draw the same examples: identical statuses and statistics."""
     reports = []
     for i in range(2):
-        cmd = [sys.executable, "-m", "dropnorm.run.cli", "audit", "--impl=reference", "--profile=quick", "--jobs=1",
-               "--seed=7", "--clause=DO-TRAIN-02", "--clause=BN-TRAIN-02", f"--report-dir={tmp_path / str(i)}"]
-        run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+        run = audit("reference", tmp_path / str(i), "--seed=7", "--clause=DO-TRAIN-02", "--clause=BN-TRAIN-02",
+                    timeout=600)
         assert run.returncode == 0, run.stderr[-2000:]
         reports.append(files.load_report(tmp_path / str(i)))
     a, b = ([{k: e[k] for k in ("id", "status", "statistics", "tolerance", "trajectories")}

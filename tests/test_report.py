@@ -26,37 +26,27 @@ import jsonschema
 import pytest
 
 from dropnorm.report import compare, files, html, markdown, model
+from tests.conftest import ROOT, audit, clause_entry, dropnorm_argv, run_dropnorm
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 DEFECT = "torch-module:dropnorm.zoo.defects.no_inverted_scaling"
 CLAUSES = ["DO-TRAIN-01", "DO-EVAL-01", "DO-P0-01"]
 
 
-def dropnorm(*args, cwd=ROOT, timeout=300):
-    """Run the `dropnorm` command as a user does; returns the CompletedProcess."""
-    return subprocess.run([sys.executable, "-m", "dropnorm.run.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
-
-
-def audit(impl: str, directory: pathlib.Path, *extra: str):
-    args = ["audit", f"--impl={impl}", "--profile=quick", "--jobs=1", f"--report-dir={directory}", *extra]
-    return dropnorm(*args, *[f"--clause={c}" for c in CLAUSES])
+def audit_clauses(impl: str, directory: pathlib.Path):
+    """The quick audit of `impl` on CLAUSES into `directory` (once per module, by the fixtures below)."""
+    return audit(impl, directory, *[f"--clause={c}" for c in CLAUSES], timeout=300)
 
 
 @pytest.fixture(scope="module")
 def defect_run(tmp_path_factory):
     directory = tmp_path_factory.mktemp("defect")
-    return directory, audit(DEFECT, directory)
+    return directory, audit_clauses(DEFECT, directory)
 
 
 @pytest.fixture(scope="module")
 def torch_run(tmp_path_factory):
     directory = tmp_path_factory.mktemp("torch")
-    return directory, audit("torch", directory)
-
-
-def clause(report: dict, cid: str) -> dict:
-    return next(e for e in report["clauses"] if e["id"] == cid)
+    return directory, audit_clauses("torch", directory)
 
 
 def test_schema_is_a_valid_json_schema():
@@ -73,14 +63,14 @@ def test_defective_audit_exits_1_and_reports_the_failing_clause(defect_run):
     assert report["complete"] and not report["conformant"]
     assert report["selection"]["clauses"] == sorted(CLAUSES)
     assert [e["id"] for e in report["clauses"]] == [c for c in model.clauses() if c in CLAUSES]
-    e = clause(report, "DO-TRAIN-01")
+    e = clause_entry(report, "DO-TRAIN-01")
     assert e["status"] == "fail" and e["level"] == "MUST"
     f = e["failure"]
     assert f["condition"] == "scale" and f["observed"] and f["expected"]
     assert f["counterexample"] and "Failing test case" in f["counterexample"]
     assert "construct('Dropout', 'dropout'" in f["reproduction"] and "forward(L[" in f["script"]
     assert f["script_file"] == "repro-DO-TRAIN-01.py"
-    assert clause(report, "DO-EVAL-01")["status"] == "pass"
+    assert clause_entry(report, "DO-EVAL-01")["status"] == "pass"
     assert report["summary"]["fail"] >= 1 and report["summary"]["total"] == len(CLAUSES)
     assert report["implementation"]["name"] == DEFECT
 
@@ -90,7 +80,7 @@ def test_audit_replays_each_reproduction_alone(defect_run):
     the report says it reproduces alone, in report.json, report.md and the summary line."""
     directory, run = defect_run
     report = files.load_report(directory)
-    alone = clause(report, "DO-TRAIN-01")["failure"]["standalone"]
+    alone = clause_entry(report, "DO-TRAIN-01")["failure"]["standalone"]
     assert alone["outcome"] == "reproduced" and alone["exit"] == 1 and "REPRODUCED" in alone["tail"], alone
     assert report["run"]["replay_s"] >= alone["seconds"] > 0
     assert "repro-DO-TRAIN-01.py, reproduces alone]" in run.stderr
@@ -166,15 +156,15 @@ def test_selected_clauses_that_hold_exit_0_and_are_never_called_conformant(torch
     assert env["profile"] == "quick" and env["derandomized"] and env["device"] == "cpu"
     assert "float64" in env["dtypes"] and "contiguous" in env["layouts"]
     assert report["provenance"]["spec_version"] and report["environment"]["torch"]["version"]
-    tol = clause(report, "DO-TRAIN-01")["tolerance"]
+    tol = clause_entry(report, "DO-TRAIN-01")["tolerance"]
     assert tol["checks"] >= 1 and 0 <= tol["max_error_over_tolerance"] <= 1
 
 
 def test_compare_reports_regressions_and_fixes(torch_run, defect_run):
     before, after = torch_run[0], defect_run[0]
-    run = dropnorm("compare", str(before), str(after))
+    run = run_dropnorm("compare", str(before), str(after))
     assert run.returncode == 1 and "DO-TRAIN-01 (MUST): pass -> fail" in run.stdout
-    run = dropnorm("compare", str(after), str(before))
+    run = run_dropnorm("compare", str(after), str(before))
     assert run.returncode == 0 and "fixed: 1" in run.stdout
     same = compare.compare(files.load_report(before), files.load_report(before))
     assert not any(same.values())
@@ -183,7 +173,7 @@ def test_compare_reports_regressions_and_fixes(torch_run, defect_run):
 def test_report_command_rerenders_from_json(defect_run, tmp_path):
     directory, _ = defect_run
     shutil.copy(directory / "report.json", tmp_path / "report.json")
-    run = dropnorm("report", str(tmp_path))
+    run = run_dropnorm("report", str(tmp_path))
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "report.md").read_text() == (directory / "report.md").read_text()
     assert (tmp_path / "report.html").is_file()
@@ -191,9 +181,9 @@ def test_report_command_rerenders_from_json(defect_run, tmp_path):
 
 def test_report_command_rejects_an_invalid_report(tmp_path):
     (tmp_path / "report.json").write_text(json.dumps({"schema_version": "1.0", "clauses": "nope"}))
-    run = dropnorm("report", str(tmp_path))
+    run = run_dropnorm("report", str(tmp_path))
     assert run.returncode == 2 and "not a valid report" in run.stderr
-    run = dropnorm("report", str(tmp_path / "missing"))
+    run = run_dropnorm("report", str(tmp_path / "missing"))
     assert run.returncode == 2 and "no report at" in run.stderr and "Traceback" not in run.stderr
 
 
@@ -268,7 +258,7 @@ def test_hostile_strings_stay_text_in_the_browser(defect_run, tmp_path):
 def test_matrix_from_reports(torch_run, defect_run, tmp_path):
     """`dropnorm matrix --from A --from B`: one column per implementation, its convention in the
     top rows, one row per clause audited, the defect's failure marked."""
-    run = dropnorm("matrix", "--from", str(torch_run[0]), "--from", str(defect_run[0]), "--out", str(tmp_path))
+    run = run_dropnorm("matrix", "--from", str(torch_run[0]), "--from", str(defect_run[0]), "--out", str(tmp_path))
     assert run.returncode == 0, run.stderr
     md = (tmp_path / "matrix.md").read_text()
     assert "| torch " in md and "no_inverted_scaling" in md
@@ -308,8 +298,8 @@ def test_sigint_while_replaying_keeps_the_verdict_and_the_report(tmp_path):
     import signal
     import time
     (tmp_path / "slow_replay.py").write_text(SLOW_REPLAY)
-    cmd = [sys.executable, "-m", "dropnorm.run.cli", "audit", f"--impl=torch-module:{tmp_path / 'slow_replay.py'}",
-           "--profile=quick", "--jobs=1", f"--report-dir={tmp_path / 'r'}", "--clause=DO-TRAIN-01"]
+    cmd = dropnorm_argv("audit", f"--impl=torch-module:{tmp_path / 'slow_replay.py'}", "--profile=quick", "--jobs=1",
+                        f"--report-dir={tmp_path / 'r'}", "--clause=DO-TRAIN-01")
     proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
                             stdin=subprocess.DEVNULL)
     lines = []
@@ -324,7 +314,7 @@ def test_sigint_while_replaying_keeps_the_verdict_and_the_report(tmp_path):
     assert proc.returncode == 130, err
     assert "not conformant: 1 clause failing (DO-TRAIN-01)" in err and "Traceback" not in err, err
     report = files.load_report(tmp_path / "r")
-    assert report["run"]["replay_interrupted"] and clause(report, "DO-TRAIN-01")["status"] == "fail"
+    assert report["run"]["replay_interrupted"] and clause_entry(report, "DO-TRAIN-01")["status"] == "fail"
 
 
 def test_a_reaudit_keeps_the_previous_run_and_compare_takes_one_directory(defect_run, tmp_path):
@@ -333,7 +323,7 @@ def test_a_reaudit_keeps_the_previous_run_and_compare_takes_one_directory(defect
     from dropnorm.run.audit import prepare_dir
     directory = tmp_path / "r"
     shutil.copytree(defect_run[0], directory)
-    run = dropnorm("compare", str(directory))
+    run = run_dropnorm("compare", str(directory))
     assert run.returncode == 2 and "holds one run only" in run.stderr, run.stderr
     prepare_dir(directory)  # what a re-audit does first: the last run moves to previous/
     assert (directory / "previous" / "report.json").is_file() and (directory / "previous" / "repro-DO-TRAIN-01.py").is_file()
@@ -343,7 +333,7 @@ def test_a_reaudit_keeps_the_previous_run_and_compare_takes_one_directory(defect
         e.update(status="pass", reason="", failure=None, severity=None)
     fixed["verdict"] = "conformant"
     (directory / "report.json").write_text(json.dumps(fixed))
-    run = dropnorm("compare", str(directory))
+    run = run_dropnorm("compare", str(directory))
     assert run.returncode == 0 and "fixed: 1" in run.stdout and "DO-TRAIN-01 (MUST): fail -> pass" in run.stdout, run.stdout
 
 
@@ -351,7 +341,7 @@ def test_compare_names_a_failure_that_moved_to_another_case(defect_run):
     """A clause failing in both reports, on another condition or another case, is 'changed', not unchanged."""
     before = files.load_report(defect_run[0])
     after = json.loads(json.dumps(before))
-    entry = clause(after, "DO-TRAIN-01")
+    entry = clause_entry(after, "DO-TRAIN-01")
     entry["failure"]["message"] = entry["failure"]["message"].replace("float64", "bfloat16")
     entry["reason"] = entry["reason"].replace("float64", "bfloat16")
     diff = compare.compare(before, after)

@@ -41,6 +41,21 @@ def test_every_clause_has_a_test_and_every_citation_is_known():
     assert not untested, f"clauses without a test: {untested}"
 
 
+def test_no_clause_is_tested_twice_under_one_name():
+    """A clause is tested in one place: no two property modules define a test of the same name that cites the
+    same clause (D2-TRAIN-03/04 once had test_channel_keep_rate and test_channel_draws_independent in both
+    test_dropout_stats.py and test_channel_dropout_ranks.py). Besides the split, such a pair shares one time
+    limit: the audit keys each test's cost by its bare name (dropnorm/run/test_costs.json)."""
+    modules = {}
+    for _, fn in _test_functions():
+        name = fn.__name__
+        for mark in _marks(fn, "clause"):
+            for cid in mark.args:
+                modules.setdefault((name, cid), set()).add(fn.__module__)  # where it is defined, not imported
+    twice = {f"{cid} by {name}": sorted(m) for (name, cid), m in sorted(modules.items()) if len(m) > 1}
+    assert not twice, f"clauses tested under one test name in several modules: {twice}"
+
+
 def test_rendered_clause_table_is_current():
     on_disk = (ROOT / "spec" / "CLAUSES.md").read_text(encoding="utf-8")
     assert on_disk == spec.markdown(), "spec/CLAUSES.md is stale: run python -m dropnorm.spec --markdown"

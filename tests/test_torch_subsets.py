@@ -25,16 +25,13 @@ import concurrent.futures
 import json
 import os
 import pathlib
-import subprocess
-import sys
 import time
 
 import pytest
 
 from dropnorm.spec.kinds import KINDS
 from dropnorm.spec import clauses
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT, audit as run_audit, clean_env, run_pytest
 
 # each kind alone, then the pairs users typically write
 SUBSETS = [(k,) for k in KINDS] + [("BatchNorm2d", "Dropout"), ("BatchNorm1d", "Dropout"),
@@ -43,12 +40,13 @@ SUBSETS = [(k,) for k in KINDS] + [("BatchNorm2d", "Dropout"), ("BatchNorm1d", "
 # the clauses whose tests depend on which kinds are provided, beyond the examples drawn: a probe that
 # runs a forward before drawing (BN-GRAD-05: test_batchnorm_family.py's _probe_forward_in, whose input
 # once had one dimension too few without BatchNorm1d), provided_dims / provides() picking what to run
-# (argument checks, ranks, defaults, gradcheck, folding), kinds picked among the provided ones. The other
+# (argument checks, ranks, defaults, gradcheck, folding), kinds picked among the provided ones (the channel
+# keep rate and independence, D2-TRAIN-03/04, run on each provided channel kind, none without one). The other
 # probes of test_batchnorm_family.py (BN-RESET-01, BN-LOAD-01, BN-SYNC-01, BN-LAZY-01) construct
 # layers without running them, whatever the kind: left to DROPNORM_SUBSETS_FULL=1, for time.
 DEPENDENT = ("BN-GRAD-05", "BN-API-01", "BN-API-02", "BN-API-03", "BN-TRAIN-06", "BN-TRAIN-07", "BN-DEFAULT-01",
              "BN-GRAD-04", "BN-FOLD-01", "DO-API-01", "DO-API-02", "DO-EVAL-02", "DO-GRAD-02",
-             "D2-API-01", "D2-API-02", "D2-RANK-01", "D2-EVAL-01", "D2-EDGE-01",
+             "D2-API-01", "D2-API-02", "D2-RANK-01", "D2-EVAL-01", "D2-EDGE-01", "D2-TRAIN-03", "D2-TRAIN-04",
              "AD-API-01", "AD-API-02", "AD-INPLACE-01", "AD-EDGE-01")
 UNRECORDED = ("fail", "error", "not-reached")
 
@@ -58,11 +56,9 @@ def subset_name(kinds: tuple) -> str:
 
 
 def audit(impl: str, report_dir: pathlib.Path, *args: str, timeout: float = 600) -> tuple[int, dict, str]:
-    """`dropnorm audit` in a fresh process, as a user runs it: (exit status, report.json, stderr)."""
-    run = subprocess.run([sys.executable, "-m", "dropnorm.run.cli", "audit", f"--impl={impl}", "--profile=quick",
-                          "--jobs=1", "--quiet", "--replay=none", f"--report-dir={report_dir}", *args],
-                         cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                         env={k: v for k, v in os.environ.items() if not k.startswith(("DROPNORM_", "PYTEST_"))})
+    """`dropnorm audit` (quick, no replay) in a fresh process, as a user runs it, free of this test run's
+    DROPNORM_/PYTEST_ variables: (exit status, report.json or {} when it wrote none, stderr)."""
+    run = run_audit(impl, report_dir, "--quiet", "--replay=none", *args, timeout=timeout, env=clean_env())
     path = report_dir / "report.json"
     report = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     return run.returncode, report, run.stderr
@@ -105,12 +101,11 @@ def subset_audits(tmp_path_factory) -> dict:
         specs[subset_name(kinds)] = (kinds, f"torch-module:{source}", source.name)
     selected = selected_clauses()
     results = base / "results.jsonl"
-    cmd = [sys.executable, "-m", "pytest", *property_test_files(), "-n", "2", "-p", "no:cacheprovider", "-q",
-           "--no-header", "-rN", "--hypothesis-profile=quick", f"--dropnorm-results={results}"]
-    cmd += [f"--impl={spec}" for _kinds, spec, _file in specs.values()] + [f"--clause={c}" for c in selected]
+    args = [*property_test_files(), "-n", "2", "-q", "--no-header", "-rN", "--hypothesis-profile=quick",
+            f"--dropnorm-results={results}"]
+    args += [f"--impl={spec}" for _kinds, spec, _file in specs.values()] + [f"--clause={c}" for c in selected]
     started = time.time()
-    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800,
-                         env={k: v for k, v in os.environ.items() if not k.startswith(("DROPNORM_", "PYTEST_"))})
+    run = run_pytest(*args, timeout=1800, env=clean_env())
     assert run.returncode in (0, 1) and results.is_file(), (run.stdout + run.stderr)[-4000:]
     records, _events = model.read_records(results)
     collected = json.loads(results.with_name(results.name + ".collected.json").read_text(encoding="utf-8"))

@@ -2,37 +2,30 @@
 (tests/probes/) and on torch's recorded finding: each `dropnorm audit` below is restricted to the
 clauses at stake (quick profile), and its report.json is read back and validated."""
 import json
-import pathlib
 import subprocess
 import sys
 
 import pytest
 
 from dropnorm.report import files
+from tests.conftest import ROOT, audit as run_audit, clause_entry
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 PROBES = ROOT / "tests" / "probes"
 
 
 def audit(tmp_path, impl, *args):
-    """Run `dropnorm audit` on `impl`; returns (exit status, report.json)."""
-    run = subprocess.run([sys.executable, "-m", "dropnorm.run.cli", "audit", f"--impl={impl}", "--profile=quick",
-                          "--jobs=1", f"--report-dir={tmp_path}", *args], cwd=ROOT, capture_output=True,
-                         text=True, stdin=subprocess.DEVNULL, timeout=900)
+    """Run `dropnorm audit` (quick) on `impl`; returns (exit status, report.json validated, stderr)."""
+    run = run_audit(impl, tmp_path, *args, timeout=900)
     report = json.loads((tmp_path / "report.json").read_text())
     files.validate(report)
     return run.returncode, report, run.stderr
-
-
-def status(report, cid):
-    return next(e for e in report["clauses"] if e["id"] == cid)
 
 
 def test_affine_claimed_but_ignored_is_not_conformant(tmp_path):
     """affine=True accepted and reported, no weight/bias, no affine map: BN-TRAIN-01 fails on the
     missing parameters (every kind), and the affine=False examples still ran."""
     rc, report, err = audit(tmp_path, f"torch-module:{PROBES / 'affine_ignored.py'}", "--clause=BN-TRAIN-01")
-    e = status(report, "BN-TRAIN-01")
+    e = clause_entry(report, "BN-TRAIN-01")
     assert rc == 1 and not report["conformant"], err
     assert e["status"] == "fail" and e["failure"]["condition"] == "affine-parameters", e
     assert {v["status"] for v in e["by_layer"].values()} == {"fail"}
@@ -48,8 +41,8 @@ def test_missing_layers_are_listed_and_never_pass(tmp_path):
                                             "AlphaDropout", "FeatureAlphaDropout"]}
     assert "missing: Dropout2d, BatchNorm1d, BatchNorm3d, Dropout1d, Dropout3d, AlphaDropout" in err
     for cid in ("D2-EVAL-01", "D2-GRAD-01", "D2-DTYPE-01"):
-        assert status(report, cid)["status"] == "not-provided", status(report, cid)
-    assert status(report, "DO-EVAL-01")["status"] == "pass"
+        assert clause_entry(report, cid)["status"] == "not-provided", clause_entry(report, cid)
+    assert clause_entry(report, "DO-EVAL-01")["status"] == "pass"
     assert rc == 0
 
 
@@ -64,7 +57,7 @@ def test_one_defect_does_not_hide_another(tmp_path, probe, clauses):
                             "--clause=BN-TRAIN-03", "--clause=BN-TRAIN-05")
     assert rc == 1
     for cid in clauses:
-        assert status(report, cid)["status"] == "fail", (cid, status(report, cid)["reason"])
+        assert clause_entry(report, cid)["status"] == "fail", (cid, clause_entry(report, cid)["reason"])
 
 
 def test_an_error_on_one_input_class_leaves_the_other_clauses_judged(tmp_path):
@@ -75,11 +68,11 @@ def test_an_error_on_one_input_class_leaves_the_other_clauses_judged(tmp_path):
     rc, report, err = audit(tmp_path, f"torch-module:{PROBES / 'd2l_batchnorm.py'}", "--clause=BN-TRAIN-02",
                             "--clause=BN-TRAIN-03", "--clause=BN-API-03", "--clause=BN-TRAIN-04")
     assert rc == 1
-    got = status(report, "BN-TRAIN-03")
+    got = clause_entry(report, "BN-TRAIN-03")
     assert got["status"] == "fail" and got["failure"]["condition"] == "running-var", got["reason"]
-    api = status(report, "BN-API-03")
+    api = clause_entry(report, "BN-API-03")
     assert api["status"] == "fail" and "rank=3" in api["reason"], api["reason"]
-    cma = status(report, "BN-TRAIN-04")
+    cma = clause_entry(report, "BN-TRAIN-04")
     assert cma["status"] == "fail" and "momentum=None" in cma["reason"], cma["reason"]
 
 
@@ -96,7 +89,7 @@ def test_torch_recorded_bug_is_a_known_defect_for_any_seed(tmp_path):
     """torch's CPU backward bug for transposed (1, C, 1, W) inputs: BN-LAYOUT-01 is a known defect
     (pinned case, so every seed sees it), torch is not conformant, and exit 3 says nothing else fails."""
     rc, report, err = audit(tmp_path, "torch", "--clause=BN-LAYOUT-01", "--seed=1520527174")
-    assert status(report, "BN-LAYOUT-01")["status"] == "known-defect", status(report, "BN-LAYOUT-01")
+    assert clause_entry(report, "BN-LAYOUT-01")["status"] == "known-defect", clause_entry(report, "BN-LAYOUT-01")
     assert not report["conformant"] and "no unrecorded failure" in report["verdict"]
     assert rc == 3, err
     # the pinned finding's entries are met by every seed (other recorded bugs may need a drawn case)

@@ -4,7 +4,7 @@ dropout kinds share: rejecting a bad p at construction (DO-API-01 and the clause
 the generator state, and the eval identity (AD-EVAL-01, D2-EVAL-01).
 
 Not a test module: the property tests of test_dropout2d.py, test_dropout_grad.py, test_dropout_modes.py,
-test_channel_dropout_ranks.py and test_alpha_dropout.py use it.
+test_dropout_stats.py, test_channel_dropout_ranks.py and test_alpha_dropout.py use it.
 """
 from __future__ import annotations
 

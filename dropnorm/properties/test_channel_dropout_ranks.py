@@ -1,13 +1,12 @@
 """Channel dropout beyond Dropout2d (Dropout1d, Dropout3d): the documented ranks (D2-RANK-01), and the
-D2-* clauses whose existing tests (test_dropout_modes.py, test_dropout_stats.py) exercise Dropout2d
-only: construction (D2-API-01), eval mode (D2-EVAL-01), channel keep rate (D2-TRAIN-03) and
-independence (D2-TRAIN-04) for Dropout1d and Dropout3d.
+D2-* clauses whose existing tests (test_dropout_modes.py) exercise Dropout2d only: construction
+(D2-API-01) and eval mode (D2-EVAL-01) for Dropout1d and Dropout3d. The channel keep rate (D2-TRAIN-03)
+and independence (D2-TRAIN-04) of every channel kind are tested in test_dropout_stats.py.
 
-The statistical tests run once per provided channel kind (hh.given's focus); the run focused on
-Dropout2d does nothing here (test_dropout_stats.py judges Dropout2d), so it adds no check and no cost,
-and it records no Dropout2d call, so it cannot pass Dropout2d.
+The eval test runs once per provided channel kind (hh.given's focus); the run focused on Dropout2d does
+nothing here (test_dropout_modes.py judges Dropout2d), so it adds no check and no cost, and it records no
+Dropout2d call, so it cannot pass Dropout2d.
 """
-import math
 
 import numpy as np
 import pytest
@@ -15,16 +14,13 @@ from hypothesis import strategies as st
 
 from dropnorm.suite import checks as ph
 from dropnorm.suite import inputs
-from dropnorm.spec import stats
 from dropnorm.suite import strategies as hh
 from dropnorm.adapters import NotProvided
-from dropnorm.spec.kinds import CHANNEL_KINDS, CHANNEL_RANKS, spatial_dims
+from dropnorm.spec.kinds import CHANNEL_KINDS, CHANNEL_RANKS
 from dropnorm.properties._family import (channel_shape, check_eval_identity, check_kind_rejects_bad_p, construct,
                                          provided)
-from dropnorm.properties.test_dropout_stats import (CALLS, SIDE, X, _check_channel_draws, _check_channel_keep_rate,
-                                                    _statistical)
 
-NEW_KINDS = ("Dropout1d", "Dropout3d")  # the channel kinds test_dropout_modes/test_dropout_stats do not run
+NEW_KINDS = ("Dropout1d", "Dropout3d")  # the channel kinds test_dropout_modes does not run
 
 
 def _new_kinds(impl) -> list:
@@ -169,47 +165,3 @@ def test_eval_is_identity(impl, data):
         layout = data.draw(hh.layouts(len(shape)), label=f"{kind} layout")
         x = inputs.nonzero(seed, shape, dtype)
         check_eval_identity(impl, kind, p, x, shape, dtype, layout, seed, "D2-EVAL-01")
-
-
-# ------------------------------------------------------------------ D2-TRAIN-03, D2-TRAIN-04
-def _channel_masks(impl, kind, p, n, c, seed, dtype="float32", calls=1, check_scale=False):
-    """Channel masks (N x C) of `calls` successive training calls of `kind` on a constant (N, C, 1, ...)
-    input; with check_scale each element is also checked to be 0 or x/(1-p) (D2-TRAIN-01)."""
-    layer = construct(impl, kind, p=p)
-    layer.train(True)
-    impl.seed(seed)
-    x = np.full((n, c) + (1,) * spatial_dims(kind), X)
-    out = []
-    for i in range(calls):
-        y = layer.forward(x, dtype=dtype).y
-        if check_scale:
-            out.append(ph.assert_inverted_dropout(x, y, p, dtype, "D2-TRAIN-01", f"{kind}(p={p}) call {i + 1}, "
-                                                  f"{dtype}", channelwise=True).reshape(n, c))
-        else:
-            out.append(ph.read_mask(np.asarray(y).reshape(n, c)))
-    return out
-
-
-@pytest.mark.clause("D2-TRAIN-03", "D2-TRAIN-01")
-@_statistical(checks=1, with_dtype=True)
-def test_channel_keep_rate(impl, p, seed, dtype):
-    """Dropout1d and Dropout3d: the number of kept (sample, channel) planes is Binomial(N*C, 1-p), in
-    every dtype (n and power as test_dropout_stats.test_keep_rate)."""
-    for kind in _new_kinds(impl):
-        hh.assume_expressed(impl, kind, dtype=dtype)
-        q = 1 - p
-        channels = 64
-        rows = max(2, math.ceil(stats.keep_rate_n(q) / channels))
-        (mask,) = _channel_masks(impl, kind, p, rows, channels, seed, dtype, check_scale=True)
-        _check_channel_keep_rate(mask, p, kind, dtype)
-
-
-@pytest.mark.clause("D2-TRAIN-04")
-@_statistical(checks=3 + 4 + 2 * CALLS - 3)
-def test_channel_draws_independent(impl, p, seed):
-    """Dropout1d and Dropout3d: channel draws z[n, c] of a 512 x 512 (N x C) mask are independent across
-    samples, channels (lags 1 and 2) and four successive calls; the checks and their power are
-    test_dropout_stats.test_channel_draws_independent's."""
-    for kind in _new_kinds(impl):
-        masks = _channel_masks(impl, kind, p, SIDE, SIDE, seed, calls=CALLS)
-        _check_channel_draws(masks, seed, f"{kind}(p={p})")

@@ -1,5 +1,6 @@
-"""Dropout and Dropout2d randomness: keep rate, moments and independence (DO-TRAIN-02..05,
-DO-MOMENT-01, D2-TRAIN-03, D2-TRAIN-04).
+"""Dropout and channel-dropout randomness: keep rate, moments and independence (DO-TRAIN-02..05,
+DO-MOMENT-01 for Dropout; D2-TRAIN-03, D2-TRAIN-04 for every channel kind, Dropout1d, Dropout2d and
+Dropout3d, each clause tested here and nowhere else).
 
 Exact tests at the per-check alpha of dropnorm/spec/stats.py (FAMILY_ALPHA 1e-6 per run,
 Bonferroni over MAX_STAT_CHECKS; the `statistical` marker counts the checks per example).
@@ -27,7 +28,9 @@ from hypothesis import example, settings
 
 from dropnorm.suite import checks as ph
 from dropnorm.spec import stats
+from dropnorm.spec.kinds import CHANNEL_KINDS, spatial_dims
 from dropnorm.suite import strategies as hh
+from dropnorm.properties._family import construct, provided
 
 X = 1.5  # exactly representable in every dtype; nonzero, so y != 0 <=> kept
 COLS = 512
@@ -74,25 +77,39 @@ def _statistical(checks: int, with_dtype: bool = False):
     return decorate
 
 
-def _masks(impl, p, rows, cols, seed, dtype="float32", calls=1, channelwise=False, layout="contiguous",
-           check_scale=False):
-    """Keep masks of `calls` successive training calls on a constant input (one seed);
-    Dropout2d masks are per (sample, channel), from (rows, cols, 1, 1) inputs. With
-    check_scale, every element is also checked to be 0 or x/(1-p) (DO-TRAIN-01, D2-TRAIN-01)."""
-    layer = impl.dropout2d(p=p) if channelwise else impl.dropout(p=p)
+def _masks(impl, p, rows, cols, seed, dtype="float32", calls=1, layout="contiguous", check_scale=False):
+    """Dropout's keep masks (rows x cols) of `calls` successive training calls on a constant input (one
+    seed). With check_scale, every element is also checked to be 0 or x/(1-p) (DO-TRAIN-01)."""
+    layer = impl.dropout(p=p)
     layer.train(True)
     impl.seed(seed)
-    shape = (rows, cols, 1, 1) if channelwise else (rows, cols)
-    x = np.full(shape, X)
+    x = np.full((rows, cols), X)
     out = []
     for i in range(calls):
         y = layer.forward(x, dtype=dtype, layout=layout).y
         if check_scale:
-            out.append(ph.assert_inverted_dropout(
-                x, y, p, dtype, "D2-TRAIN-01" if channelwise else "DO-TRAIN-01",
-                f"{'Dropout2d' if channelwise else 'Dropout'}(p={p}) call {i + 1}, {dtype}", channelwise=channelwise))
+            out.append(ph.assert_inverted_dropout(x, y, p, dtype, "DO-TRAIN-01", f"Dropout(p={p}) call {i + 1}, {dtype}"))
         else:
             out.append(ph.read_mask(np.asarray(y).reshape(rows, cols)))
+    return out
+
+
+def _channel_masks(impl, kind, p, n, c, seed, dtype="float32", calls=1, check_scale=False):
+    """Channel masks (N x C) of `calls` successive training calls of `kind` (Dropout1d, 2d or 3d) on a
+    constant (N, C, 1, ...) input (one seed), so that each (sample, channel) plane is one element. With
+    check_scale, every element is also checked to be 0 or x/(1-p), whole planes kept or dropped (D2-TRAIN-01)."""
+    layer = construct(impl, kind, p=p)
+    layer.train(True)
+    impl.seed(seed)
+    x = np.full((n, c) + (1,) * spatial_dims(kind), X)
+    out = []
+    for i in range(calls):
+        y = layer.forward(x, dtype=dtype, layout="contiguous").y
+        if check_scale:
+            out.append(ph.assert_inverted_dropout(x, y, p, dtype, "D2-TRAIN-01", f"{kind}(p={p}) call {i + 1}, "
+                                                  f"{dtype}", channelwise=True).reshape(n, c))
+        else:
+            out.append(ph.read_mask(np.asarray(y).reshape(n, c)))
     return out
 
 
@@ -279,28 +296,32 @@ def test_calls_independent(impl, p, seed):
         _independent(a, b, "DO-TRAIN-05", "call-agreement", f"Dropout(p={p}) {name}")
 
 
+# The channel clauses cover every channel kind the implementation provides. hh.given runs each test once
+# per provided kind, with that kind as its focus and its share of the examples; provided() narrows to the
+# focus, so each example checks exactly one kind (the `statistical` counts below are per kind).
 @pytest.mark.clause("D2-TRAIN-03", "D2-TRAIN-01")
 @_statistical(checks=1, with_dtype=True)
 def test_channel_keep_rate(impl, p, seed, dtype):
-    """The number of kept (sample, channel) planes is Binomial(N*C, 1-p), in every dtype
-    (n and power as test_keep_rate)."""
-    if not impl.provides("Dropout2d"):  # a file with Dropout1d/3d only: every example would be filtered out
-        pytest.skip(f"not provided: {impl.name} has no Dropout2d")
-    hh.assume_expressed(impl, "Dropout2d", dtype=dtype)
+    """D2-TRAIN-03 on Dropout1d, Dropout2d and Dropout3d: the number of kept (sample, channel) planes is
+    Binomial(N*C, 1-p), in every dtype (n and power as test_keep_rate); the scale of every kept element
+    and whole-plane dropping are checked too, in the same dtype (D2-TRAIN-01)."""
     q = 1 - p
     channels = 64
-    (mask,) = _masks(impl, p, _rows_for(stats.keep_rate_n(q), channels), channels, seed, dtype, channelwise=True,
-                      check_scale=True)
-    _check_channel_keep_rate(mask, p, "Dropout2d", dtype)
+    for kind in provided(impl, CHANNEL_KINDS):
+        hh.assume_expressed(impl, kind, dtype=dtype)
+        (mask,) = _channel_masks(impl, kind, p, _rows_for(stats.keep_rate_n(q), channels), channels, seed, dtype,
+                                 check_scale=True)
+        _check_channel_keep_rate(mask, p, kind, dtype)
 
 
 @pytest.mark.clause("D2-TRAIN-04")
 @_statistical(checks=3 + 4 + 2 * CALLS - 3)
 def test_channel_draws_independent(impl, p, seed):
-    """Channel draws z[n, c] of a 512 x 512 (N x C) Dropout2d mask are independent across samples
-    (adjacent pairs (2i, 2i+1), (2i+1, 2i+2), a random matching), across channels (lags 1 and 2,
-    both offsets) and across four successive calls (lags 1 and 2): 2^17 pairs per check, exact
-    conditional test; power as test_samples_independent (rho >= 0.026 at 0.1 <= p <= 0.9;
-    1.000 against a shared draw)."""
-    masks = _masks(impl, p, SIDE, SIDE, seed, calls=CALLS, channelwise=True)
-    _check_channel_draws(masks, seed, f"Dropout2d(p={p})")
+    """D2-TRAIN-04 on Dropout1d, Dropout2d and Dropout3d: channel draws z[n, c] of a 512 x 512 (N x C)
+    mask are independent across samples (adjacent pairs (2i, 2i+1), (2i+1, 2i+2), a random matching),
+    across channels (lags 1 and 2, both offsets) and across four successive calls (lags 1 and 2): 2^17
+    pairs per check, exact conditional test; power as test_samples_independent (rho >= 0.026 at
+    0.1 <= p <= 0.9; 1.000 against a shared draw)."""
+    for kind in provided(impl, CHANNEL_KINDS):
+        masks = _channel_masks(impl, kind, p, SIDE, SIDE, seed, calls=CALLS)
+        _check_channel_draws(masks, seed, f"{kind}(p={p})")
