@@ -210,5 +210,6 @@ class CandleImplementation(Implementation):
                                 track_running_stats=True))
 
 
-def load() -> CandleImplementation:
+def load(name: str = "candle", device: str = "cpu") -> CandleImplementation:
+    """--impl candle (the registry's loader; this adapter runs on the CPU: `device` is not used)."""
     return CandleImplementation()

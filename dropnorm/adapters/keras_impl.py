@@ -84,7 +84,7 @@ class KerasImplementation(Implementation):
     def tensor(self, x: np.ndarray, dtype: str, layout: str):
         """A backend tensor of `dtype` with x's values (torch keeps the layout's strides)."""
         if self.backend == "torch":
-            from dropnorm.adapters.torch_nn import make_tensor
+            from dropnorm.adapters.torch.nn import make_tensor
             return make_tensor(x, dtype, layout)
         view = numpy_view(round_to(x, dtype), layout)
         return self.keras.ops.convert_to_tensor(view, dtype=dtype)
@@ -356,5 +356,7 @@ class KerasBatchNorm(_KerasLayer):
         return fresh
 
 
-def load(spec: str) -> KerasImplementation:
-    return KerasImplementation(spec)
+def load(name: str, device: str = "cpu") -> KerasImplementation:
+    """--impl keras-torch, keras-jax, keras-tensorflow or tensorflow: the backend the name says (the CPU; `device`
+    is not used)."""
+    return KerasImplementation(name)

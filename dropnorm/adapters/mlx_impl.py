@@ -252,5 +252,6 @@ class MlxImplementation(Implementation):
         return MlxBatchNorm(self, dims, kw, {})
 
 
-def load() -> MlxImplementation:
+def load(name: str = "mlx", device: str = "cpu") -> MlxImplementation:
+    """--impl mlx (the registry's loader; this adapter runs on the CPU: `device` is not used)."""
     return MlxImplementation()

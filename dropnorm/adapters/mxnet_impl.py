@@ -312,5 +312,6 @@ class MxImplementation(Implementation):
         return MxBatchNorm(self, dims, kw, {})
 
 
-def load() -> MxImplementation:
+def load(name: str = "mxnet", device: str = "cpu") -> MxImplementation:
+    """--impl mxnet (the registry's loader; this adapter runs on the CPU: `device` is not used)."""
     return MxImplementation()

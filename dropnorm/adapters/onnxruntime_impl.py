@@ -238,5 +238,6 @@ class OrtImplementation(Implementation):
                                              track_running_stats=True), defaults=True)
 
 
-def load() -> OrtImplementation:
+def load(name: str = "onnxruntime", device: str = "cpu") -> OrtImplementation:
+    """--impl onnxruntime (the registry's loader; this adapter runs on the CPU: `device` is not used)."""
     return OrtImplementation()

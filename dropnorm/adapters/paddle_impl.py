@@ -232,5 +232,6 @@ class PaddleImplementation(Implementation):
         return PaddleBatchNorm(self, dims, kw, {})
 
 
-def load() -> PaddleImplementation:
+def load(name: str = "paddle", device: str = "cpu") -> PaddleImplementation:
+    """--impl paddle (the registry's loader; this adapter runs on the CPU: `device` is not used)."""
     return PaddleImplementation()

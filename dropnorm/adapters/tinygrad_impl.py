@@ -216,5 +216,6 @@ class TinygradImplementation(Implementation):
         return TinygradBatchNorm(self, dims, kw, {})
 
 
-def load() -> TinygradImplementation:
+def load(name: str = "tinygrad", device: str = "cpu") -> TinygradImplementation:
+    """--impl tinygrad (the registry's loader; this adapter runs on the CPU: `device` is not used)."""
     return TinygradImplementation()

@@ -230,5 +230,6 @@ class NnxImplementation(Implementation):
         return NnxBatchNorm(self, dims, kw, {})
 
 
-def load() -> NnxImplementation:
+def load(name: str = "flax-nnx", device: str = "cpu") -> NnxImplementation:
+    """--impl flax-nnx (the registry's loader; this adapter runs on the CPU: `device` is not used)."""
     return NnxImplementation()

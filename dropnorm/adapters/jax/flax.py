@@ -213,7 +213,6 @@ class FlaxImplementation(Implementation):
         return FlaxBatchNorm(self, dims, kw, {})
 
 
-def load(spec: str = "flax") -> FlaxImplementation:
-    if spec != "flax":
-        raise c.FrameworkUnavailable(f"--impl {spec}: flax.nnx is not wired in this adapter yet; use --impl flax")
+def load(name: str = "flax", device: str = "cpu") -> FlaxImplementation:
+    """--impl flax (the registry's loader; this adapter runs on the CPU: `device` is not used)."""
     return FlaxImplementation()

@@ -292,5 +292,6 @@ class HkImplementation(Implementation):
         raise NotProvided("hk.BatchNorm has no default decay_rate (a required argument)")
 
 
-def load() -> HkImplementation:
+def load(name: str = "haiku", device: str = "cpu") -> HkImplementation:
+    """--impl haiku (the registry's loader; this adapter runs on the CPU: `device` is not used)."""
     return HkImplementation()

@@ -221,5 +221,6 @@ class EqxImplementation(Implementation):
         return EqxBatchNorm(self, dims, kw, {})
 
 
-def load() -> EqxImplementation:
+def load(name: str = "equinox", device: str = "cpu") -> EqxImplementation:
+    """--impl equinox (the registry's loader; this adapter runs on the CPU: `device` is not used)."""
     return EqxImplementation()
