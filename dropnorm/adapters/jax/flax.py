@@ -20,84 +20,47 @@ Mapping of the torch-style interface:
   state                params (scale, bias) and batch_stats (mean, var); no counter
   roundtrip            flax.serialization.to_bytes / from_bytes of the variables
   gradients            jax.vjp
-Not provided: inplace, momentum=None, track_running_stats=False, gradcheck,
-flax.nnx (not wired in this adapter).
+Not provided: inplace, momentum=None, track_running_stats=False, gradcheck
+(flax.nnx is --impl flax-nnx, flax_nnx.py).
 """
 from __future__ import annotations
 
-import numpy as np
 
 from dropnorm.adapters import _common as c
-from dropnorm.adapters.base import FlagModeLayer, Implementation, NotProvided, Output
-from dropnorm.adapters.layouts import numpy_view
-from dropnorm.spec.dtypes import round_to
+from dropnorm.adapters.base import NotProvided
+from dropnorm.adapters.jax import require_jax
 
-jax = c.require("jax", "flax", "flax")
-jax.config.update("jax_enable_x64", True)
+jax = require_jax("flax", "flax")
 flax = c.require("flax", "flax", "flax")
 import flax.linen as nn  # noqa: E402
 import flax.serialization  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-JNP = {"float64": jnp.float64, "float32": jnp.float32, "float16": jnp.float16, "bfloat16": jnp.bfloat16}
+from dropnorm.adapters.jax import base  # noqa: E402
+from dropnorm.adapters.jax.base import JNP, output, tensor, to_numpy  # noqa: E402
 
 
-def _tensor(x, dtype, layout):
-    return jnp.asarray(numpy_view(round_to(x, dtype), layout), dtype=JNP[dtype])
+class FlaxDropout(base.JaxDropout):
+    """nn.Dropout applied with deterministic = not training; train/eval is the flag of each call."""
 
-
-def _np(a):
-    return None if a is None else np.asarray(jnp.asarray(a, jnp.float64))
-
-
-def _dtype_name(a):
-    return {jnp.dtype(v): k for k, v in JNP.items()}.get(a.dtype, str(a.dtype))
-
-
-class _FlaxLayer(FlagModeLayer):
-    """A flax.linen layer; train/eval is the `deterministic` / `use_running_average` flag of each call."""
-
-
-class FlaxDropout(c.StatelessDropout, _FlaxLayer):
-    def __init__(self, impl, kind, p, inplace):
-        super().__init__(impl, kind, dict(p=p, inplace=inplace))
-        if inplace:
-            raise NotProvided("JAX arrays are immutable: no in-place dropout")
-        self.p = p
-
-    def _module(self, ndim):
+    def _f(self, ndim):
         dims = tuple(range(2, ndim)) if self.kind == "Dropout2d" else ()
-        return nn.Dropout(rate=self.p, broadcast_dims=dims)
-
-    def _apply(self, t):
-        module = self._module(t.ndim)
+        module = nn.Dropout(rate=self.p, broadcast_dims=dims)
         if not self._training:
             return lambda xx: module.apply({}, xx, deterministic=True)
         key = self.impl.next_key()
         return lambda xx: module.apply({}, xx, deterministic=False, rngs={"dropout": key})
-
-    def forward(self, x, *, dtype="float32", layout="contiguous"):
-        t = _tensor(x, dtype, layout)
-        y = self._apply(t)(t)
-        return Output(y=_np(y), dtype=_dtype_name(y), x_after=_np(t), shares_input_memory=False)
-
-    def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
-        t = _tensor(x, dtype, layout)
-        y, vjp = jax.vjp(self._apply(t), t)
-        (dx,) = vjp(_tensor(dy, dtype, "contiguous"))
-        return Output(y=_np(y), dtype=_dtype_name(y), x_after=_np(t), shares_input_memory=False, dx=_np(dx))
-
 
 
 NAMES = {"weight": ("params", "scale"), "bias": ("params", "bias"),
          "running_mean": ("batch_stats", "mean"), "running_var": ("batch_stats", "var")}
 
 
-class FlaxBatchNorm(_FlaxLayer):
+class FlaxBatchNorm(base.JaxBatchNorm):
+    """nn.BatchNorm with its variables kept by the adapter; use_running_average = not training."""
+
     def __init__(self, impl, dims, kwargs, config):
-        super().__init__(impl, f"BatchNorm{dims}d", kwargs)
-        self.dims, self.config, self.num_features = dims, dict(config), kwargs["num_features"]
-        self.param_dtype = "float32"
+        super().__init__(impl, dims, kwargs, config)
         shape = (2, self.num_features) + (1,) * {1: 0, 2: 2, 3: 3}[dims]
         self.variables = self._module("float32").init(jax.random.key(0), jnp.zeros(shape, jnp.float32),
                                                        use_running_average=False)
@@ -118,7 +81,7 @@ class FlaxBatchNorm(_FlaxLayer):
         return f
 
     def _run(self, x, dtype, layout, dy=None):
-        t = _tensor(x, dtype, layout)
+        t = tensor(x, dtype, layout)
         params = self.variables.get("params", {})
         f = self._fn(dtype)
         if dy is None:
@@ -126,23 +89,15 @@ class FlaxBatchNorm(_FlaxLayer):
             grads = None
         else:
             y, vjp, updates = jax.vjp(f, t, params, has_aux=True)
-            grads = vjp(_tensor(dy, dtype, "contiguous").astype(y.dtype))
+            grads = vjp(tensor(dy, dtype).astype(y.dtype))
         self.variables = {**self.variables, "batch_stats": dict(updates["batch_stats"])}
-        out = Output(y=_np(y), dtype=_dtype_name(y), x_after=_np(t), shares_input_memory=False)
-        if grads is not None:
-            out.dx = _np(grads[0])
-            out.dweight = _np(grads[1].get("scale")) if grads[1] else None
-            out.dbias = _np(grads[1].get("bias")) if grads[1] else None
-        return out
-
-    def forward(self, x, *, dtype="float32", layout="contiguous"):
-        return self._run(x, dtype, layout)
-
-    def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
-        return self._run(x, dtype, layout, dy=dy)
+        if grads is None:
+            return output(y, t)
+        return output(y, t, dx=grads[0], dweight=grads[1].get("scale") if grads[1] else None,
+                      dbias=grads[1].get("bias") if grads[1] else None)
 
     def state(self):
-        out = {k: _np(self.variables.get(col, {}).get(name)) for k, (col, name) in NAMES.items()}
+        out = {k: to_numpy(self.variables.get(col, {}).get(name)) for k, (col, name) in NAMES.items()}
         out.update(num_batches_tracked=None, param_dtype=self.param_dtype)
         return out
 
@@ -152,9 +107,7 @@ class FlaxBatchNorm(_FlaxLayer):
             if col is None or name not in self.variables.get(col, {}):
                 raise NotProvided(f"flax BatchNorm has no {key} (convention flax: no counter; "
                                   f"affine=False has no scale/bias)")
-            self.variables[col] = {**self.variables[col],
-                                   name: jnp.asarray(round_to(np.asarray(value, np.float64), self.param_dtype),
-                                                     dtype=JNP[self.param_dtype])}
+            self.variables[col] = {**self.variables[col], name: self._param(value)}
 
     def to(self, dtype):
         self.param_dtype = dtype
@@ -162,55 +115,24 @@ class FlaxBatchNorm(_FlaxLayer):
 
     def roundtrip(self):
         blob = flax.serialization.to_bytes(self.variables)
-        fresh = FlaxBatchNorm(self.impl, self.dims, self.kwargs, self.config)
-        fresh.to(self.param_dtype)
+        fresh = self._fresh()
         fresh.variables = flax.serialization.from_bytes(fresh.variables, blob)
-        fresh._training = self._training
         return fresh
 
 
-class FlaxImplementation(Implementation):
+class FlaxImplementation(base.JaxImplementation):
     name = "flax"
     convention = "flax"
+    dropout_layer, batchnorm_layer = FlaxDropout, FlaxBatchNorm
+    limits = (base.IMMUTABLE, *c.fixed_statistics("flax BatchNorm"))
 
     def __init__(self):
+        super().__init__()
         self.version = f"flax {flax.__version__}, jax {jax.__version__}"
         self.target = "flax.linen Dropout / BatchNorm"
-        self._key = jax.random.key(0)
 
-    def provides(self, kind):
-        return kind in ("Dropout", "Dropout2d", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
-
-    def expresses(self, kind, **o):
-        return not (o.get("inplace") or ("momentum" in o and o["momentum"] is None)
-                    or o.get("track_running_stats") is False)
-
-    def next_key(self):
-        self._key, sub = jax.random.split(self._key)
-        return sub
-
-    def seed(self, seed):
-        self._key = jax.random.key(int(seed))
-
-    def rng_state(self):
-        return np.asarray(jax.random.key_data(self._key)).tobytes()
-
-    def dropout(self, p=0.5, inplace=False):
-        return FlaxDropout(self, "Dropout", p, inplace)
-
-    def dropout2d(self, p=0.5, inplace=False):
-        return FlaxDropout(self, "Dropout2d", p, inplace)
-
-    def batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
-        kw = c.batchnorm_kwargs('flax BatchNorm', dims, num_features, eps, momentum, affine, track_running_stats)
-        from dropnorm.spec import conventions
-        config = dict(epsilon=eps, momentum=conventions.get("flax").framework_momentum(momentum),
-                      use_scale=affine, use_bias=affine)
-        return FlaxBatchNorm(self, dims, kw, config)
-
-    def batchnorm_defaults(self, dims, num_features):
-        kw = dict(num_features=num_features, eps=None, momentum=None, affine=True, track_running_stats=True)
-        return FlaxBatchNorm(self, dims, kw, {})
+    def batchnorm_config(self, eps, momentum, affine):
+        return dict(epsilon=eps, momentum=self.framework_momentum(momentum), use_scale=affine, use_bias=affine)
 
 
 def load(name: str = "flax", device: str = "cpu") -> FlaxImplementation:
