@@ -92,7 +92,14 @@ class Limit:
         return all(n in options for n in self.needs) and self.when(options)
 
     def message(self, kind: str, options: dict) -> str:
-        return self.reason.format(kind=kind, **options)
+        return self.reason.format_map(_Fields(kind=kind, **options))
+
+
+class _Fields(dict):
+    """Format fields of a Limit's reason; one the options do not give stays as written ({name})."""
+
+    def __missing__(self, key):
+        return "{" + key + "}"
 
 
 class Layer(abc.ABC):
@@ -293,8 +300,8 @@ class Implementation(abc.ABC):
         inplace, eps, momentum, affine, track_running_stats), dtype (of the input) and
         param_dtype (of parameters and buffers), training (the mode a forward runs in: a path may run a
         layer in eval mode only), ndim (of the input). False means the layer or call raises NotProvided.
-        By default: no declared Limit applies."""
-        return self.limit(kind, **options) is None
+        By default: the kind is provided and no declared Limit applies."""
+        return self.provides(kind) and self.limit(kind, **options) is None
 
     def limit(self, kind: str, **options) -> Limit | None:
         """The first declared Limit that applies to `kind` with `options`, or None."""
