@@ -28,7 +28,7 @@ import tempfile
 import numpy as np
 
 from dropnorm.adapters import _common as c
-from dropnorm.adapters.base import Implementation, Layer, NotProvided, Output
+from dropnorm.adapters.base import Implementation, Limit, Layer, NotProvided, Output
 from dropnorm.adapters.layouts import storage_permutation
 from dropnorm.spec.dtypes import round_to
 
@@ -82,8 +82,6 @@ class PaddleDropout(c.StatelessDropout, _PaddleLayer):
         if kind == "Dropout":
             self.module = paddle.nn.Dropout(p=p, inplace=inplace)
         else:
-            if inplace:
-                raise NotProvided("paddle.nn.Dropout2D has no inplace argument")
             self.module = paddle.nn.Dropout2D(p=p, data_format="NCHW")
 
     def _run(self, x, dtype, layout, dy=None):
@@ -189,13 +187,12 @@ class PaddleImplementation(Implementation):
         self.version = f"paddlepaddle {paddle.__version__} (cpu)"
         self.target = "paddle.nn Dropout / Dropout2D / BatchNorm1D/2D/3D"
 
-    def provides(self, kind):
-        return kind in ("Dropout", "Dropout2d", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
+    limits = (*c.fixed_statistics("paddle BatchNorm"),
+              Limit.on("inplace", bool, "paddle.nn.Dropout2D has no inplace argument", kinds=("Dropout2d",)))
 
     def expresses(self, kind, **o):
-        if ("momentum" in o and o["momentum"] is None) or o.get("track_running_stats") is False:
-            return False
-        if kind == "Dropout2d" and o.get("inplace"):
+        """The declared limits, then the rank and dtypes that paddle refuses itself or the calls refuse (_run)."""
+        if not super().expresses(kind, **o):
             return False
         if kind == "Dropout2d" and o.get("ndim", 4) != 4:  # paddle.nn.Dropout2D documents 4-D input only
             return False
@@ -214,13 +211,15 @@ class PaddleImplementation(Implementation):
                         if not tok.startswith("0x")).encode()
 
     def dropout(self, p=0.5, inplace=False):
+        self.refuse("Dropout", p=p, inplace=inplace)
         return PaddleDropout(self, "Dropout", p, inplace)
 
     def dropout2d(self, p=0.5, inplace=False):
+        self.refuse("Dropout2d", p=p, inplace=inplace)
         return PaddleDropout(self, "Dropout2d", p, inplace)
 
     def batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
-        kw = c.batchnorm_kwargs("paddle BatchNorm", dims, num_features, eps, momentum, affine, track_running_stats)
+        kw = c.batchnorm_keywords(self, dims, num_features, eps, momentum, affine, track_running_stats)
         from dropnorm.spec import conventions
         config = dict(momentum=conventions.get("paddle").framework_momentum(momentum), epsilon=eps)
         if not affine:

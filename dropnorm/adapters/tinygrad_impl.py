@@ -31,7 +31,7 @@ import shutil
 import numpy as np
 
 from dropnorm.adapters import _common as c
-from dropnorm.adapters.base import FlagModeLayer, Implementation, NotProvided, Output
+from dropnorm.adapters.base import FlagModeLayer, Implementation, Limit, NotProvided, Output
 from dropnorm.adapters.layouts import storage_permutation
 from dropnorm.spec.dtypes import round_to
 
@@ -73,8 +73,6 @@ def numpy(t) -> np.ndarray | None:
 class TinygradDropout(c.StatelessDropout, FlagModeLayer):
     def __init__(self, impl, p, inplace):
         super().__init__(impl, "Dropout", dict(p=p, inplace=inplace))
-        if inplace:
-            raise NotProvided("tinygrad Tensor.dropout returns a new tensor: no in-place dropout")
         self.p = p
 
     def _run(self, x, dtype, layout, dy=None):
@@ -180,11 +178,9 @@ class TinygradImplementation(Implementation):
         self.version = f"tinygrad {version('tinygrad')} (DEV={os.environ.get('DEV', 'default')})"
         self.target = "tinygrad Tensor.dropout / nn.BatchNorm"
 
-    def provides(self, kind):
-        return kind in ("Dropout", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
-
-    def expresses(self, kind, **o):
-        return not (o.get("inplace") or ("momentum" in o and o["momentum"] is None))
+    missing = {"Dropout2d": "tinygrad has no channel dropout (only Tensor.dropout, element-wise)"}
+    limits = (c.no_inplace("tinygrad Tensor.dropout returns a new tensor: no in-place dropout"),
+              Limit.on("momentum", lambda m: m is None, "tinygrad nn.BatchNorm has no cumulative average (momentum=None)"))
 
     def seed(self, seed):
         Tensor.manual_seed(int(seed))
@@ -196,18 +192,14 @@ class TinygradImplementation(Implementation):
         return b"".join(parts)
 
     def dropout(self, p=0.5, inplace=False):
+        self.refuse("Dropout", p=p, inplace=inplace)
         return TinygradDropout(self, p, inplace)
 
     def dropout2d(self, p=0.5, inplace=False):
-        raise NotProvided("tinygrad has no channel dropout (only Tensor.dropout, element-wise)")
+        raise NotProvided(self.missing["Dropout2d"])
 
     def batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
-        if dims not in (1, 2, 3):
-            raise ValueError(f"dims must be 1, 2 or 3, got {dims!r}")
-        if momentum is None:
-            raise NotProvided("tinygrad nn.BatchNorm has no cumulative average (momentum=None)")
-        kw = dict(num_features=num_features, eps=eps, momentum=momentum, affine=affine,
-                  track_running_stats=track_running_stats)
+        kw = c.batchnorm_keywords(self, dims, num_features, eps, momentum, affine, track_running_stats)
         return TinygradBatchNorm(self, dims, kw, dict(eps=eps, momentum=momentum, affine=affine,
                                                       track_running_stats=track_running_stats))
 
