@@ -21,39 +21,40 @@ import os
 from dropnorm.adapters.base import Implementation, Layer, NotProvided, Output
 
 # The one registry of named implementations (the CLI, `dropnorm matrix` and the docs read it):
-# --impl name -> (adapter module below dropnorm.adapters, extra to install, modules it needs). Every adapter
-# module has `load(name, device)`, called with the --impl name (one module may serve several names).
+# --impl name -> (adapter module, extra to install, modules it needs). The module is relative to
+# dropnorm.adapters (".keras_impl") or absolute (another package's adapter, a test's toy); every adapter module
+# has `load(name, device)`, called with the --impl name (one module may serve several names).
 REGISTRY = {
-    "torch": ("torch.nn", None, ("torch",)),
-    "reference": ("reference_impl", None, ("numpy",)),
-    "keras-torch": ("keras_impl", "keras", ("keras", "torch")),
-    "keras-jax": ("keras_impl", "keras-jax", ("keras", "jax")),
-    "keras-tensorflow": ("keras_impl", "tensorflow", ("keras", "tensorflow")),
-    "flax": ("jax.flax", "flax", ("flax", "jax")),
-    "tensorflow": ("keras_impl", "tensorflow", ("keras", "tensorflow")),  # tf.keras: Keras 3 on TensorFlow
-    "onnxruntime": ("onnxruntime_impl", "onnx", ("onnx", "onnxruntime")),
+    "torch": (".torch.nn", None, ("torch",)),
+    "reference": (".reference_impl", None, ("numpy",)),
+    "keras-torch": (".keras_impl", "keras", ("keras", "torch")),
+    "keras-jax": (".keras_impl", "keras-jax", ("keras", "jax")),
+    "keras-tensorflow": (".keras_impl", "tensorflow", ("keras", "tensorflow")),
+    "flax": (".jax.flax", "flax", ("flax", "jax")),
+    "tensorflow": (".keras_impl", "tensorflow", ("keras", "tensorflow")),  # tf.keras: Keras 3 on TensorFlow
+    "onnxruntime": (".onnxruntime_impl", "onnx", ("onnx", "onnxruntime")),
     # execution paths of torch's layers (dropnorm/adapters/torch/paths.py, docs/execution-paths.md)
-    "torch-functional": ("torch.paths", None, ("torch",)),
-    "torch-compile": ("torch.paths", None, ("torch",)),
-    "torch-compile-fullgraph": ("torch.paths", None, ("torch",)),
-    "torch-compile-dynamic": ("torch.paths", None, ("torch",)),
-    "torch-autocast": ("torch.paths", None, ("torch",)),
-    "torch-inference-mode": ("torch.paths", None, ("torch",)),
-    "torch-export-onnxruntime": ("torch.export_onnxruntime", "onnx", ("torch", "onnx", "onnxruntime", "onnxscript")),
+    "torch-functional": (".torch.paths", None, ("torch",)),
+    "torch-compile": (".torch.paths", None, ("torch",)),
+    "torch-compile-fullgraph": (".torch.paths", None, ("torch",)),
+    "torch-compile-dynamic": (".torch.paths", None, ("torch",)),
+    "torch-autocast": (".torch.paths", None, ("torch",)),
+    "torch-inference-mode": (".torch.paths", None, ("torch",)),
+    "torch-export-onnxruntime": (".torch.export_onnxruntime", "onnx", ("torch", "onnx", "onnxruntime", "onnxscript")),
     # more frameworks (issue 16; docs/matrix-more.md)
-    "mlx": ("mlx_impl", "mlx", ("mlx",)),
-    "tinygrad": ("tinygrad_impl", "tinygrad", ("tinygrad",)),
-    "flax-nnx": ("jax.flax_nnx", "flax", ("flax", "jax")),
-    "equinox": ("jax.equinox", "equinox", ("equinox", "jax")),
-    "paddle": ("paddle_impl", "paddle", ("paddle",)),
-    "haiku": ("jax.haiku", "haiku", ("haiku", "jax")),
-    "candle": ("candle_impl", "candle", ("candle",)),
-    "mxnet": ("mxnet_impl", "mxnet", ("mxnet",)),
+    "mlx": (".mlx_impl", "mlx", ("mlx",)),
+    "tinygrad": (".tinygrad_impl", "tinygrad", ("tinygrad",)),
+    "flax-nnx": (".jax.flax_nnx", "flax", ("flax", "jax")),
+    "equinox": (".jax.equinox", "equinox", ("equinox", "jax")),
+    "paddle": (".paddle_impl", "paddle", ("paddle",)),
+    "haiku": (".jax.haiku", "haiku", ("haiku", "jax")),
+    "candle": (".candle_impl", "candle", ("candle",)),
+    "mxnet": (".mxnet_impl", "mxnet", ("mxnet",)),
 }
 ALIASES = {"keras-tensorflow": "tensorflow"}  # the same implementation under a second name
 # torch's own layers along other execution paths: audited on request (docs/execution-paths.md), not in
 # the framework matrix or the default test run (a compile path's audit takes an hour on two cores)
-PATHS = {k for k, (m, _extra, _mods) in REGISTRY.items() if m.startswith("torch.") and m != "torch.nn"}
+PATHS = {k for k, (m, _extra, _mods) in REGISTRY.items() if m.startswith(".torch.") and m != ".torch.nn"}
 FRAMEWORKS = {k: (m, extra) for k, (m, extra, _mods) in REGISTRY.items()
               if k not in ("torch", "reference") and k not in PATHS}
 IMPL_HELP = ("torch (default), reference, torch-module:MODULE_OR_FILE.py, one of " + ", ".join(FRAMEWORKS)
@@ -90,8 +91,9 @@ def bare_path_error(spec: str) -> str | None:
 
 
 def adapter_module(spec: str) -> str:
-    """The module (below dropnorm.adapters) that serves a normalised --impl value."""
-    return "torch.nn" if spec.startswith("torch-module:") else REGISTRY[spec][0]
+    """The module that serves a normalised --impl value (as REGISTRY writes it: relative to dropnorm.adapters
+    or absolute)."""
+    return ".torch.nn" if spec.startswith("torch-module:") else REGISTRY[spec][0]
 
 
 def load(spec: str, device: str = "cpu") -> Implementation:
@@ -99,7 +101,7 @@ def load(spec: str, device: str = "cpu") -> Implementation:
     import importlib
 
     spec = normalize(spec)
-    return importlib.import_module(f"dropnorm.adapters.{adapter_module(spec)}").load(spec, device)
+    return importlib.import_module(adapter_module(spec), package=__name__).load(spec, device)
 
 
 __all__ = ["Implementation", "Layer", "NotProvided", "Output", "load", "normalize", "ImplSpecError", "IMPL_HELP",
