@@ -245,6 +245,20 @@ class Layer(abc.ABC):
         raise NotProvided(f"{self.kind}: a stateless functional call")
 
 
+class RunLayer(Layer):
+    """A Layer whose forward and forward_backward are one call, `_run(x, dtype, layout, dy)` (dy None: the
+    forward only), for frameworks where both go through the same code."""
+
+    @abc.abstractmethod
+    def _run(self, x: np.ndarray, dtype: str, layout: str, dy: np.ndarray | None = None) -> Output: ...
+
+    def forward(self, x, *, dtype="float32", layout="contiguous") -> Output:
+        return self._run(x, dtype, layout)
+
+    def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous") -> Output:
+        return self._run(x, dtype, layout, dy)
+
+
 class FlagModeLayer(Layer):
     """A Layer whose train/eval mode is a flag the adapter keeps and passes to each call (frameworks
     with a `training` argument per call: the reference, Keras, Flax, ONNX Runtime)."""

@@ -56,7 +56,7 @@ import tempfile
 import numpy as np
 
 from dropnorm.adapters import _common as c
-from dropnorm.adapters.base import FlagModeLayer, Implementation, NotProvided, Output
+from dropnorm.adapters.base import FlagModeLayer, Implementation, NotProvided, Output, RunLayer
 from dropnorm.adapters.layouts import storage_permutation
 from dropnorm.spec.dtypes import round_to
 from dropnorm.spec.kinds import CHANNEL_RANKS
@@ -116,7 +116,7 @@ def _shares(a, b) -> bool:
     return pa is not None and pa == pb
 
 
-class _MxLayer(FlagModeLayer):
+class _MxLayer(RunLayer, FlagModeLayer):
     def _mode(self, backward: bool):
         """The autograd scope of one call: training records (Gluon's training loop), eval predicts."""
         if self._training:
@@ -170,12 +170,6 @@ class MxDropout(c.StatelessDropout, _MxLayer):
             out.dx = numpy(t.grad)
         return out
 
-    def forward(self, x, *, dtype="float32", layout="contiguous"):
-        return self._run(x, dtype, layout)
-
-    def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
-        return self._run(x, dtype, layout, dy)
-
 
 NAMES = {"weight": "gamma", "bias": "beta", "running_mean": "running_mean", "running_var": "running_var"}
 
@@ -213,12 +207,6 @@ class MxBatchNorm(_MxLayer):
             if self.affine:
                 out.dweight, out.dbias = numpy(self.block.gamma.grad()), numpy(self.block.beta.grad())
         return out
-
-    def forward(self, x, *, dtype="float32", layout="contiguous"):
-        return self._run(x, dtype, layout)
-
-    def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
-        return self._run(x, dtype, layout, dy)
 
     def state(self):
         out = {}

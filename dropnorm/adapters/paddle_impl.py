@@ -28,7 +28,7 @@ import tempfile
 import numpy as np
 
 from dropnorm.adapters import _common as c
-from dropnorm.adapters.base import Implementation, Limit, Layer, NotProvided, Output
+from dropnorm.adapters.base import Implementation, Limit, NotProvided, Output, RunLayer
 from dropnorm.adapters.layouts import storage_permutation
 from dropnorm.spec.dtypes import round_to
 
@@ -65,7 +65,7 @@ def _dtype_name(t) -> str:
     return str(t.dtype).replace("paddle.", "")
 
 
-class _PaddleLayer(Layer):
+class _PaddleLayer(RunLayer):
     module: "paddle.nn.Layer"
 
     def train(self, mode: bool = True) -> None:
@@ -99,12 +99,6 @@ class PaddleDropout(c.StatelessDropout, _PaddleLayer):
             out.dx = numpy(t.grad) if t.grad is not None else np.zeros(x.shape)
         return out
 
-    def forward(self, x, *, dtype="float32", layout="contiguous"):
-        return self._run(x, dtype, layout)
-
-    def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
-        return self._run(x, dtype, layout, dy)
-
 
 
 NAMES = {"weight": "weight", "bias": "bias", "running_mean": "_mean", "running_var": "_variance"}
@@ -135,12 +129,6 @@ class PaddleBatchNorm(_PaddleLayer):
             if m.weight is not None and m.weight.trainable:
                 out.dweight, out.dbias = numpy(m.weight.grad), numpy(m.bias.grad)
         return out
-
-    def forward(self, x, *, dtype="float32", layout="contiguous"):
-        return self._run(x, dtype, layout)
-
-    def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
-        return self._run(x, dtype, layout, dy)
 
     def _get(self, name):
         v = getattr(self.module, name, None)

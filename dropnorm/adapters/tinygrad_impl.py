@@ -31,7 +31,7 @@ import shutil
 import numpy as np
 
 from dropnorm.adapters import _common as c
-from dropnorm.adapters.base import FlagModeLayer, Implementation, Limit, NotProvided, Output
+from dropnorm.adapters.base import FlagModeLayer, Implementation, Limit, NotProvided, Output, RunLayer
 from dropnorm.adapters.layouts import storage_permutation
 from dropnorm.spec.dtypes import round_to
 
@@ -70,7 +70,7 @@ def numpy(t) -> np.ndarray | None:
     return np.asarray(t.numpy(), dtype=np.float64)
 
 
-class TinygradDropout(c.StatelessDropout, FlagModeLayer):
+class TinygradDropout(c.StatelessDropout, RunLayer, FlagModeLayer):
     def __init__(self, impl, p, inplace):
         super().__init__(impl, "Dropout", dict(p=p, inplace=inplace))
         self.p = p
@@ -86,18 +86,12 @@ class TinygradDropout(c.StatelessDropout, FlagModeLayer):
         return Output(y=numpy(y), dtype=NAMES.get(y.dtype, str(y.dtype)), x_after=numpy(t),
                       shares_input_memory=y is t, dx=dx)
 
-    def forward(self, x, *, dtype="float32", layout="contiguous"):
-        return self._run(x, dtype, layout)
-
-    def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
-        return self._run(x, dtype, layout, dy)
-
 
 
 KEYS = ("weight", "bias", "running_mean", "running_var")
 
 
-class TinygradBatchNorm(FlagModeLayer):
+class TinygradBatchNorm(RunLayer, FlagModeLayer):
     def __init__(self, impl, dims, kwargs, config):
         super().__init__(impl, f"BatchNorm{dims}d", kwargs)
         self.dims, self.config = dims, dict(config)
@@ -121,12 +115,6 @@ class TinygradBatchNorm(FlagModeLayer):
                 if m.weight is not None:
                     out.dweight, out.dbias = numpy(grads[1]), numpy(grads[2])
         return out
-
-    def forward(self, x, *, dtype="float32", layout="contiguous"):
-        return self._run(x, dtype, layout)
-
-    def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
-        return self._run(x, dtype, layout, dy)
 
     def state(self):
         m = self.module

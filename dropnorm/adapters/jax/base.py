@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dropnorm.adapters import _common as c
-from dropnorm.adapters.base import FlagModeLayer, Implementation, Output
+from dropnorm.adapters.base import FlagModeLayer, Implementation, Output, RunLayer
 from dropnorm.adapters.layouts import numpy_view
 from dropnorm.spec.dtypes import round_to
 
@@ -72,7 +72,7 @@ class JaxDropout(c.StatelessDropout, FlagModeLayer):
         return output(y, t, dx=dx)
 
 
-class JaxBatchNorm(FlagModeLayer):
+class JaxBatchNorm(RunLayer, FlagModeLayer):
     """A BatchNorm layer of the JAX family: the framework's configuration (`config`, built by the
     Implementation from torch's keywords), parameters held in `param_dtype`, and one `_run` per call
     (dy None: forward only)."""
@@ -81,15 +81,6 @@ class JaxBatchNorm(FlagModeLayer):
         super().__init__(impl, f"BatchNorm{dims}d", kwargs)
         self.dims, self.config, self.num_features = dims, dict(config), kwargs["num_features"]
         self.param_dtype = "float32"
-
-    def _run(self, x, dtype: str, layout: str, dy=None) -> Output:
-        raise NotImplementedError
-
-    def forward(self, x, *, dtype="float32", layout="contiguous"):
-        return self._run(x, dtype, layout)
-
-    def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
-        return self._run(x, dtype, layout, dy)
 
     def _param(self, value):
         """A loaded value as an array of the parameter dtype (rounded to it first)."""
