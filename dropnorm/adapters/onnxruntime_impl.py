@@ -79,7 +79,7 @@ class _OrtLayer(FlagModeLayer):
 
     @staticmethod
     def _input(x, dtype, layout):
-        if dtype not in NP_TYPES:  # a dtype outside every Limit: onnxruntime has no array type for it
+        if dtype not in NP_TYPES:  # no numpy array of it to feed (bfloat16); the dtype Limits decline it first
             raise NotProvided(f"onnxruntime has no CPU kernel for {dtype}")
         return numpy_view(round_to(x, dtype).astype(NP_TYPES[dtype]), layout)
 
