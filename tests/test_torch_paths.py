@@ -1,4 +1,4 @@
-"""The execution paths of torch's layers (dropnorm/adapters/torch_paths.py, docs/execution-paths.md):
+"""The execution paths of torch's layers (dropnorm/adapters/torch/paths.py, docs/execution-paths.md):
 each loads under its --impl name and keeps a few exact properties that the quick audits rely on.
 
 Fast on purpose (the full audits of the paths are `dropnorm audit --impl torch-<path>`): the compile
@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from dropnorm.adapters import REGISTRY, NotProvided, load, normalize
-from dropnorm.adapters import torch_paths
+from dropnorm.adapters.torch import paths as torch_paths
 from dropnorm.spec import default_deviations_file, load_deviations
 
 PATHS = sorted(torch_paths.PATHS)
@@ -384,7 +384,7 @@ def test_compiled_dropout_keep_rate_with_its_own_stream():
 
 
 # ---------------------------------------------------------------------------------------------------
-# torch-export-onnxruntime (dropnorm/adapters/torch_export_onnxruntime.py)
+# torch-export-onnxruntime (dropnorm/adapters/torch/export_onnxruntime.py)
 
 def _export_available() -> str | None:
     try:

@@ -1,11 +1,12 @@
-"""Pieces shared by the adapters of other frameworks (keras, flax, onnxruntime, tensorflow)."""
+"""Pieces shared by the adapters of frameworks other than torch: importing a framework with the extra that
+installs it, float64 results, the stateless dropout's state, and the limits many frameworks share."""
 from __future__ import annotations
 
 import importlib
 
 import numpy as np
 
-from dropnorm.adapters.base import NotProvided
+from dropnorm.adapters.base import Limit, NotProvided
 
 FLOAT_DTYPES = ("float64", "float32", "float16", "bfloat16")
 
@@ -26,6 +27,7 @@ def require(module: str, extra: str, impl: str):
 
 
 def f64(a) -> np.ndarray | None:
+    """A framework's array (or None) as float64 numpy values."""
     return None if a is None else np.array(a, dtype=np.float64)
 
 
@@ -47,15 +49,25 @@ EMPTY_STATE = {"weight": None, "bias": None, "running_mean": None, "running_var"
                "num_batches_tracked": None, "param_dtype": None}
 
 
-def batchnorm_kwargs(framework: str, dims, num_features, eps, momentum, affine, track_running_stats) -> dict:
-    """Record a batchnorm construction and check what a framework with a fixed momentum and
-    always-on running statistics (Keras, Flax) can express; returns the torch-style keywords."""
+def batchnorm_keywords(impl, dims, num_features, eps, momentum, affine, track_running_stats) -> dict:
+    """Check and record a batchnorm construction: dims, then impl's declared capabilities (impl.refuse:
+    NotProvided with the reason of the first Limit that applies); returns the torch-style keywords."""
     kw = dict(num_features=num_features, eps=eps, momentum=momentum, affine=affine,
               track_running_stats=track_running_stats)
     if dims not in (1, 2, 3):
         raise ValueError(f"dims must be 1, 2 or 3, got {dims!r}")
-    if momentum is None:
-        raise NotProvided(f"{framework} has no cumulative average (momentum=None)")
-    if not track_running_stats:
-        raise NotProvided(f"{framework} has no option without running statistics")
+    impl.refuse(f"BatchNorm{dims}d", **kw)
     return kw
+
+
+def fixed_statistics(framework: str) -> tuple[Limit, Limit]:
+    """The limits of a framework with a fixed momentum and always-on running statistics (Keras, Flax, ...):
+    no cumulative average (momentum=None), no option without running statistics."""
+    return (Limit.on("momentum", lambda m: m is None, f"{framework} has no cumulative average (momentum=None)"),
+            Limit.on("track_running_stats", lambda t: t is False,
+                     f"{framework} has no option without running statistics"))
+
+
+def no_inplace(reason: str) -> Limit:
+    """The limit of a framework without in-place layers (immutable arrays, a graph): inplace=True."""
+    return Limit.on("inplace", bool, reason)

@@ -24,11 +24,21 @@ framework's parameters through its documented convention
 what cannot be expressed. `expresses()` tells the tests in advance, so that a
 hypothesis test draws only what the implementation can express and the rest
 is reported by dropnorm/properties/test_provided.py.
+
+Capabilities are declared once: a kind the implementation lacks is an entry of
+`Implementation.missing` (kind -> why), an option it cannot express a `Limit`
+in `Implementation.limits`; provides() and expresses() answer from them, and
+the adapter calls `refuse(kind, **options)` where it builds a layer or runs a
+call, which raises NotProvided with the declared reason. An adapter whose
+capabilities cannot be listed (torch-module: a user's classes, probed) overrides
+provides()/expresses() instead. dropnorm/adapters/interface.py checks an adapter
+against its declarations.
 """
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -52,6 +62,41 @@ class Output:
     dbias: np.ndarray | None = None
     extra: dict = field(default_factory=dict)
 
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One set of options an implementation cannot express, and why: declared once in
+    Implementation.limits, read by expresses() (False where it applies) and by refuse() (raises
+    NotProvided(reason)).
+
+    It applies to a layer kind starting with one of `kinds` (all kinds when empty), when every option
+    in `needs` was given and `when(options)` is true. `reason` is formatted with the options and `kind`."""
+
+    needs: tuple[str, ...]
+    when: Callable[[dict], bool]
+    reason: str
+    kinds: tuple[str, ...] = ()
+
+    @classmethod
+    def on(cls, option: str, excludes: Callable, reason: str, kinds: tuple[str, ...] = ()) -> "Limit":
+        """A limit on one option: it applies where excludes(value of the option) is true."""
+        return cls((option,), lambda o: bool(excludes(o[option])), reason, kinds)
+
+    def applies(self, kind: str, options: dict) -> bool:
+        if self.kinds and not kind.startswith(self.kinds):
+            return False
+        return all(n in options for n in self.needs) and self.when(options)
+
+    def message(self, kind: str, options: dict) -> str:
+        return self.reason.format_map(_Fields(kind=kind, **options))
+
+
+class _Fields(dict):
+    """Format fields of a Limit's reason; one the options do not give stays as written ({name})."""
+
+    def __missing__(self, key):
+        return "{" + key + "}"
 
 
 class Layer(abc.ABC):
@@ -197,6 +242,20 @@ class Layer(abc.ABC):
         raise NotProvided(f"{self.kind}: a stateless functional call")
 
 
+class RunLayer(Layer):
+    """A Layer whose forward and forward_backward are one call, `_run(x, dtype, layout, dy)` (dy None: the
+    forward only), for frameworks where both go through the same code."""
+
+    @abc.abstractmethod
+    def _run(self, x: np.ndarray, dtype: str, layout: str, dy: np.ndarray | None = None) -> Output: ...
+
+    def forward(self, x, *, dtype="float32", layout="contiguous") -> Output:
+        return self._run(x, dtype, layout)
+
+    def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous") -> Output:
+        return self._run(x, dtype, layout, dy)
+
+
 class FlagModeLayer(Layer):
     """A Layer whose train/eval mode is a flag the adapter keeps and passes to each call (frameworks
     with a `training` argument per call: the reference, Keras, Flax, ONNX Runtime)."""
@@ -206,7 +265,7 @@ class FlagModeLayer(Layer):
         self._training = True
 
     def train(self, mode: bool = True) -> None:
-                self._training = bool(mode)
+        self._training = bool(mode)
 
     @property
     def training(self) -> bool:
@@ -230,11 +289,18 @@ class Implementation(abc.ABC):
     # Measured on torch-compile: shrinking one failing BatchNorm gradient example took hypothesis's
     # 5-minute shrink budget per layer kind and per failed condition (a rerun of judging.run shrinks again)
     shrinks_failures: bool = True
+    # the capabilities it lacks, each declared once (module docstring): a layer kind -> why it is missing,
+    # and the options it cannot express
+    missing: dict = {}
+    limits: tuple = ()
 
     def provides(self, kind: str) -> bool:
         """Whether this implementation has the layer kind at all (one of KINDS). A kind it lacks makes
         that kind's clauses not-provided; every other kind is still audited. By default: the five core
-        kinds, and each other kind whose factory method (kinds.FACTORY) the adapter overrides."""
+        kinds but those in `missing`, and each other kind whose factory method (kinds.FACTORY) the
+        adapter overrides."""
+        if kind in self.missing:
+            return False
         if kind in CORE_KINDS:
             return True
         return kind in KINDS and getattr(type(self), FACTORY[kind]) is not getattr(Implementation, FACTORY[kind])
@@ -244,8 +310,23 @@ class Implementation(abc.ABC):
         "BatchNorm1d", ...) with these options; any of: the constructor keywords (p,
         inplace, eps, momentum, affine, track_running_stats), dtype (of the input) and
         param_dtype (of parameters and buffers), training (the mode a forward runs in: a path may run a
-        layer in eval mode only). False means the layer or call raises NotProvided."""
-        return True
+        layer in eval mode only), ndim (of the input). False means the layer or call raises NotProvided.
+        By default: the kind is provided and no declared Limit applies."""
+        return self.provides(kind) and self.limit(kind, **options) is None
+
+    def limit(self, kind: str, **options) -> Limit | None:
+        """The first declared Limit that applies to `kind` with `options`, or None."""
+        return next((lim for lim in self.limits if lim.applies(kind, options)), None)
+
+    def refuse(self, kind: str, **options) -> None:
+        """Raise NotProvided with the declared reason where `kind` is missing or a Limit applies to these
+        options; the adapters call it where they build a layer (constructor keywords) or run a call
+        (dtype, param_dtype, ndim, training), so that what expresses() says and what raises are one."""
+        if kind in self.missing:
+            raise NotProvided(self.missing[kind])
+        lim = self.limit(kind, **options)
+        if lim is not None:
+            raise NotProvided(lim.message(kind, options))
 
     def batchnorm_defaults(self, dims: int, num_features: int) -> Layer:
         """BatchNorm{dims}d constructed with the framework's own default momentum and eps (BN-DEFAULT-01)."""

@@ -32,7 +32,7 @@ import io
 import numpy as np
 
 from dropnorm.adapters import _common as c
-from dropnorm.adapters.base import Implementation, Layer, NotProvided, Output
+from dropnorm.adapters.base import Implementation, Limit, Layer, NotProvided, Output
 from dropnorm.adapters.layouts import storage_permutation
 from dropnorm.spec.dtypes import round_to
 
@@ -41,7 +41,6 @@ candle = c.require("candle", "candle", "candle")
 DTYPES = {"float64": candle.float64, "float32": candle.float32, "float16": candle.float16,
           "bfloat16": candle.bfloat16}
 NAMES = {str(v): k for k, v in DTYPES.items()}
-KINDS = ("Dropout", "Dropout2d", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
 
 
 def _from(v: np.ndarray, dtype: str):
@@ -158,20 +157,20 @@ class CandleImplementation(Implementation):
     name = "candle"
     convention = "torch"   # "A PyTorch-compatible deep learning framework": torch's documented behaviour
     cost_factor = 2.0
+    limits = (Limit.on("p", lambda p: p == 1, "candle's Dropout2d(p=1) raises ZeroDivisionError at every training call "
+                       "(1.0 / (1.0 - p)); docs/findings/candle-batchnorm-departures-from-torch.md", kinds=("Dropout2d",)),
+              Limit.on("affine", lambda a: a is False, "candle.nn.BatchNorm(affine=False) constructs but every call raises "
+                       "AttributeError (no weight attribute; docs/findings/candle-batchnorm-departures-from-torch.md)"),
+              Limit.on("track_running_stats", lambda t: t is False, "candle.nn.BatchNorm(track_running_stats=False) "
+                       "constructs but every call raises AttributeError (no running_mean attribute; "
+                       "docs/findings/candle-batchnorm-departures-from-torch.md)"),
+              Limit.on("momentum", lambda m: m is None, "candle's F.batch_norm computes (1 - momentum): momentum=None "
+                       "raises TypeError at the first training call (docs/findings/candle-batchnorm-departures-from-torch.md)"))
 
     def __init__(self):
         from importlib.metadata import version
         self.version = f"candle-python {version('candle-python')}"
         self.target = "candle.nn Dropout / Dropout2d / BatchNorm1d/2d/3d (numpy CPU backend)"
-
-    def provides(self, kind):
-        return kind in KINDS
-
-    def expresses(self, kind, **o):
-        if kind == "Dropout2d" and o.get("p") == 1:
-            return False
-        return not (("momentum" in o and o["momentum"] is None) or o.get("track_running_stats") is False
-                    or o.get("affine") is False)
 
     def seed(self, seed):
         candle.manual_seed(int(seed))
@@ -183,26 +182,12 @@ class CandleImplementation(Implementation):
         return CandleLayer(self, "Dropout", dict(p=p, inplace=inplace))
 
     def dropout2d(self, p=0.5, inplace=False):
-        if p == 1:
-            raise NotProvided("candle's Dropout2d(p=1) raises ZeroDivisionError at every training call "
-                              "(1.0 / (1.0 - p)); docs/findings/candle-batchnorm-departures-from-torch.md")
+        self.refuse("Dropout2d", p=p, inplace=inplace)
         return CandleLayer(self, "Dropout2d", dict(p=p, inplace=inplace))
 
     def batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
-        if dims not in (1, 2, 3):
-            raise ValueError(f"dims must be 1, 2 or 3, got {dims!r}")
-        if not affine:
-            raise NotProvided("candle.nn.BatchNorm(affine=False) constructs but every call raises AttributeError "
-                              "(no weight attribute; docs/findings/candle-batchnorm-departures-from-torch.md)")
-        if not track_running_stats:
-            raise NotProvided("candle.nn.BatchNorm(track_running_stats=False) constructs but every call raises "
-                              "AttributeError (no running_mean attribute; "
-                              "docs/findings/candle-batchnorm-departures-from-torch.md)")
-        if momentum is None:
-            raise NotProvided("candle's F.batch_norm computes (1 - momentum): momentum=None raises TypeError "
-                              "at the first training call (docs/findings/candle-batchnorm-departures-from-torch.md)")
-        return CandleLayer(self, f"BatchNorm{dims}d", dict(num_features=num_features, eps=eps, momentum=momentum,
-                                                            affine=affine, track_running_stats=track_running_stats))
+        kw = c.batchnorm_keywords(self, dims, num_features, eps, momentum, affine, track_running_stats)
+        return CandleLayer(self, f"BatchNorm{dims}d", kw)
 
     def batchnorm_defaults(self, dims, num_features):
         return CandleLayer(self, f"BatchNorm{dims}d", dict(num_features=num_features),
@@ -210,5 +195,6 @@ class CandleImplementation(Implementation):
                                 track_running_stats=True))
 
 
-def load() -> CandleImplementation:
+def load(name: str = "candle", device: str = "cpu") -> CandleImplementation:
+    """--impl candle (the registry's loader; this adapter runs on the CPU: `device` is not used)."""
     return CandleImplementation()

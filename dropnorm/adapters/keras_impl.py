@@ -41,7 +41,7 @@ import weakref
 import numpy as np
 
 from dropnorm.adapters import _common as c
-from dropnorm.adapters.base import BATCHNORM_RANKS, FlagModeLayer, Implementation, NotProvided, Output
+from dropnorm.adapters.base import BATCHNORM_RANKS, FlagModeLayer, Implementation, Limit, NotProvided, Output
 from dropnorm.adapters.layouts import numpy_view
 from dropnorm.spec.dtypes import round_to
 
@@ -69,6 +69,15 @@ def _import_keras(spec: str):
 class KerasImplementation(Implementation):
     convention = "keras"
     cost_factor = 10.0  # a Keras layer call dispatches through the backend: several times torch's cost
+    limits = (c.no_inplace("Keras layers have no in-place contract"),
+              *c.fixed_statistics("Keras BatchNormalization"),
+              # SpatialDropout2D documents 4-D input only ("4D tensor with shape (samples, channels, rows, cols)");
+              # torch's Dropout2d also takes (N, C, L) and (C, H, W) (D2-RANK-01), which Keras cannot express
+              Limit(("ndim",), lambda o: o["ndim"] != 4,
+                    "keras.layers.SpatialDropout2D takes 4-D input only, not {ndim}-D", kinds=("Dropout2d",)),
+              Limit(("dtype",), lambda o: _policy(o["dtype"], o.get("param_dtype", "float32")) is None,
+                    "Keras has no dtype policy for {dtype} input with {param_dtype} parameters",
+                    kinds=("BatchNorm",)))
 
     def __init__(self, spec: str):
         self.keras = keras = _import_keras(spec)
@@ -84,7 +93,7 @@ class KerasImplementation(Implementation):
     def tensor(self, x: np.ndarray, dtype: str, layout: str):
         """A backend tensor of `dtype` with x's values (torch keeps the layout's strides)."""
         if self.backend == "torch":
-            from dropnorm.adapters.torch_nn import make_tensor
+            from dropnorm.adapters.torch.nn import make_tensor
             return make_tensor(x, dtype, layout)
         view = numpy_view(round_to(x, dtype), layout)
         return self.keras.ops.convert_to_tensor(view, dtype=dtype)
@@ -145,28 +154,17 @@ class KerasImplementation(Implementation):
             parts.append(np.asarray(self.keras.ops.convert_to_numpy(generator.state.value)).tobytes())
         return b"".join(parts)
 
-    # ------------------------------------------------------------ capabilities
-    def provides(self, kind):
-        return kind in ("Dropout", "Dropout2d", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
-
-    def expresses(self, kind, **o):
-        if o.get("inplace") or ("momentum" in o and o["momentum"] is None) or o.get("track_running_stats") is False:
-            return False
-        if kind == "Dropout2d" and o.get("ndim", 4) != 4:  # SpatialDropout2D documents 4-D input only
-            return False
-        if kind.startswith("BatchNorm") and "dtype" in o:
-            return _policy(o["dtype"], o.get("param_dtype", "float32")) is not None
-        return True
-
     # ------------------------------------------------------------ construction
     def dropout(self, p=0.5, inplace=False):
+        self.refuse("Dropout", p=p, inplace=inplace)
         return KerasDropout(self, "Dropout", p, inplace)
 
     def dropout2d(self, p=0.5, inplace=False):
+        self.refuse("Dropout2d", p=p, inplace=inplace)
         return KerasDropout(self, "Dropout2d", p, inplace)
 
     def batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
-        kw = c.batchnorm_kwargs('Keras BatchNormalization', dims, num_features, eps, momentum, affine, track_running_stats)
+        kw = c.batchnorm_keywords(self, dims, num_features, eps, momentum, affine, track_running_stats)
         config = dict(axis=1, epsilon=eps, momentum=self.conv.framework_momentum(momentum), center=affine,
                       scale=affine)
         return KerasBatchNorm(self, dims, kw, config)
@@ -238,8 +236,6 @@ class _KerasLayer(FlagModeLayer):
 class KerasDropout(c.StatelessDropout, _KerasLayer):
     def __init__(self, impl, kind, p, inplace):
         super().__init__(impl, kind, dict(p=p, inplace=inplace))
-        if inplace:
-            raise NotProvided("Keras layers have no in-place contract")
         keras = impl.keras
         if kind == "Dropout":
             self.layer = keras.layers.Dropout(rate=p)
@@ -256,10 +252,7 @@ class KerasDropout(c.StatelessDropout, _KerasLayer):
                       dx=None if "x" not in grads else impl.numpy(grads["x"]))
 
     def _documented_rank(self, x):
-        # SpatialDropout2D documents 4-D input only ("4D tensor with shape (samples, channels, rows, cols)");
-        # torch's Dropout2d also takes (N, C, L) and (C, H, W) (D2-RANK-01), which Keras cannot express
-        if self.kind == "Dropout2d" and np.ndim(x) != 4:
-            raise NotProvided(f"keras.layers.SpatialDropout2D takes 4-D input only, not {np.ndim(x)}-D")
+        self.impl.refuse(self.kind, ndim=np.ndim(x))
 
     def forward(self, x, *, dtype="float32", layout="contiguous"):
         self._documented_rank(x)
@@ -306,9 +299,8 @@ class KerasBatchNorm(_KerasLayer):
                 for name in KERAS_NAMES.values() if getattr(self.layer, name) is not None}
 
     def _layer_for(self, x, dtype):
+        self.impl.refuse(self.kind, dtype=dtype, param_dtype=self.param_dtype)
         policy = _policy(dtype, self.param_dtype)
-        if policy is None:
-            raise NotProvided(f"Keras has no dtype policy for {dtype} input with {self.param_dtype} parameters")
         rank = x.ndim if x.ndim in BATCHNORM_RANKS[self.dims] else self.rank
         if rank != self.rank or self.layer.dtype_policy.name != policy:
             self.layer, self.rank = self._build(rank, policy, self._values()), rank
@@ -356,5 +348,7 @@ class KerasBatchNorm(_KerasLayer):
         return fresh
 
 
-def load(spec: str) -> KerasImplementation:
-    return KerasImplementation(spec)
+def load(name: str, device: str = "cpu") -> KerasImplementation:
+    """--impl keras-torch, keras-jax, keras-tensorflow or tensorflow: the backend the name says (the CPU; `device`
+    is not used)."""
+    return KerasImplementation(name)

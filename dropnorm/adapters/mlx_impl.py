@@ -33,7 +33,7 @@ import tempfile
 import numpy as np
 
 from dropnorm.adapters import _common as c
-from dropnorm.adapters.base import Implementation, Layer, NotProvided, Output
+from dropnorm.adapters.base import Implementation, Limit, Layer, NotProvided, Output
 from dropnorm.adapters.layouts import storage_permutation
 from dropnorm.spec.dtypes import round_to
 
@@ -96,11 +96,6 @@ class _MlxLayer(Layer):
 class MlxDropout(c.StatelessDropout, _MlxLayer):
     def __init__(self, impl, kind, p, inplace):
         self.impl, self.kind, self.kwargs = impl, kind, dict(p=p, inplace=inplace)
-        if inplace:
-            raise NotProvided("MLX arrays are immutable: no in-place dropout")
-        if p == 1:
-            raise NotProvided("MLX Dropout documents p in [0, 1): p = 1 raises ValueError "
-                              "('The dropout probability 1 is not in [0, 1)')")
         self.module = (nn.Dropout if kind == "Dropout" else nn.Dropout2d)(p)
 
     def _fn(self, ndim):
@@ -211,15 +206,11 @@ class MlxImplementation(Implementation):
         self.version = f"mlx {_version()} ({mx.default_device()})"
         self.target = "mlx.nn Dropout / Dropout2d / BatchNorm"
 
-    def provides(self, kind):
-        return kind in ("Dropout", "Dropout2d", "BatchNorm1d", "BatchNorm2d")
-
-    def expresses(self, kind, **o):
-        if o.get("inplace") or ("momentum" in o and o["momentum"] is None):
-            return False
-        if kind.startswith("Dropout") and o.get("p") == 1:
-            return False
-        return True
+    missing = {"BatchNorm3d": "mlx.nn.BatchNorm takes 2-, 3- or 4-D input only (no 5-D BatchNorm3d)"}
+    limits = (c.no_inplace("MLX arrays are immutable: no in-place dropout"),
+              Limit.on("p", lambda p: p == 1, "MLX Dropout documents p in [0, 1): p = 1 raises ValueError "
+                       "('The dropout probability 1 is not in [0, 1)')", kinds=("Dropout",)),
+              Limit.on("momentum", lambda m: m is None, "mlx.nn.BatchNorm has no cumulative average (momentum=None)"))
 
     def seed(self, seed):
         mx.random.seed(int(seed) % 2 ** 64)
@@ -228,29 +219,24 @@ class MlxImplementation(Implementation):
         return np.array(mx.random.state[0]).tobytes()
 
     def dropout(self, p=0.5, inplace=False):
+        self.refuse("Dropout", p=p, inplace=inplace)
         return MlxDropout(self, "Dropout", p, inplace)
 
     def dropout2d(self, p=0.5, inplace=False):
+        self.refuse("Dropout2d", p=p, inplace=inplace)
         return MlxDropout(self, "Dropout2d", p, inplace)
 
     def batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
-        if dims not in (1, 2, 3):
-            raise ValueError(f"dims must be 1, 2 or 3, got {dims!r}")
-        if dims == 3:
-            raise NotProvided("mlx.nn.BatchNorm takes 2-, 3- or 4-D input only (no 5-D BatchNorm3d)")
-        if momentum is None:
-            raise NotProvided("mlx.nn.BatchNorm has no cumulative average (momentum=None)")
-        kw = dict(num_features=num_features, eps=eps, momentum=momentum, affine=affine,
-                  track_running_stats=track_running_stats)
+        kw = c.batchnorm_keywords(self, dims, num_features, eps, momentum, affine, track_running_stats)
         config = dict(eps=eps, momentum=momentum, affine=affine, track_running_stats=track_running_stats)
         return MlxBatchNorm(self, dims, kw, config)
 
     def batchnorm_defaults(self, dims, num_features):
-        if dims == 3:
-            raise NotProvided("mlx.nn.BatchNorm takes 2-, 3- or 4-D input only (no 5-D BatchNorm3d)")
+        self.refuse(f"BatchNorm{dims}d")
         kw = dict(num_features=num_features, eps=None, momentum=None, affine=True, track_running_stats=True)
         return MlxBatchNorm(self, dims, kw, {})
 
 
-def load() -> MlxImplementation:
+def load(name: str = "mlx", device: str = "cpu") -> MlxImplementation:
+    """--impl mlx (the registry's loader; this adapter runs on the CPU: `device` is not used)."""
     return MlxImplementation()

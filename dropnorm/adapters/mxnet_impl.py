@@ -56,7 +56,7 @@ import tempfile
 import numpy as np
 
 from dropnorm.adapters import _common as c
-from dropnorm.adapters.base import FlagModeLayer, Implementation, NotProvided, Output
+from dropnorm.adapters.base import FlagModeLayer, Implementation, NotProvided, Output, RunLayer
 from dropnorm.adapters.layouts import storage_permutation
 from dropnorm.spec.dtypes import round_to
 from dropnorm.spec.kinds import CHANNEL_RANKS
@@ -116,7 +116,7 @@ def _shares(a, b) -> bool:
     return pa is not None and pa == pb
 
 
-class _MxLayer(FlagModeLayer):
+class _MxLayer(RunLayer, FlagModeLayer):
     def _mode(self, backward: bool):
         """The autograd scope of one call: training records (Gluon's training loop), eval predicts."""
         if self._training:
@@ -146,8 +146,6 @@ class _MxLayer(FlagModeLayer):
 class MxDropout(c.StatelessDropout, _MxLayer):
     def __init__(self, impl, kind, p, inplace):
         super().__init__(impl, kind, dict(p=p, inplace=inplace))
-        if inplace:
-            raise NotProvided("gluon.nn.Dropout has no in-place argument")
         self.p = p
         self._blocks = {}
         if kind == "Dropout":
@@ -171,12 +169,6 @@ class MxDropout(c.StatelessDropout, _MxLayer):
         if dy is not None:
             out.dx = numpy(t.grad)
         return out
-
-    def forward(self, x, *, dtype="float32", layout="contiguous"):
-        return self._run(x, dtype, layout)
-
-    def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
-        return self._run(x, dtype, layout, dy)
 
 
 NAMES = {"weight": "gamma", "bias": "beta", "running_mean": "running_mean", "running_var": "running_var"}
@@ -215,12 +207,6 @@ class MxBatchNorm(_MxLayer):
             if self.affine:
                 out.dweight, out.dbias = numpy(self.block.gamma.grad()), numpy(self.block.beta.grad())
         return out
-
-    def forward(self, x, *, dtype="float32", layout="contiguous"):
-        return self._run(x, dtype, layout)
-
-    def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
-        return self._run(x, dtype, layout, dy)
 
     def state(self):
         out = {}
@@ -262,6 +248,7 @@ class MxImplementation(Implementation):
     name = "mxnet"
     convention = "mxnet"
     cost_factor = 3.0   # imperative NDArray calls: a few times torch's per-call cost
+    limits = (c.no_inplace("gluon.nn.Dropout has no in-place argument"), *c.fixed_statistics("gluon.nn.BatchNorm"))
 
     def __init__(self):
         self.version = f"mxnet {mx.__version__} (cpu), numpy {np.__version__}"
@@ -272,7 +259,8 @@ class MxImplementation(Implementation):
                         "BatchNorm3d")
 
     def expresses(self, kind, **o):
-        if o.get("inplace") or ("momentum" in o and o["momentum"] is None) or o.get("track_running_stats") is False:
+        """The declared limits, then the dtypes (refused where the calls run: tensor, MxBatchNorm)."""
+        if not super().expresses(kind, **o):
             return False
         dtype, pdtype = o.get("dtype"), o.get("param_dtype")
         if dtype == "bfloat16" or pdtype in HALF:
@@ -287,21 +275,24 @@ class MxImplementation(Implementation):
     def rng_state(self):
         raise NotProvided("mxnet exposes no generator state (mx.random.seed only sets it)")
 
+    def _dropout(self, kind, p, inplace):
+        self.refuse(kind, p=p, inplace=inplace)
+        return MxDropout(self, kind, p, inplace)
+
     def dropout(self, p=0.5, inplace=False):
-        return MxDropout(self, "Dropout", p, inplace)
+        return self._dropout("Dropout", p, inplace)
 
     def dropout1d(self, p=0.5, inplace=False):
-        return MxDropout(self, "Dropout1d", p, inplace)
+        return self._dropout("Dropout1d", p, inplace)
 
     def dropout2d(self, p=0.5, inplace=False):
-        return MxDropout(self, "Dropout2d", p, inplace)
+        return self._dropout("Dropout2d", p, inplace)
 
     def dropout3d(self, p=0.5, inplace=False):
-        return MxDropout(self, "Dropout3d", p, inplace)
+        return self._dropout("Dropout3d", p, inplace)
 
     def batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
-        kw = c.batchnorm_kwargs("gluon.nn.BatchNorm", dims, num_features, eps, momentum, affine,
-                                track_running_stats)
+        kw = c.batchnorm_keywords(self, dims, num_features, eps, momentum, affine, track_running_stats)
         from dropnorm.spec import conventions
         config = dict(momentum=conventions.get("mxnet").framework_momentum(momentum), epsilon=eps,
                       center=affine, scale=affine)
@@ -312,5 +303,6 @@ class MxImplementation(Implementation):
         return MxBatchNorm(self, dims, kw, {})
 
 
-def load() -> MxImplementation:
+def load(name: str = "mxnet", device: str = "cpu") -> MxImplementation:
+    """--impl mxnet (the registry's loader; this adapter runs on the CPU: `device` is not used)."""
     return MxImplementation()

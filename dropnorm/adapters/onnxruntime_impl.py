@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from dropnorm.adapters import _common as c
-from dropnorm.adapters.base import FlagModeLayer, Implementation, NotProvided, Output
+from dropnorm.adapters.base import FlagModeLayer, Implementation, Limit, NotProvided, Output
 from dropnorm.adapters.layouts import numpy_view
 from dropnorm.spec.dtypes import round_to
 
@@ -79,7 +79,7 @@ class _OrtLayer(FlagModeLayer):
 
     @staticmethod
     def _input(x, dtype, layout):
-        if dtype not in NP_TYPES:
+        if dtype not in NP_TYPES:  # no numpy array of it to feed (bfloat16); the dtype Limits decline it first
             raise NotProvided(f"onnxruntime has no CPU kernel for {dtype}")
         return numpy_view(round_to(x, dtype).astype(NP_TYPES[dtype]), layout)
 
@@ -87,10 +87,6 @@ class _OrtLayer(FlagModeLayer):
 class OrtDropout(c.StatelessDropout, _OrtLayer):
     def __init__(self, impl, p, inplace):
         super().__init__(impl, "Dropout", dict(p=p, inplace=inplace))
-        if inplace:
-            raise NotProvided("onnxruntime Dropout: inplace (a graph has no in-place contract)")
-        if p == 1:
-            raise NotProvided("ONNX Dropout: ratio must be in [0, 1) (p = 1 is outside the operator's domain)")
         self.p = p
         for dtype in DROPOUT_DTYPES:  # build the model and its session: ONNX's construction
             self._session(dtype)
@@ -111,10 +107,6 @@ class OrtDropout(c.StatelessDropout, _OrtLayer):
 class OrtBatchNorm(_OrtLayer):
     def __init__(self, impl, dims, kwargs, defaults=False):
         super().__init__(impl, f"BatchNorm{dims}d", kwargs)
-        if kwargs["momentum"] is None:
-            raise NotProvided("ONNX BatchNormalization has no cumulative average (momentum=None)")
-        if not kwargs["track_running_stats"]:
-            raise NotProvided("ONNX BatchNormalization has no option without running statistics")
         conv = impl.conv
         self.attrs = {} if defaults else {"epsilon": kwargs["eps"],
                                           "momentum": conv.framework_momentum(kwargs["momentum"])}
@@ -128,9 +120,7 @@ class OrtBatchNorm(_OrtLayer):
         self._session("float32", True)  # build the training model and its session: ONNX's construction
 
     def _session(self, dtype, training):
-        if (dtype, self.param_dtype) not in BN_KERNELS:
-            raise NotProvided(f"onnxruntime has no CPU BatchNormalization kernel for {dtype} input with "
-                              f"{self.param_dtype} parameters")
+        self.impl.refuse(self.kind, dtype=dtype, param_dtype=self.param_dtype)
         outs = ["Y", "running_mean", "running_var"] if training else ["Y"]
         node = helper.make_node("BatchNormalization", ["X", "scale", "B", "input_mean", "input_var"], outs,
                                 training_mode=int(training), **self.attrs)
@@ -164,8 +154,7 @@ class OrtBatchNorm(_OrtLayer):
             setattr(self, key, round_to(np.asarray(value, np.float64), self.param_dtype))
 
     def to(self, dtype):
-        if dtype not in NP_TYPES:
-            raise NotProvided(f"onnxruntime has no {dtype} BatchNormalization kernel")
+        self.impl.refuse(self.kind, param_dtype=dtype)
         self.param_dtype = dtype
         for key in ("weight", "bias", "running_mean", "running_var"):
             if getattr(self, key) is not None:
@@ -193,28 +182,25 @@ class OrtImplementation(Implementation):
     # a model and a session per layer and dtype, gradients by finite differences of sessions: a loaded
     # 2-core CI machine ran DO-GRAD-01 past 20x torch's cost (67 s)
     cost_factor = 10.0
+    missing = {"Dropout2d": "ONNX has no channel-dropout operator (Dropout is element-wise only)"}
+    limits = (c.no_inplace("onnxruntime Dropout: inplace (a graph has no in-place contract)"),
+              Limit.on("p", lambda p: p == 1.0,
+                       "ONNX Dropout: ratio must be in [0, 1) (p = 1 is outside the operator's domain)"),
+              *c.fixed_statistics("ONNX BatchNormalization"),
+              Limit(("dtype",), lambda o: (o["dtype"], o.get("param_dtype", "float32")) not in BN_KERNELS,
+                    "onnxruntime has no CPU BatchNormalization kernel for {dtype} input with {param_dtype} parameters",
+                    kinds=("BatchNorm",)),
+              Limit(("dtype",), lambda o: o["dtype"] not in DROPOUT_DTYPES, "onnxruntime has no CPU kernel for {dtype}",
+                    kinds=("Dropout",)),
+              # parameters converted on their own (Layer.to): the input's dtype is asked separately
+              Limit(("param_dtype",), lambda o: "dtype" not in o and o["param_dtype"] not in NP_TYPES,
+                    "onnxruntime has no {param_dtype} BatchNormalization kernel"))
 
     def __init__(self):
         from dropnorm.spec import conventions
         self.version = f"onnxruntime {ort.__version__}, onnx {onnx.__version__}"
         self.target = "ONNX Dropout-13 / BatchNormalization-15 in onnxruntime (CPU)"
         self.conv = conventions.get(self.convention)
-
-    def provides(self, kind):
-        return kind in ("Dropout", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
-
-    def expresses(self, kind, **o):
-        if o.get("inplace") or o.get("p") == 1.0:
-            return False
-        if "momentum" in o and o["momentum"] is None or o.get("track_running_stats") is False:
-            return False
-        if "dtype" in o:
-            if kind.startswith("BatchNorm"):
-                return (o["dtype"], o.get("param_dtype", "float32")) in BN_KERNELS
-            return o["dtype"] in DROPOUT_DTYPES
-        if "param_dtype" in o:
-            return o["param_dtype"] in NP_TYPES
-        return self.provides(kind)
 
     def seed(self, seed):
         ort.set_seed(int(seed))
@@ -223,14 +209,16 @@ class OrtImplementation(Implementation):
         raise NotProvided("onnxruntime exposes no generator state (only onnxruntime.set_seed)")
 
     def dropout(self, p=0.5, inplace=False):
+        self.refuse("Dropout", p=p, inplace=inplace)
         return OrtDropout(self, p, inplace)
 
     def dropout2d(self, p=0.5, inplace=False):
-        raise NotProvided("ONNX has no channel-dropout operator (Dropout is element-wise only)")
+        raise NotProvided(self.missing["Dropout2d"])
 
     def batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
         kw = dict(num_features=num_features, eps=eps, momentum=momentum, affine=affine,
                   track_running_stats=track_running_stats)
+        self.refuse(f"BatchNorm{dims}d", **kw)
         return OrtBatchNorm(self, dims, kw)
 
     def batchnorm_defaults(self, dims, num_features):
@@ -238,5 +226,6 @@ class OrtImplementation(Implementation):
                                              track_running_stats=True), defaults=True)
 
 
-def load() -> OrtImplementation:
+def load(name: str = "onnxruntime", device: str = "cpu") -> OrtImplementation:
+    """--impl onnxruntime (the registry's loader; this adapter runs on the CPU: `device` is not used)."""
     return OrtImplementation()

@@ -28,7 +28,7 @@ import tempfile
 import numpy as np
 
 from dropnorm.adapters import _common as c
-from dropnorm.adapters.base import Implementation, Layer, NotProvided, Output
+from dropnorm.adapters.base import Implementation, Limit, NotProvided, Output, RunLayer
 from dropnorm.adapters.layouts import storage_permutation
 from dropnorm.spec.dtypes import round_to
 
@@ -65,7 +65,7 @@ def _dtype_name(t) -> str:
     return str(t.dtype).replace("paddle.", "")
 
 
-class _PaddleLayer(Layer):
+class _PaddleLayer(RunLayer):
     module: "paddle.nn.Layer"
 
     def train(self, mode: bool = True) -> None:
@@ -82,8 +82,6 @@ class PaddleDropout(c.StatelessDropout, _PaddleLayer):
         if kind == "Dropout":
             self.module = paddle.nn.Dropout(p=p, inplace=inplace)
         else:
-            if inplace:
-                raise NotProvided("paddle.nn.Dropout2D has no inplace argument")
             self.module = paddle.nn.Dropout2D(p=p, data_format="NCHW")
 
     def _run(self, x, dtype, layout, dy=None):
@@ -100,12 +98,6 @@ class PaddleDropout(c.StatelessDropout, _PaddleLayer):
             (y * tensor(dy, dtype)).sum().backward()
             out.dx = numpy(t.grad) if t.grad is not None else np.zeros(x.shape)
         return out
-
-    def forward(self, x, *, dtype="float32", layout="contiguous"):
-        return self._run(x, dtype, layout)
-
-    def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
-        return self._run(x, dtype, layout, dy)
 
 
 
@@ -137,12 +129,6 @@ class PaddleBatchNorm(_PaddleLayer):
             if m.weight is not None and m.weight.trainable:
                 out.dweight, out.dbias = numpy(m.weight.grad), numpy(m.bias.grad)
         return out
-
-    def forward(self, x, *, dtype="float32", layout="contiguous"):
-        return self._run(x, dtype, layout)
-
-    def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
-        return self._run(x, dtype, layout, dy)
 
     def _get(self, name):
         v = getattr(self.module, name, None)
@@ -189,13 +175,12 @@ class PaddleImplementation(Implementation):
         self.version = f"paddlepaddle {paddle.__version__} (cpu)"
         self.target = "paddle.nn Dropout / Dropout2D / BatchNorm1D/2D/3D"
 
-    def provides(self, kind):
-        return kind in ("Dropout", "Dropout2d", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
+    limits = (*c.fixed_statistics("paddle BatchNorm"),
+              Limit.on("inplace", bool, "paddle.nn.Dropout2D has no inplace argument", kinds=("Dropout2d",)))
 
     def expresses(self, kind, **o):
-        if ("momentum" in o and o["momentum"] is None) or o.get("track_running_stats") is False:
-            return False
-        if kind == "Dropout2d" and o.get("inplace"):
+        """The declared limits, then the rank and dtypes that paddle refuses itself or the calls refuse (_run)."""
+        if not super().expresses(kind, **o):
             return False
         if kind == "Dropout2d" and o.get("ndim", 4) != 4:  # paddle.nn.Dropout2D documents 4-D input only
             return False
@@ -214,13 +199,15 @@ class PaddleImplementation(Implementation):
                         if not tok.startswith("0x")).encode()
 
     def dropout(self, p=0.5, inplace=False):
+        self.refuse("Dropout", p=p, inplace=inplace)
         return PaddleDropout(self, "Dropout", p, inplace)
 
     def dropout2d(self, p=0.5, inplace=False):
+        self.refuse("Dropout2d", p=p, inplace=inplace)
         return PaddleDropout(self, "Dropout2d", p, inplace)
 
     def batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
-        kw = c.batchnorm_kwargs("paddle BatchNorm", dims, num_features, eps, momentum, affine, track_running_stats)
+        kw = c.batchnorm_keywords(self, dims, num_features, eps, momentum, affine, track_running_stats)
         from dropnorm.spec import conventions
         config = dict(momentum=conventions.get("paddle").framework_momentum(momentum), epsilon=eps)
         if not affine:
@@ -232,5 +219,6 @@ class PaddleImplementation(Implementation):
         return PaddleBatchNorm(self, dims, kw, {})
 
 
-def load() -> PaddleImplementation:
+def load(name: str = "paddle", device: str = "cpu") -> PaddleImplementation:
+    """--impl paddle (the registry's loader; this adapter runs on the CPU: `device` is not used)."""
     return PaddleImplementation()

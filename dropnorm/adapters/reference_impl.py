@@ -345,3 +345,8 @@ class ReferenceImplementation(Implementation):
         y = round_to(folding.layer_forward(kind, x, w, b), dtype)
         return Output(y=y, dtype=dtype, x_after=np.array(x, np.float64), shares_input_memory=False,
                       extra={"weight": w, "bias": b, "batchnorm_left": []})
+
+
+def load(name: str = "reference", device: str = "cpu") -> ReferenceImplementation:
+    """--impl reference (numpy on the CPU: `device` is not used)."""
+    return ReferenceImplementation()

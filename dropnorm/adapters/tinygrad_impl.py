@@ -31,7 +31,7 @@ import shutil
 import numpy as np
 
 from dropnorm.adapters import _common as c
-from dropnorm.adapters.base import FlagModeLayer, Implementation, NotProvided, Output
+from dropnorm.adapters.base import FlagModeLayer, Implementation, Limit, NotProvided, Output, RunLayer
 from dropnorm.adapters.layouts import storage_permutation
 from dropnorm.spec.dtypes import round_to
 
@@ -70,11 +70,9 @@ def numpy(t) -> np.ndarray | None:
     return np.asarray(t.numpy(), dtype=np.float64)
 
 
-class TinygradDropout(c.StatelessDropout, FlagModeLayer):
+class TinygradDropout(c.StatelessDropout, RunLayer, FlagModeLayer):
     def __init__(self, impl, p, inplace):
         super().__init__(impl, "Dropout", dict(p=p, inplace=inplace))
-        if inplace:
-            raise NotProvided("tinygrad Tensor.dropout returns a new tensor: no in-place dropout")
         self.p = p
 
     def _run(self, x, dtype, layout, dy=None):
@@ -88,18 +86,12 @@ class TinygradDropout(c.StatelessDropout, FlagModeLayer):
         return Output(y=numpy(y), dtype=NAMES.get(y.dtype, str(y.dtype)), x_after=numpy(t),
                       shares_input_memory=y is t, dx=dx)
 
-    def forward(self, x, *, dtype="float32", layout="contiguous"):
-        return self._run(x, dtype, layout)
-
-    def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
-        return self._run(x, dtype, layout, dy)
-
 
 
 KEYS = ("weight", "bias", "running_mean", "running_var")
 
 
-class TinygradBatchNorm(FlagModeLayer):
+class TinygradBatchNorm(RunLayer, FlagModeLayer):
     def __init__(self, impl, dims, kwargs, config):
         super().__init__(impl, f"BatchNorm{dims}d", kwargs)
         self.dims, self.config = dims, dict(config)
@@ -123,12 +115,6 @@ class TinygradBatchNorm(FlagModeLayer):
                 if m.weight is not None:
                     out.dweight, out.dbias = numpy(grads[1]), numpy(grads[2])
         return out
-
-    def forward(self, x, *, dtype="float32", layout="contiguous"):
-        return self._run(x, dtype, layout)
-
-    def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
-        return self._run(x, dtype, layout, dy)
 
     def state(self):
         m = self.module
@@ -180,11 +166,9 @@ class TinygradImplementation(Implementation):
         self.version = f"tinygrad {version('tinygrad')} (DEV={os.environ.get('DEV', 'default')})"
         self.target = "tinygrad Tensor.dropout / nn.BatchNorm"
 
-    def provides(self, kind):
-        return kind in ("Dropout", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
-
-    def expresses(self, kind, **o):
-        return not (o.get("inplace") or ("momentum" in o and o["momentum"] is None))
+    missing = {"Dropout2d": "tinygrad has no channel dropout (only Tensor.dropout, element-wise)"}
+    limits = (c.no_inplace("tinygrad Tensor.dropout returns a new tensor: no in-place dropout"),
+              Limit.on("momentum", lambda m: m is None, "tinygrad nn.BatchNorm has no cumulative average (momentum=None)"))
 
     def seed(self, seed):
         Tensor.manual_seed(int(seed))
@@ -196,18 +180,14 @@ class TinygradImplementation(Implementation):
         return b"".join(parts)
 
     def dropout(self, p=0.5, inplace=False):
+        self.refuse("Dropout", p=p, inplace=inplace)
         return TinygradDropout(self, p, inplace)
 
     def dropout2d(self, p=0.5, inplace=False):
-        raise NotProvided("tinygrad has no channel dropout (only Tensor.dropout, element-wise)")
+        raise NotProvided(self.missing["Dropout2d"])
 
     def batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
-        if dims not in (1, 2, 3):
-            raise ValueError(f"dims must be 1, 2 or 3, got {dims!r}")
-        if momentum is None:
-            raise NotProvided("tinygrad nn.BatchNorm has no cumulative average (momentum=None)")
-        kw = dict(num_features=num_features, eps=eps, momentum=momentum, affine=affine,
-                  track_running_stats=track_running_stats)
+        kw = c.batchnorm_keywords(self, dims, num_features, eps, momentum, affine, track_running_stats)
         return TinygradBatchNorm(self, dims, kw, dict(eps=eps, momentum=momentum, affine=affine,
                                                       track_running_stats=track_running_stats))
 
@@ -216,5 +196,6 @@ class TinygradImplementation(Implementation):
         return TinygradBatchNorm(self, dims, kw, {})
 
 
-def load() -> TinygradImplementation:
+def load(name: str = "tinygrad", device: str = "cpu") -> TinygradImplementation:
+    """--impl tinygrad (the registry's loader; this adapter runs on the CPU: `device` is not used)."""
     return TinygradImplementation()

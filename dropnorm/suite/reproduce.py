@@ -176,7 +176,8 @@ def _call_code(call) -> str:
 
 
 def _torch_runtime(spec: str) -> str:
-    from dropnorm.adapters import layouts, torch_nn
+    from dropnorm.adapters import layouts
+    from dropnorm.adapters.torch import nn as torch_nn
     if spec == "torch":
         namespace = "nn = torch.nn"
     else:

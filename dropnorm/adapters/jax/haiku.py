@@ -49,44 +49,28 @@ import io
 import numpy as np
 
 from dropnorm.adapters import _common as c
-from dropnorm.adapters.base import BATCHNORM_RANKS, FlagModeLayer, Implementation, NotProvided, Output
-from dropnorm.adapters.layouts import numpy_view
-from dropnorm.spec.dtypes import round_to
+from dropnorm.adapters.base import BATCHNORM_RANKS, Limit, NotProvided
+from dropnorm.adapters.jax import require_jax
 
-jax = c.require("jax", "haiku", "haiku")
-jax.config.update("jax_enable_x64", True)
+jax = require_jax("haiku", "haiku")
 hk = c.require("haiku", "haiku", "haiku")
 jmp = c.require("jmp", "haiku", "haiku")
 import jax.numpy as jnp  # noqa: E402
 
-JNP = {"float64": jnp.float64, "float32": jnp.float32, "float16": jnp.float16, "bfloat16": jnp.bfloat16}
+from dropnorm.adapters.jax import base  # noqa: E402
+from dropnorm.adapters.jax.base import JNP, output, tensor, to_numpy  # noqa: E402
+
 HALF = ("float16", "bfloat16")
 MODULE = "batch_norm"
 EMAS = {"running_mean": f"{MODULE}/~/mean_ema", "running_var": f"{MODULE}/~/var_ema"}
 PARAMS = {"weight": "scale", "bias": "offset"}
 
 
-def _tensor(x, dtype, layout):
-    return jnp.asarray(numpy_view(round_to(x, dtype), layout), dtype=JNP[dtype])
-
-
-def _np(a):
-    return None if a is None else np.array(jnp.asarray(a, jnp.float64))   # a writable copy
-
-
-def _dtype_name(a):
-    return {jnp.dtype(v): k for k, v in JNP.items()}.get(a.dtype, str(a.dtype))
-
-
-class HkDropout(c.StatelessDropout, FlagModeLayer):
-    def __init__(self, impl, kind, p, inplace):
-        super().__init__(impl, kind, dict(p=p, inplace=inplace))
-        if inplace:
-            raise NotProvided("JAX arrays are immutable: no in-place dropout")
-        self.p = p
+class HkDropout(base.JaxDropout):
+    """hk.dropout with a fresh key in training; Haiku's idiom calls it in training only, so eval returns
+    the input."""
 
     def _f(self, ndim):
-        """x -> output for this call: hk.dropout with a fresh key in training, the input in eval."""
         if not self._training:
             return lambda xx: xx
         broadcast = tuple(range(2, ndim)) if self.kind == "Dropout2d" else ()
@@ -94,24 +78,13 @@ class HkDropout(c.StatelessDropout, FlagModeLayer):
         key = self.impl.next_key()
         return lambda xx: f.apply({}, key, xx)
 
-    def forward(self, x, *, dtype="float32", layout="contiguous"):
-        t = _tensor(x, dtype, layout)
-        y = self._f(t.ndim)(t)
-        return Output(y=_np(y), dtype=_dtype_name(y), x_after=_np(t), shares_input_memory=False)
 
-    def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
-        t = _tensor(x, dtype, layout)
-        y, vjp = jax.vjp(self._f(t.ndim), t)
-        (dx,) = vjp(_tensor(dy, dtype, "contiguous").astype(y.dtype))
-        return Output(y=_np(y), dtype=_dtype_name(y), x_after=_np(t), shares_input_memory=False, dx=_np(dx))
+class HkBatchNorm(base.JaxBatchNorm):
+    """hk.BatchNorm under hk.transform_with_state; params and state kept by the adapter."""
 
-
-class HkBatchNorm(FlagModeLayer):
     def __init__(self, impl, dims, kwargs, config):
-        super().__init__(impl, f"BatchNorm{dims}d", kwargs)
-        self.dims, self.config, self.num_features = dims, dict(config), kwargs["num_features"]
+        super().__init__(impl, dims, kwargs, config)
         self.decay = self.config["decay_rate"]
-        self.param_dtype = "float32"
         self.fn = hk.transform_with_state(self._module_call)
         self._init()
 
@@ -143,7 +116,7 @@ class HkBatchNorm(FlagModeLayer):
         return contextlib.nullcontext()
 
     def _run(self, x, dtype, layout, dy=None):
-        t = _tensor(x, dtype, layout)
+        t = tensor(x, dtype, layout)
         self._to_rank(t.ndim)
         training = self._training
         out_grads = None
@@ -153,24 +126,16 @@ class HkBatchNorm(FlagModeLayer):
             else:
                 y, vjp, st = jax.vjp(lambda xx, pp: self.fn.apply(pp, self.hstate, None, xx, training),
                                      t, self.params, has_aux=True)
-                out_grads = vjp(_tensor(dy, dtype, "contiguous").astype(y.dtype))
+                out_grads = vjp(tensor(dy, dtype).astype(y.dtype))
         self.hstate = st
-        out = Output(y=_np(y), dtype=_dtype_name(y), x_after=_np(t), shares_input_memory=False)
-        if out_grads is not None:
-            out.dx = _np(out_grads[0])
-            g = out_grads[1].get(MODULE, {})
-            if "scale" in g:
-                out.dweight, out.dbias = _np(g["scale"]).reshape(-1), _np(g["offset"]).reshape(-1)
-        return out
-
-    def forward(self, x, *, dtype="float32", layout="contiguous"):
-        return self._run(x, dtype, layout)
-
-    def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
-        return self._run(x, dtype, layout, dy)
+        if out_grads is None:
+            return output(y, t)
+        g = out_grads[1].get(MODULE, {})
+        return output(y, t, dx=out_grads[0], dweight=g["scale"].reshape(-1) if "scale" in g else None,
+                      dbias=g["offset"].reshape(-1) if "scale" in g else None)
 
     def _vector(self, a):
-        return None if a is None else _np(a).reshape(-1)
+        return None if a is None else to_numpy(a).reshape(-1)
 
     def state(self):
         p = self.params.get(MODULE, {})
@@ -186,8 +151,7 @@ class HkBatchNorm(FlagModeLayer):
         shape = (1, self.num_features) + (1,) * (self.ndim - 2)
 
         def arr(v):
-            return jnp.asarray(round_to(np.asarray(v, np.float64), self.param_dtype),
-                               dtype=JNP[self.param_dtype]).reshape(shape)
+            return self._param(v).reshape(shape)
 
         for key, value in values.items():
             if key in PARAMS:
@@ -235,62 +199,33 @@ class HkBatchNorm(FlagModeLayer):
         return fresh
 
 
-class HkImplementation(Implementation):
+class HkImplementation(base.JaxImplementation):
     name = "haiku"
     convention = "haiku"
     cost_factor = 20.0   # as the other JAX adapters: per-call dispatch, no jit
+    dropout_layer, batchnorm_layer = HkDropout, HkBatchNorm
+    limits = (Limit.on("p", lambda p: p == 1, "hk.dropout documents rate in [0, 1) (ValueError at p = 1)",
+                       kinds=("Dropout",)),
+              base.IMMUTABLE, *c.fixed_statistics("hk.BatchNorm"),
+              # decay_rate = 1 - momentum; 1 (torch's 0, or a momentum whose 1 - m rounds to 1) is outside
+              # hk.ExponentialMovingAverage's documented [0, 1)
+              Limit.on("momentum", lambda m: m is not None and not 1.0 - m < 1.0,
+                       "hk.BatchNorm's EMA documents decay in [0, 1): torch momentum 0 (or one that rounds "
+                       "1 - momentum to 1) is decay_rate 1"))
 
     def __init__(self):
         from importlib.metadata import version
+        super().__init__()
         self.version = f"dm-haiku {version('dm-haiku')}, jax {jax.__version__}"
         self.target = "hk.dropout / hk.BatchNorm (hk.transform_with_state)"
-        self._key = jax.random.key(0)
 
-    def provides(self, kind):
-        return kind in ("Dropout", "Dropout2d", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
-
-    def expresses(self, kind, **o):
-        if o.get("inplace") or o.get("track_running_stats") is False:
-            return False
-        if kind.startswith("Dropout") and "p" in o and o["p"] == 1:
-            return False   # hk.dropout: 'Must be a scalar in the range [0, 1)'
-        if "momentum" in o and (o["momentum"] is None or not 1.0 - o["momentum"] < 1.0):
-            return False   # no cumulative average; decay_rate 1 is outside the documented [0, 1)
-        return True
-
-    def next_key(self):
-        self._key, sub = jax.random.split(self._key)
-        return sub
-
-    def seed(self, seed):
-        self._key = jax.random.key(int(seed))
-
-    def rng_state(self):
-        return np.asarray(jax.random.key_data(self._key)).tobytes()
-
-    def dropout(self, p=0.5, inplace=False):
-        if p == 1:
-            raise NotProvided("hk.dropout documents rate in [0, 1) (ValueError at p = 1)")
-        return HkDropout(self, "Dropout", p, inplace)
-
-    def dropout2d(self, p=0.5, inplace=False):
-        if p == 1:
-            raise NotProvided("hk.dropout documents rate in [0, 1) (ValueError at p = 1)")
-        return HkDropout(self, "Dropout2d", p, inplace)
-
-    def batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
-        kw = c.batchnorm_kwargs("hk.BatchNorm", dims, num_features, eps, momentum, affine, track_running_stats)
-        from dropnorm.spec import conventions
-        decay = conventions.get("haiku").framework_momentum(momentum)
-        if decay == 1:
-            raise NotProvided("hk.BatchNorm's EMA documents decay in [0, 1): torch momentum 0 (or one that "
-                              "rounds 1 - momentum to 1) is decay_rate 1")
-        config = dict(create_scale=affine, create_offset=affine, decay_rate=decay, eps=eps)
-        return HkBatchNorm(self, dims, kw, config)
+    def batchnorm_config(self, eps, momentum, affine):
+        return dict(create_scale=affine, create_offset=affine, decay_rate=self.framework_momentum(momentum), eps=eps)
 
     def batchnorm_defaults(self, dims, num_features):
         raise NotProvided("hk.BatchNorm has no default decay_rate (a required argument)")
 
 
-def load() -> HkImplementation:
+def load(name: str = "haiku", device: str = "cpu") -> HkImplementation:
+    """--impl haiku (the registry's loader; this adapter runs on the CPU: `device` is not used)."""
     return HkImplementation()

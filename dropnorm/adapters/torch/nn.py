@@ -79,7 +79,7 @@ class TorchLayer(Layer):
     def _input(self, x, dtype, layout):
         return make_tensor(x, dtype, layout, self.impl.device)
 
-    # the execution path (dropnorm/adapters/torch_paths.py overrides these three)
+    # the execution path (dropnorm/adapters/torch/paths.py overrides these three)
     def _run(self, t: torch.Tensor) -> torch.Tensor:
         return self.module(t)
 
@@ -287,7 +287,7 @@ class TorchLayer(Layer):
 
 
     # issue 24: the module API beyond values (base.Layer.state_keys ... forward_backward_deterministic). Eager
-    # torch.nn only: an execution path (torch_paths.py) runs its own forward, so these are not provided there.
+    # torch.nn only: an execution path (torch/paths.py) runs its own forward, so these are not provided there.
     def _eager(self, what: str) -> None:
         if type(self.impl)._construct is not TorchImplementation._construct or type(self)._run is not TorchLayer._run:
             raise NotProvided(f"{self.impl.name}: {what} is not run through this execution path")
@@ -527,7 +527,7 @@ class TorchImplementation(Implementation):
     # the rest of the BatchNorm family (issue 15)
     def _family_layer(self, kind: str, cls, kwargs: dict, module) -> TorchLayer:
         """A layer of a BatchNorm relative (lazy, synchronized) that runs eagerly. An execution path
-        (torch_paths.py) overrides _construct to run its layers through the path; until it says how
+        (torch/paths.py) overrides _construct to run its layers through the path; until it says how
         to run these relatives, they are not provided there (never run eagerly under the path's name)."""
         if type(self)._construct is not TorchImplementation._construct:
             raise NotProvided(f"{self.name}: {cls.__name__} is not run through this execution path")
@@ -708,3 +708,12 @@ def torch_module(target: str, device: str = "cpu") -> TorchImplementation:
     module = import_target(target)
     version = str(getattr(module, "__version__", "unversioned"))
     return TorchImplementation(module, f"torch-module:{os.path.basename(target)}", target, version, device)
+
+
+def load(name: str, device: str = "cpu") -> TorchImplementation:
+    """--impl torch, or torch-module:TARGET (normalised by dropnorm.adapters.normalize: a file target absolute)."""
+    if name == "torch":
+        return torch_nn(device)
+    if name.startswith("torch-module:"):
+        return torch_module(name.split(":", 1)[1], device)
+    raise ValueError(f"dropnorm.adapters.torch.nn loads torch and torch-module:TARGET, not {name!r}")

@@ -10,7 +10,7 @@ implementation of its own (docs/execution-paths.md):
   torch-autocast            the eager modules run under torch.autocast("cpu", dtype=torch.bfloat16)
   torch-inference-mode      the eager modules run under torch.inference_mode()
 
-Each is a TorchImplementation (torch_nn.py) whose layers keep an eager-style module for the state
+Each is a TorchImplementation (torch/nn.py) whose layers keep an eager-style module for the state
 (parameters, buffers, state_dict round trip, .to(dtype)) and run every forward and backward through
 the path. The adapters only make framework calls; the tests see them through dropnorm.suite.traced.
 
@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dropnorm.adapters.base import NotProvided
-from dropnorm.adapters.torch_nn import TorchImplementation, TorchLayer
+from dropnorm.adapters.torch.nn import TorchImplementation, TorchLayer
 from dropnorm.errors import DropnormError
 
 # ---------------------------------------------------------------------------------------------------
@@ -367,5 +367,7 @@ PATHS = {
 }
 
 
-def load_path(name: str, device: str = "cpu") -> PathImplementation:
-    return PATHS[name](device=device)
+def load(name: str, device: str = "cpu") -> PathImplementation:
+    """--impl NAME for a NAME in PATHS. `device` is not passed on: the paths have been audited on the CPU only
+    (torch-autocast is CPU autocast), as before the registry gave every adapter this signature."""
+    return PATHS[name]()

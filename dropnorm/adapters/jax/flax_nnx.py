@@ -32,44 +32,25 @@ import weakref
 import numpy as np
 
 from dropnorm.adapters import _common as c
-from dropnorm.adapters.base import FlagModeLayer, Implementation, NotProvided, Output
-from dropnorm.adapters.layouts import numpy_view
-from dropnorm.spec.dtypes import round_to
+from dropnorm.adapters.base import NotProvided
+from dropnorm.adapters.jax import require_jax
 
-jax = c.require("jax", "flax", "flax-nnx")
-jax.config.update("jax_enable_x64", True)
+jax = require_jax("flax", "flax-nnx")
 flax = c.require("flax", "flax", "flax-nnx")
 from flax import nnx  # noqa: E402
 import flax.serialization  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-JNP = {"float64": jnp.float64, "float32": jnp.float32, "float16": jnp.float16, "bfloat16": jnp.bfloat16}
+from dropnorm.adapters.jax import base  # noqa: E402
+from dropnorm.adapters.jax.base import JNP, output, tensor, to_numpy  # noqa: E402
 
 
-def _tensor(x, dtype, layout):
-    return jnp.asarray(numpy_view(round_to(x, dtype), layout), dtype=JNP[dtype])
+class NnxDropout(base.JaxDropout):
+    """nnx.Dropout, one module (one RngStream) per layer, called with deterministic = not training."""
 
-
-def _np(a):
-    return None if a is None else np.array(jnp.asarray(a, jnp.float64))   # a writable copy
-
-
-def _dtype_name(a):
-    return {jnp.dtype(v): k for k, v in JNP.items()}.get(a.dtype, str(a.dtype))
-
-
-def _value(v):
-    return v[...] if hasattr(v, "__getitem__") and not isinstance(v, jax.Array) else v.value
-
-
-class NnxDropout(c.StatelessDropout, FlagModeLayer):
     def __init__(self, impl, kind, p, inplace):
-        super().__init__(impl, kind, dict(p=p, inplace=inplace))
-        if inplace:
-            raise NotProvided("JAX arrays are immutable: no in-place dropout")
-        self.p = p
-        # one module (one stream) per layer; Dropout2d's broadcast_dims, which depend on the rank,
-        # are set before each call
+        super().__init__(impl, kind, p, inplace)
+        # Dropout2d's broadcast_dims, which depend on the rank, are set before each call
         self.module = nnx.Dropout(rate=p, broadcast_dims=(), rngs=nnx.Rngs(dropout=impl.seed_value))
         impl.register(self)
 
@@ -77,48 +58,36 @@ class NnxDropout(c.StatelessDropout, FlagModeLayer):
         self.module.broadcast_dims = tuple(range(2, ndim)) if self.kind == "Dropout2d" else ()
         return self.module
 
-    def _call(self, t):
-        m = self._module(t.ndim)
+    def _f(self, ndim):
+        m = self._module(ndim)
         return lambda xx: m(xx, deterministic=not self._training)
 
-    def forward(self, x, *, dtype="float32", layout="contiguous"):
-        t = _tensor(x, dtype, layout)
-        y = self._call(t)(t)
-        return Output(y=_np(y), dtype=_dtype_name(y), x_after=_np(t), shares_input_memory=False)
-
-    def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
-        t = _tensor(x, dtype, layout)
+    def _grad_f(self, ndim):
         if not self._training or self.p == 0:
-            f = self._call(t)
-            y, vjp = jax.vjp(f, t)
-        else:   # the mask is drawn once, outside the vjp (a stream's counter is state)
-            m = self._module(t.ndim)
-            key = m.rngs()
-            y, vjp = jax.vjp(lambda xx: m(xx, deterministic=False, rngs=key), t)
-        (dx,) = vjp(_tensor(dy, dtype, "contiguous"))
-        return Output(y=_np(y), dtype=_dtype_name(y), x_after=_np(t), shares_input_memory=False, dx=_np(dx))
-
+            return self._f(ndim)
+        m = self._module(ndim)
+        key = m.rngs()   # the mask is drawn once, outside the vjp (a stream's counter is state)
+        return lambda xx: m(xx, deterministic=False, rngs=key)
 
 
 NAMES = {"weight": "scale", "bias": "bias", "running_mean": "mean", "running_var": "var"}
 
 
-class NnxBatchNorm(FlagModeLayer):
+class NnxBatchNorm(base.JaxBatchNorm):
+    """nnx.BatchNorm; its dtype is set to the input's before each call, use_running_average = not training."""
+
     def __init__(self, impl, dims, kwargs, config):
-        super().__init__(impl, f"BatchNorm{dims}d", kwargs)
-        self.dims, self.config, self.num_features = dims, dict(config), kwargs["num_features"]
-        self.param_dtype = "float32"
+        super().__init__(impl, dims, kwargs, config)
         self.module = nnx.BatchNorm(self.num_features, axis=1, param_dtype=jnp.float32, rngs=nnx.Rngs(0),
                                     **self.config)
 
     def _run(self, x, dtype, layout, dy=None):
         m = self.module
         m.dtype = JNP[dtype]
-        t = _tensor(x, dtype, layout)
+        t = tensor(x, dtype, layout)
         ura = not self._training
         if dy is None:
-            y = m(t, use_running_average=ura)
-            return Output(y=_np(y), dtype=_dtype_name(y), x_after=_np(t), shares_input_memory=False)
+            return output(m(t, use_running_average=ura), t)
         graphdef, params, rest = nnx.split(m, nnx.Param, ...)
 
         def f(xx, pp, rr):
@@ -126,21 +95,14 @@ class NnxBatchNorm(FlagModeLayer):
             return mm(xx, use_running_average=ura), nnx.state(mm, nnx.BatchStat)
 
         y, vjp, stats = jax.vjp(f, t, params, rest, has_aux=True)
-        gx, gp, _ = vjp(_tensor(dy, dtype, "contiguous").astype(y.dtype))
+        gx, gp, _ = vjp(tensor(dy, dtype).astype(y.dtype))
         nnx.update(m, stats)
         g = nnx.to_pure_dict(gp)
-        return Output(y=_np(y), dtype=_dtype_name(y), x_after=_np(t), shares_input_memory=False, dx=_np(gx),
-                      dweight=_np(g.get("scale")), dbias=_np(g.get("bias")))
-
-    def forward(self, x, *, dtype="float32", layout="contiguous"):
-        return self._run(x, dtype, layout)
-
-    def forward_backward(self, x, dy, *, dtype="float32", layout="contiguous"):
-        return self._run(x, dtype, layout, dy)
+        return output(y, t, dx=gx, dweight=g.get("scale"), dbias=g.get("bias"))
 
     def state(self):
         m = self.module
-        out = {k: (_np(getattr(m, name).value) if getattr(m, name, None) is not None else None)
+        out = {k: (to_numpy(getattr(m, name).value) if getattr(m, name, None) is not None else None)
                for k, name in NAMES.items()}
         out.update(num_batches_tracked=None, param_dtype=self.param_dtype)
         return out
@@ -152,8 +114,7 @@ class NnxBatchNorm(FlagModeLayer):
             if name is None or getattr(m, name, None) is None:
                 raise NotProvided(f"nnx.BatchNorm has no {key} (convention flax: no counter; "
                                   f"affine=False has no scale/bias)")
-            getattr(m, name).value = jnp.asarray(round_to(np.asarray(value, np.float64), self.param_dtype),
-                                                 dtype=JNP[self.param_dtype])
+            getattr(m, name).value = self._param(value)
 
     def to(self, dtype):
         self.param_dtype = dtype
@@ -166,20 +127,22 @@ class NnxBatchNorm(FlagModeLayer):
 
     def roundtrip(self):
         blob = flax.serialization.msgpack_serialize(nnx.to_pure_dict(nnx.state(self.module)))
-        fresh = NnxBatchNorm(self.impl, self.dims, self.kwargs, self.config)
-        fresh.to(self.param_dtype)
+        fresh = self._fresh()
         state = nnx.state(fresh.module)
         restored = jax.tree_util.tree_map(jnp.asarray, flax.serialization.msgpack_restore(blob))  # numpy -> jax
         nnx.replace_by_pure_dict(state, restored)
         nnx.update(fresh.module, state)
-        fresh._training = self._training
         return fresh
 
 
-class NnxImplementation(Implementation):
+class NnxImplementation(base.JaxImplementation):
+    """flax.nnx: no adapter-held key; each Dropout holds its own RngStream, which seed() replaces."""
+
     name = "flax-nnx"
     convention = "flax"
     cost_factor = 20.0   # measured: a quick audit ~20x torch's on this machine (per-call jax dispatch)
+    dropout_layer, batchnorm_layer = NnxDropout, NnxBatchNorm
+    limits = (base.IMMUTABLE, *c.fixed_statistics("flax nnx.BatchNorm"))
 
     def __init__(self):
         self.version = f"flax {flax.__version__} (nnx), jax {jax.__version__}"
@@ -189,13 +152,6 @@ class NnxImplementation(Implementation):
 
     def register(self, layer):
         self._live.add(layer)
-
-    def provides(self, kind):
-        return kind in ("Dropout", "Dropout2d", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
-
-    def expresses(self, kind, **o):
-        return not (o.get("inplace") or ("momentum" in o and o["momentum"] is None)
-                    or o.get("track_running_stats") is False)
 
     def seed(self, seed):
         self.seed_value = int(seed) % 2 ** 63
@@ -211,24 +167,13 @@ class NnxImplementation(Implementation):
             parts.append(np.asarray(m.rngs.count.value).tobytes())
         return b"".join(parts)
 
-    def dropout(self, p=0.5, inplace=False):
-        return NnxDropout(self, "Dropout", p, inplace)
+    def next_key(self):
+        raise NotImplementedError("flax.nnx draws from each layer's own RngStream")
 
-    def dropout2d(self, p=0.5, inplace=False):
-        return NnxDropout(self, "Dropout2d", p, inplace)
-
-    def batchnorm(self, dims, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
-        kw = c.batchnorm_kwargs("flax nnx.BatchNorm", dims, num_features, eps, momentum, affine,
-                                track_running_stats)
-        from dropnorm.spec import conventions
-        config = dict(epsilon=eps, momentum=conventions.get("flax").framework_momentum(momentum),
-                      use_scale=affine, use_bias=affine)
-        return NnxBatchNorm(self, dims, kw, config)
-
-    def batchnorm_defaults(self, dims, num_features):
-        kw = dict(num_features=num_features, eps=None, momentum=None, affine=True, track_running_stats=True)
-        return NnxBatchNorm(self, dims, kw, {})
+    def batchnorm_config(self, eps, momentum, affine):
+        return dict(epsilon=eps, momentum=self.framework_momentum(momentum), use_scale=affine, use_bias=affine)
 
 
-def load() -> NnxImplementation:
+def load(name: str = "flax-nnx", device: str = "cpu") -> NnxImplementation:
+    """--impl flax-nnx (the registry's loader; this adapter runs on the CPU: `device` is not used)."""
     return NnxImplementation()

@@ -42,7 +42,7 @@ import torch
 
 from dropnorm.adapters import _common as c
 from dropnorm.adapters.base import NotProvided
-from dropnorm.adapters.torch_paths import PathImplementation, PathLayer
+from dropnorm.adapters.torch.paths import PathImplementation, PathLayer
 
 onnx = c.require("onnx", "onnx", "torch-export-onnxruntime")
 ort = c.require("onnxruntime", "onnx", "torch-export-onnxruntime")
@@ -262,5 +262,7 @@ class ExportOnnxruntimeImplementation(PathImplementation):
         return hashlib.sha256(b"".join(v.detach().cpu().numpy().tobytes() for v in state.values())).hexdigest()
 
 
-def load():
+def load(name: str = "torch-export-onnxruntime", device: str = "cpu") -> ExportOnnxruntimeImplementation:
+    """--impl torch-export-onnxruntime. `device` is not passed on: the path is audited on the CPU, as the
+    execution paths are (torch/paths.py load)."""
     return ExportOnnxruntimeImplementation()
