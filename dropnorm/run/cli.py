@@ -123,7 +123,11 @@ def cmd_matrix(args, argv) -> int:
     return 0
 
 
-PREFLIGHT_TIMEOUT_S = 20  # one forward call per kind on a few values takes milliseconds; past this, the audit judges
+# One forward call per kind on a few values takes milliseconds; past this, the audit judges. 60 s, not 20: on a
+# 2-core machine at load 20 (CI beside other jobs) the forked child's first calls took over 20 s, and the up-front
+# one-line error then became a full audit of errors (tests/test_cli.py, 2026-12-07). Only a forward that hangs
+# pays it, and --timeout lowers it.
+PREFLIGHT_TIMEOUT_S = 60
 
 
 def _preflight_problems(impl, timeout_s: float) -> dict[str, str]:
