@@ -6,6 +6,7 @@
   dropnorm compare  what changed between two reports (exit 1 on a regression)
   dropnorm matrix   audit every installed implementation into one conformance matrix
   dropnorm selfcheck  the suite's kill rate on its defect catalogue (exit 1 on a survivor or false alarm)
+  dropnorm audit-model  audit a whole model (Dropout/BatchNorm pitfalls, MD-* clauses)
 
 Exit status: 0 success/conformant, 1 not conformant (or a regression), 2 usage
 errors and implementations that cannot be loaded or tested, 130 interrupted.
@@ -94,7 +95,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="ci (default, derandomized) or thorough (300 examples, fresh seeds)")
     k.add_argument("--jobs", type=int, help="pytest processes at once (default: usable CPUs)")
     k.add_argument("--seed", type=int, help="hypothesis seed: other examples than the derandomized ones")
+    from dropnorm.models.cli import add_parser as _model_parser   # issue 27: a whole model (MD-* clauses)
+    _model_parser(sub)
     return p
+
+
+def cmd_audit_model(args, argv) -> int:
+    from dropnorm.models.cli import cmd_audit_model as run
+    return run(args, argv)
 
 
 def cmd_selfcheck(args, argv) -> int:
@@ -237,7 +245,7 @@ def cmd_compare(args, argv) -> int:
 
 
 COMMANDS = {"audit": cmd_audit, "clauses": cmd_clauses, "report": cmd_report, "compare": cmd_compare,
-            "matrix": cmd_matrix, "selfcheck": cmd_selfcheck}
+            "matrix": cmd_matrix, "selfcheck": cmd_selfcheck, "audit-model": cmd_audit_model}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,81 @@
+"""Tolerances of the model checks (MD-*), each derived next to its constant.
+
+A whole network has no closed-form error bound the way one layer does (dropnorm/spec/tolerances.py):
+its rounding errors pass through every later layer and depend on the weights. So the model checks
+measure the network's own rounding error and derive each bound from it.
+
+The float64 anchor. For a check that compares a float32 computation B (folded, exported, compiled,
+channels_last, autocast) with the eager float32 computation A of the same mathematical function f,
+the audit also evaluates f in float64 (a deep copy, model.double()): y64. Its own error is
+(u64 / u32) = 2^-29 times the float32 one to first order, negligible here. Then
+
+    e32 = max |A - y64|          the realised rounding error of the eager float32 network at this input
+                                 (max over every output element: a batch of outputs, not one value)
+
+is a measurement of how strongly this network amplifies unit roundoff at this input. A correct B
+performs the same operations up to re-association (a fold adds at most 6 roundings to a K-term sum
+of the folded layer: gamma_{K+8} against gamma_{K+2}, dropnorm/reference/folding.py, i.e. at most
+(K+8)/(K+2) <= 3 times the first-order bound of that layer) and so has a first-order error of the
+same size: |B - y64| <= R e32 + F.
+
+R = RATIO = 16: the ratio of the realised max errors of two correct evaluations. Two correct
+evaluations differ in their rounding sequences, not in the first-order bound; their realised errors
+scatter around it. 3 (the fold's extra roundings) times a scatter allowance of 4 (the max over M >= 8
+output elements of the same first-order distribution: P(max_B > 4 max_A) < 1e-4 for M = 8 under a
+Gaussian error model, smaller for more outputs), rounded up to a power of two: 16.
+F = FLOOR_ULPS * u * max|y64| with FLOOR_ULPS = 8: where the float32 network happens to be exact
+(e32 = 0, or tiny for an M = 1 output), the rounding of the output itself and of the last layer's
+few operations, a few ulps of the largest output; 8 ulps.
+
+Defects these bounds must catch are far above them: a fold that ignores a ported eps (1e-3 read as
+1e-5) changes outputs by ~5e-4 relative, a batch-statistics eval by O(1), a dropped bias by |b|.
+
+Batch independence (MD-EVAL-01) compares two float64 evaluations (sample i in two batches): the
+same bound with e64 = e32 * u64 / u32 (first order: the same operations at a smaller unit
+roundoff) and F at u64.
+
+Low precision (MD-LOWP-01): autocast runs the convolutions and matrix products on bfloat16 inputs
+(accumulated in float32). To first order every rounding is then at most u_bf16 relative, so the
+running statistics' error is at most (u_bf16 / u32) times the float32 step's realised error e32,
+times R for the scatter, plus a floor of FLOOR_ULPS bfloat16 ulps of the momentum-weighted statistic
+input magnitude (mean |x| for the mean, mean x^2 for the variance), which covers the rounding of the
+BatchNorm's own bfloat16 input that e32 does not see.
+"""
+from __future__ import annotations
+
+import torch
+
+RATIO = 16          # realised-error scatter between two correct evaluations; derivation above
+FLOOR_ULPS = 8      # ulps of the output (or statistic input) magnitude; derivation above
+
+U = {torch.float64: 2.0 ** -53, torch.float32: 2.0 ** -24, torch.bfloat16: 2.0 ** -8, torch.float16: 2.0 ** -11}
+
+
+def float32_bound(e32: float, scale: float) -> float:
+    """|B - y64| allowed for a correct float32 evaluation B: RATIO e32 + FLOOR_ULPS u32 scale."""
+    return RATIO * e32 + FLOOR_ULPS * U[torch.float32] * scale
+
+
+def float64_bound(e32: float, scale: float) -> float:
+    """|B - A| allowed between two float64 evaluations: 2 (RATIO e64 + FLOOR_ULPS u64 scale),
+    e64 = e32 u64 / u32 (each side's error bound, twice)."""
+    e64 = e32 * U[torch.float64] / U[torch.float32]
+    return 2 * (RATIO * e64 + FLOOR_ULPS * U[torch.float64] * scale)
+
+
+def lowp_bound(e32: float, momentum_magnitude: float, dtype=torch.bfloat16) -> float:
+    """Running statistic after one low-precision step against the float32 step: RATIO (u/u32) e32 plus
+    FLOOR_ULPS u times the momentum-weighted magnitude of what the statistic averages."""
+    return RATIO * (U[dtype] / U[torch.float32]) * e32 + FLOOR_ULPS * U[dtype] * momentum_magnitude
+
+
+# MD-SHIFT-01: the variance a BatchNorm accumulates in training against the variance it sees in eval.
+# Both are sample variances of n values per channel; for a correct model without a shift their
+# ratio has relative standard deviation about sqrt(2/n_train + 2/n_eval) (the variance of a sample
+# variance is 2 sigma^4 / (n - 1) for Gaussian data; heavier tails give more, hence the z of 8).
+SHIFT_Z = 8
+
+
+def shift_threshold(n_train: int, n_eval: int) -> float:
+    """|rv_train / var_eval - 1| beyond which MD-SHIFT-01 warns."""
+    return SHIFT_Z * (2.0 / max(n_train - 1, 1) + 2.0 / max(n_eval - 1, 1)) ** 0.5
