@@ -581,6 +581,10 @@ class ModelAudit:
             mag = magnitude.get(k, 0.0) if magnitude else 0.0
             bound = (tol.lowp_bound(e32, mag, dtype) if dtype != torch.float32 else
                      tol.float32_bound(e32, float(v64.abs().max()) if v64.numel() else 0.0))
+            if k not in got or got[k].shape != v64.shape:   # a statistic the step lost or reshaped
+                names.append(k)
+                worst = math.inf
+                continue
             err = float((got[k].double() - v64).abs().max()) if v64.numel() else 0.0
             if not err <= bound:
                 names.append(k)
