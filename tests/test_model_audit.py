@@ -107,9 +107,10 @@ def test_pitfall_model_is_rejected_on_its_own_clause(name):
 
 @pytest.mark.parametrize("name", CORRECT)
 def test_correct_model_passes_every_model_clause(name):
-    """No false alarm: a correct catalogue model passes every clause that runs (export included) and warns on
-    none; every clause but MD-COMPILE-01 (opt-in) and MD-SHIFT-01 (no dropout feeds a BatchNorm) ran."""
-    a = _audit(catalogue()[name], ("eval", "batch", "freeze", "fold", "export", "lowp", "shift", "mc"))
+    """No false alarm: a correct catalogue model passes every clause that runs (export on small_cnn: 10 s each) and
+    warns on none; every clause but MD-COMPILE-01 (opt-in) and MD-SHIFT-01 (no dropout feeds a BatchNorm) ran."""
+    checks = ("eval", "batch", "freeze", "fold", "lowp", "shift", "mc") + (("export",) if name == "small_cnn" else ())
+    a = _audit(catalogue()[name], checks)
     bad = [(r.clause, r.condition, r.status, r.message) for r in a.results if r.status in ("fail", "error", "warn")]
     assert not bad, bad
     ran = {r.clause for r in a.results if r.status == "pass"}

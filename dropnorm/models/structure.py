@@ -51,8 +51,22 @@ def _trace(model):
     import torch.fx
 
     class _Tracer(torch.fx.Tracer):
+        stack = []   # the module paths being traced through, for naming where a functional call sits
+
         def is_leaf_module(self, m, qualname):
             return isinstance(m, DROPOUT_TYPES + BN_TYPES + FOLDABLE) or super().is_leaf_module(m, qualname)
+
+        def call_module(self, m, forward, args, kwargs):
+            self.stack.append(self.path_of_module(m))
+            try:
+                return super().call_module(m, forward, args, kwargs)
+            finally:
+                self.stack.pop()
+
+        def create_node(self, *a, **k):
+            node = super().create_node(*a, **k)
+            node.meta["dropnorm_module"] = self.stack[-1] if self.stack else ""
+            return node
 
     root = copy.deepcopy(model).eval()
     graph = _Tracer().trace(root)
@@ -78,8 +92,7 @@ def analyse(model: nn.Module) -> Structure:
         mods = dict(gm.named_modules())
         for node in gm.graph.nodes:
             if node.op == "call_function" and node.target in FUNCTIONAL_DROPOUT | FUNCTIONAL_BN:
-                stack = node.meta.get("nn_module_stack") or {}
-                where = list(stack.values())[-1][0] if stack else ""
+                where = node.meta.get("dropnorm_module", "")
                 s.functional.append((where, getattr(node.target, "__name__", str(node.target))))
             if node.op == "call_module" and is_bn(mods.get(node.target)) and node.args:
                 src = node.args[0]

@@ -2,8 +2,8 @@
 
   pkg.mod:build          an importable module and a callable in it
   path/to/file.py:build  a Python file (loaded under a unique module name) and a callable in it
-  torchvision:NAME       torchvision.models.get_model(NAME) (random weights), input (2, 3, 64, 64)
-  timm:NAME              timm.create_model(NAME, pretrained=False), input (2, 3, 64, 64)
+  torchvision:NAME       torchvision.models.get_model(NAME) (random weights), input (2, 3, 32, 32)
+  timm:NAME              timm.create_model(NAME, pretrained=False), input (2, 3, 32, 32)
   dropnorm:NAME          a model of dropnorm's catalogue (dropnorm/zoo/models/): a pitfall or a correct one
 
 The callable takes no argument and returns (module, example_input) or (module, example_input,
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-NAMED_INPUT = (2, 3, 64, 64)
+NAMED_INPUT = (2, 3, 32, 32)   # small: ResNet's last BatchNorms see 1x1 maps (batch 1 cannot train)
 
 
 class TargetError(Exception):
