@@ -538,13 +538,21 @@ class ModelAudit:
         m = self.copy()
         with tempfile.TemporaryDirectory() as d:
             path = f"{d}/model.onnx"
+            import logging
+            quiet = [logging.getLogger(n) for n in ("torch.onnx", "torch.onnx._internal.exporter._registration")]
+            levels = [q.level for q in quiet]
             try:
+                for q in quiet:
+                    q.setLevel(logging.ERROR)
                 with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                     torch.onnx.export(m, self.example, path, dynamo=True, verbose=False)
             except Exception as e:
                 self.error("MD-EXPORT-01", "onnxruntime",
                            f"torch.onnx.export(dynamo=True) raised {type(e).__name__}: {str(e).splitlines()[0][:200]}")
                 return
+            finally:
+                for q, lv in zip(quiet, levels):
+                    q.setLevel(lv)
             sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
             feeds = {i.name: x.numpy() for i, x in zip(sess.get_inputs(), self.example)}
             ys = [torch.from_numpy(y) for y in sess.run(None, feeds)]
