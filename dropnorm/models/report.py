@@ -114,7 +114,7 @@ def markdown(d: dict) -> str:
     s = d["structure"]
     lines = [f"# dropnorm audit-model: `{d['target']}` ({d['model']})", "",
              f"**{d['verdict']}** (exit {d['exit']}). Spec {d['provenance']['spec_version']}, dropnorm "
-             f"{d['provenance']['dropnorm_version']}, commit {d['provenance'].get('commit') or '?'}; torch "
+             f"{d['provenance']['dropnorm_version']}, commit {d['provenance'].get('dropnorm_commit') or '?'}; torch "
              f"{(d['environment'].get('torch') or {}).get('version', '?') if isinstance(d['environment'].get('torch'), dict) else d['environment'].get('torch', '?')}; "
              f"example input {d['example_input']}; {d['timings_s'].get('total', 0):.1f} s.", "",
              "## Structure", "",
@@ -139,6 +139,10 @@ def markdown(d: dict) -> str:
                          + (f"; tolerance {r['tolerance']:.3g}" if isinstance(r.get("tolerance"), float) else "")
                          + (f"; reproduce: `python {r['reproduction']}` (exits 1 while it fails)"
                             if r.get("reproduction") else ""))
+    passed = [(cid, r) for cid, c in d["clauses"].items() for r in c["results"] if r["status"] == "pass"]
+    if passed:
+        lines += ["", "## What each passing check measured", ""]
+        lines += [f"- {cid}/{r['condition']}: {r['message']}" for cid, r in passed]
     info = [(cid, r) for cid, c in d["clauses"].items() for r in c["results"] if r["status"] in ("info", "skip")]
     if info:
         lines += ["", "## Information and skipped checks", ""]
