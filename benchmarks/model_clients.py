@@ -25,8 +25,8 @@ CLIENTS = ["torchvision:resnet18", "torchvision:mobilenet_v3_small", "torchvisio
 
 def commit() -> str:
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
-                           text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results"],
+                           cwd=ROOT, capture_output=True, text=True).stdout.strip()   # this script's own output aside
     return head + ("+dirty" if dirty else "")
 
 
@@ -54,6 +54,9 @@ def run(python: str, target: str, extra: list) -> dict:
             "warnings_and_failures": [f"{k}/{r['condition']} {r['status']}: {r['message'][:300]}"
                                       for k, v in rep["clauses"].items() for r in v["results"]
                                       if r["status"] in ("fail", "warn", "error")],
+            "measured": [f"{k}/{r['condition']}: {r['message'][:300]}" for k, v in rep["clauses"].items()
+                         for r in v["results"] if r["status"] == "pass" and r.get("tolerance") is not None
+                         or r["status"] == "pass" and "worst" in r["message"]],
             "info": [f"{k}/{r['condition']}: {r['message'][:200]}" for k, v in rep["clauses"].items()
                      for r in v["results"] if r["status"] == "info"],
             "structure": {k: rep["structure"][k] for k in ("batchnorm_modules", "dropout_modules", "min_training_batch",
