@@ -189,9 +189,14 @@ def _cli(*args, cwd=None):
     ("/nonexistent/file.py:build", "no file"),
     ("dropnorm:nope", "catalogue has no 'nope'"),
     ("dropnorm.zoo.models.correct:nothing_here", "no callable"),
+    ("FILE:", "the model in eval raised on its example input [(2, 4)]: RuntimeError"),
 ])
-def test_cli_bad_target_is_one_line_exit_2(target, match):
+def test_cli_bad_target_is_one_line_exit_2(target, match, tmp_path):
     """A TARGET that cannot be loaded: exit 2 and one line on stderr, never a traceback."""
+    if target.startswith("FILE:"):
+        path = tmp_path / "bad_model.py"
+        path.write_text("import torch\n\ndef build():\n    return torch.nn.Linear(3, 2), torch.ones(2, 4)\n")
+        target = f"{path}:build"
     r = _cli(target, "--checks", "eval")
     assert r.returncode == 2, r.stderr
     assert match in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -215,8 +215,16 @@ class ModelAudit:
 
     def compute_anchor(self):
         """y32 (eager float32 eval), y64 (float64 eval of a deep copy), e32 and the output scale."""
+        from dropnorm.models.target import TargetError
         m32 = self.copy()
-        y32 = _flat(self.forward(m32, self.example))
+        try:
+            y32 = _flat(self.forward(m32, self.example))
+        except Exception as e:
+            raise TargetError(f"{self.target.spec}: the model in eval raised on its example input "
+                              f"{[tuple(t.shape) for t in self.example]}: {type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:200] if str(e) else ''}") from None
+        if not y32:
+            raise TargetError(f"{self.target.spec}: the model's output holds no floating-point tensor to check")
         try:
             m64 = self.copy().double()
             y64 = _flat(self.forward(m64, _cast(self.example, torch.float64)))

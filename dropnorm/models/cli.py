@@ -54,6 +54,9 @@ def cmd_audit_model(args, argv) -> int:
               f"{[tuple(t.shape) for t in target.example]}; checks {', '.join(checks)}", flush=True)
     try:
         audit = ModelAudit(target, checks, args.seed).run()
+    except TargetError as e:
+        print(f"dropnorm audit-model: error: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
