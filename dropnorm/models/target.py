@@ -2,7 +2,7 @@
 
   pkg.mod:build          an importable module and a callable in it
   path/to/file.py:build  a Python file (loaded under a unique module name) and a callable in it
-  torchvision:NAME       torchvision.models.get_model(NAME) (random weights), input (2, 3, 32, 32)
+  torchvision:NAME       torchvision.models.get_model(NAME) (random weights, seed 0), input (2, 3, 32, 32)
   timm:NAME              timm.create_model(NAME, pretrained=False), input (2, 3, 32, 32)
   dropnorm:NAME          a model of dropnorm's catalogue (dropnorm/zoo/models/): a pitfall or a correct one
 
@@ -45,6 +45,7 @@ def _named(kind: str, name: str):
         except ImportError as e:
             raise TargetError(f"torchvision:{name} needs torchvision ({e}); pip install 'dropnorm[models]'") from None
         try:
+            torch.manual_seed(0)   # the random initialisation: the same model in every audit and reproduction
             model = torchvision.models.get_model(name, weights=None)
         except (ValueError, KeyError) as e:
             raise TargetError(f"torchvision has no model {name!r} ({e})") from None
@@ -55,6 +56,7 @@ def _named(kind: str, name: str):
         except ImportError as e:
             raise TargetError(f"timm:{name} needs timm ({e}); pip install 'dropnorm[models]'") from None
         try:
+            torch.manual_seed(0)
             model = timm.create_model(name, pretrained=False)
         except RuntimeError as e:
             raise TargetError(f"timm has no model {name!r} ({e})") from None
