@@ -578,25 +578,51 @@ class ModelAudit:
         self._compare_to_anchor("MD-COMPILE-01", "eval-output", "torch.compile, eval", ys)
         # one training step (BatchNorms in training, dropout off so that both draw nothing): running statistics
         xs = self.train_batch()
-        steps = {}
+        steps, mags, counts = {}, {}, {}
         for label, factory in (("eager", lambda: self.copy(training=True)),
                                ("float64", lambda: self.copy(training=True).double()),
                                ("compiled", lambda: self.copy(training=True))):
             mm = factory()
             _set_dropouts(mm, False)
+            handles = self._magnitude_hooks(mm, mags, counts) if label == "float64" else []
             run = torch.compile(mm) if label == "compiled" else mm
             self.forward(run, _cast(xs, torch.float64) if label == "float64" else xs)
+            for h in handles:
+                h.remove()
             steps[label] = {k: v for k, v in _buffers(mm).items() if k.endswith(("running_mean", "running_var"))}
-        self._stats_close("MD-COMPILE-01", "train-stats", "torch.compile, one training step", steps["compiled"],
-                          steps["eager"], steps["float64"], torch.float32)
+        if steps["float64"]:
+            self._stats_close("MD-COMPILE-01", "train-stats", "torch.compile, one training step (float32 "
+                              "accumulation allowed, tolerances.compile_train_bound)", steps["compiled"],
+                              steps["eager"], steps["float64"], torch.float32, mags, counts or {"": 1})
+        else:
+            self.skip("MD-COMPILE-01", "train-stats", "no BatchNorm running statistics")
 
-    def _stats_close(self, clause, condition, label, got, eager, ref64, dtype, magnitude=None):
+    @staticmethod
+    def _magnitude_hooks(model, mags, counts):
+        """Pre-hooks on every BatchNorm: the momentum-weighted magnitude each running statistic averages
+        (mean |x|; 2 mean x^2 for the variance, largest channel) and the values per channel n."""
+        handles = []
+        for name, mod in model.named_modules():
+            if st.is_bn(mod):
+                def hook(mod, args, name=name):
+                    v = args[0].detach().transpose(0, 1).reshape(args[0].shape[1], -1)
+                    mom = mod.momentum if mod.momentum is not None else 1.0
+                    mags[f"{name}.running_mean".lstrip(".")] = mom * float(v.abs().mean(1).max())
+                    mags[f"{name}.running_var".lstrip(".")] = 2 * mom * float((v ** 2).mean(1).max())
+                    counts[f"{name}.running_mean".lstrip(".")] = counts[f"{name}.running_var".lstrip(".")] = v.shape[1]
+                handles.append(mod.register_forward_pre_hook(hook))
+        return handles
+
+    def _stats_close(self, clause, condition, label, got, eager, ref64, dtype, magnitude=None, counts=None):
         worst, names = 0.0, []
+        n_max = max(counts.values()) if counts else 1
         for k, v64 in ref64.items():
             e32 = float((eager[k].double() - v64).abs().max()) if v64.numel() else 0.0
             mag = magnitude.get(k, 0.0) if magnitude else 0.0
+            scale = float(v64.abs().max()) if v64.numel() else 0.0
             bound = (tol.lowp_bound(e32, mag, dtype) if dtype != torch.float32 else
-                     tol.float32_bound(e32, float(v64.abs().max()) if v64.numel() else 0.0))
+                     tol.compile_train_bound(e32, mag, n_max, counts.get(k, 1), scale) if counts else
+                     tol.float32_bound(e32, scale))
             if k not in got or got[k].shape != v64.shape:   # a statistic the step lost or reshaped
                 names.append(k)
                 worst = math.inf
@@ -626,16 +652,9 @@ class ModelAudit:
             _set_dropouts(mm, False)
             x = xs
             handles = []
-            if kind == "float64":
+            if kind == "float64":   # what each statistic averages, for the bfloat16 floor
                 mm, x = mm.double(), _cast(xs, torch.float64)
-                for name, mod in mm.named_modules():   # what each statistic averages, for the bfloat16 floor
-                    if st.is_bn(mod):
-                        def hook(mod, args, name=name):
-                            v = args[0].detach().transpose(0, 1).reshape(args[0].shape[1], -1)
-                            mom = mod.momentum if mod.momentum is not None else 1.0
-                            mags[f"{name}.running_mean".lstrip(".")] = mom * float(v.abs().mean(1).max())
-                            mags[f"{name}.running_var".lstrip(".")] = 2 * mom * float((v ** 2).mean(1).max())
-                        handles.append(mod.register_forward_pre_hook(hook))
+                handles = self._magnitude_hooks(mm, mags, {})
             ctx = contextlib.nullcontext()
             if kind == "channels_last":
                 if x[0].dim() not in (4, 5):

@@ -79,3 +79,26 @@ SHIFT_Z = 8
 def shift_threshold(n_train: int, n_eval: int) -> float:
     """|rv_train / var_eval - 1| beyond which MD-SHIFT-01 warns."""
     return SHIFT_Z * (2.0 / max(n_train - 1, 1) + 2.0 / max(n_eval - 1, 1)) ** 0.5
+
+
+# MD-COMPILE-01/train-stats. Eager CPU BatchNorm accumulates its batch statistics in float64
+# (ATen batch_norm_cpu_collect_stats: at::acc_type<float, /*is_cuda=*/false> is double) and rounds them once
+# to float32; torch.compile's inductor kernels accumulate them in float32. So the compiled training step does
+# not perform "the same operations up to re-association", the premise of RATIO, and two terms are added:
+#  (i) each BatchNorm's own statistic carries the float32 summation error of n values,
+#      gtilde_{n-1}(LAMBDA) * M with M the momentum-weighted mean |x| (mean) or 2 mean x^2 (variance)
+#      (Higham and Mary's probabilistic bound, LAMBDA = 8, as dropnorm/spec/tolerances.summation_gamma);
+# (ii) the input of every later BatchNorm passed through earlier training-mode BatchNorms whose normalisation
+#      carries that larger error: to first order each such layer's rounding contribution grows from about u32
+#      (one rounding of a float64 sum) to gtilde_{n-1}(LAMBDA) / u32 = about LAMBDA sqrt(n) times it, so the
+#      propagated part of the error is at most that factor times eager's realised error e32.
+# Measured before this term (one run, an unseeded efficientnet_b0, torch 2.14.1): two BatchNorms of
+# features.6.2 outside the old bound by 10.3x; the same BatchNorms compiled alone on the captured input
+# give eager's running statistics bit for bit (benchmarks/results/model-clients.jsonl, the report of issue 27).
+def compile_train_bound(e32: float, magnitude: float, n_max: int, n: int, stat_scale: float) -> float:
+    """Running statistic after one compiled training step against the float64 step (terms (i), (ii) above)."""
+    from dropnorm.spec.tolerances import summation_gamma
+    u = U[torch.float32]
+    growth = max(1.0, summation_gamma(max(n_max - 1, 1), u) / u)
+    return (RATIO * growth * e32 + summation_gamma(max(n - 1, 1), u) * magnitude
+            + FLOOR_ULPS * u * stat_scale)
