@@ -68,8 +68,8 @@ def run(python: str, target: str, extra: list) -> dict:
 def table(codes: list) -> str:
     rows = [json.loads(x) for x in RESULTS.read_text().splitlines() if x.strip()]
     rows = [r for r in rows if not codes or r["commit"].split("+")[0] in codes]
-    out = ["| target | torch | BN / dropout modules | fold pairs | smallest training batch | verdict | wall time | load avg. | code |",
-           "|---|---|---|---|---|---|---|---|---|"]
+    out = ["| target | torch | BN / dropout modules | fold pairs | smallest training batch | verdict | wall time | of which compile | load avg. | code |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "verdict" not in r:
             out.append(f"| {r['target']} | - | - | - | - | could not run: {' '.join(r['error'])} | {r['wall_s']} s | - | {r['commit']} |")
@@ -77,7 +77,7 @@ def table(codes: list) -> str:
         s = r["structure"]
         out.append(f"| {r['target']} | {r['versions'].get('torch')} | {s['batchnorm_modules']} / {s['dropout_modules']} | "
                    f"{s['fold_pairs']} | {s['min_training_batch']} | {r['verdict']} | {r['wall_s']:.0f} s "
-                   f"({'+compile' if 'compile' in r['checks'] else 'no compile'}) | {r['load_before']} | {r['commit']} |")
+                   f"| {str(round(r['timings_s']['compile'])) + ' s' if 'compile' in r['timings_s'] else 'not run'} | {r['load_before']} | {r['commit']} |")
     return "\n".join(out)
 
 
