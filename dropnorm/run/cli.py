@@ -96,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("--jobs", type=int, help="pytest processes at once (default: usable CPUs)")
     k.add_argument("--seed", type=int, help="hypothesis seed: other examples than the derandomized ones")
     k.add_argument("--no-models", action="store_true", help="skip the model catalogue (dropnorm/zoo/models/, "
-                   "MD-* clauses; about 7 min on 2 cores)")
+                   "MD-* clauses; 1 to 7 min on 2 cores, by load)")
     from dropnorm.models.cli import add_parser as _model_parser   # issue 27: a whole model (MD-* clauses)
     _model_parser(sub)
     return p
