@@ -154,6 +154,26 @@ def test_compile_check_can_fail(monkeypatch):
     assert ("eval-output", "fail") in got and ("train-stats", "fail") in got, got
 
 
+def test_compile_train_stats_bound_still_catches_a_momentum_slip(monkeypatch):
+    """MD-COMPILE-01/train-stats after its bound allowed float32 accumulation (tolerances.compile_train_bound): a
+    'compiler' whose BatchNorms update with momentum 0.11 instead of 0.1 is still rejected, its eval output kept."""
+    def slipped_compile(model, *a, **k):
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.momentum = 0.11
+        return model
+    monkeypatch.setattr(torch, "compile", slipped_compile)
+    a = _audit(catalogue()["small_cnn"], ("compile",))
+    got = {(r.condition, r.status) for r in a.results if r.clause == "MD-COMPILE-01"}
+    assert got == {("eval-output", "pass"), ("train-stats", "fail")}, got
+
+
+def test_cli_check_names_match_the_checks():
+    """The parser's literal list of checks (no torch import to build `dropnorm --help`) is the checks module's."""
+    from dropnorm.models.cli import CHECK_NAMES
+    assert CHECK_NAMES == CHECKS
+
+
 def test_api_assert_model_conforms():
     """The pytest entry: a correct model returns its audit; a pitfall raises AssertionError naming clause/condition."""
     m, x = catalogue()["mlp_bn"].build()

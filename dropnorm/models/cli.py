@@ -10,8 +10,13 @@ import sys
 import time
 
 
+# the check names (dropnorm.models.checks.CHECKS; tests/test_model_audit.py keeps them equal): a literal, so that
+# building the `dropnorm` parser imports no torch
+CHECK_NAMES = ("eval", "batch", "freeze", "fold", "export", "compile", "lowp", "shift", "mc")
+
+
 def add_parser(sub):
-    from dropnorm.models.checks import CHECKS
+    CHECKS = CHECK_NAMES
     p = sub.add_parser("audit-model", help="audit a whole model: eval, smallest batch, freezing, folding, export, "
                                            "compile, low precision, variance shift, MC dropout (MD-* clauses)")
     p.add_argument("target", metavar="TARGET", help="pkg.mod:build, path/file.py:build, torchvision:NAME, "
