@@ -42,8 +42,9 @@ def _named(kind: str, name: str):
     if kind == "torchvision":
         try:
             import torchvision
-        except ImportError as e:
-            raise TargetError(f"torchvision:{name} needs torchvision ({e}); pip install 'dropnorm[models]'") from None
+        except Exception as e:   # absent, or a build that does not match torch's (a CUDA wheel on a CPU torch)
+            raise TargetError(f"torchvision:{name} needs a torchvision that loads with this torch "
+                              f"({type(e).__name__}: {e}); pip install 'dropnorm[models]'") from None
         try:
             torch.manual_seed(0)   # the random initialisation: the same model in every audit and reproduction
             model = torchvision.models.get_model(name, weights=None)
@@ -53,8 +54,9 @@ def _named(kind: str, name: str):
     if kind == "timm":
         try:
             import timm
-        except ImportError as e:
-            raise TargetError(f"timm:{name} needs timm ({e}); pip install 'dropnorm[models]'") from None
+        except Exception as e:
+            raise TargetError(f"timm:{name} needs a timm (and torchvision) that loads with this torch "
+                              f"({type(e).__name__}: {e}); pip install 'dropnorm[models]'") from None
         try:
             torch.manual_seed(0)
             model = timm.create_model(name, pretrained=False)
