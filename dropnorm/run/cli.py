@@ -6,6 +6,7 @@
   dropnorm compare  what changed between two reports (exit 1 on a regression)
   dropnorm matrix   audit every installed implementation into one conformance matrix
   dropnorm selfcheck  the suite's kill rate on its defect catalogue (exit 1 on a survivor or false alarm)
+  dropnorm audit-model  audit a whole model (Dropout/BatchNorm pitfalls, MD-* clauses)
 
 Exit status: 0 success/conformant, 1 not conformant (or a regression), 2 usage
 errors and implementations that cannot be loaded or tested, 130 interrupted.
@@ -95,12 +96,21 @@ def _parser() -> argparse.ArgumentParser:
                    help="ci (default, derandomized) or thorough (300 examples, fresh seeds)")
     k.add_argument("--jobs", type=int, help="pytest processes at once (default: usable CPUs)")
     k.add_argument("--seed", type=int, help="hypothesis seed: other examples than the derandomized ones")
+    k.add_argument("--no-models", action="store_true", help="skip the model catalogue (dropnorm/zoo/models/, "
+                   "MD-* clauses; 1 to 7 min on 2 cores, by load)")
+    from dropnorm.models.cli import add_parser as _model_parser   # issue 27: a whole model (MD-* clauses)
+    _model_parser(sub)
     return p
+
+
+def cmd_audit_model(args, argv) -> int:
+    from dropnorm.models.cli import cmd_audit_model as run
+    return run(args, argv)
 
 
 def cmd_selfcheck(args, argv) -> int:
     from dropnorm.run.selfcheck import selfcheck
-    return selfcheck(profile=args.profile, jobs=args.jobs, seed=args.seed)
+    return selfcheck(profile=args.profile, jobs=args.jobs, seed=args.seed, models=not args.no_models)
 
 
 def cmd_matrix(args, argv) -> int:
@@ -240,7 +250,7 @@ def cmd_compare(args, argv) -> int:
 
 
 COMMANDS = {"audit": cmd_audit, "clauses": cmd_clauses, "report": cmd_report, "compare": cmd_compare,
-            "matrix": cmd_matrix, "selfcheck": cmd_selfcheck}
+            "matrix": cmd_matrix, "selfcheck": cmd_selfcheck, "audit-model": cmd_audit_model}
 
 
 def main(argv: list[str] | None = None) -> int:

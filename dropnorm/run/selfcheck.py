@@ -7,6 +7,8 @@ dropnorm.zoo.meta, and prints the kill rate, the clause and conditions that caug
 defect and the time the failing tests took, every survivor or false alarm, and for each
 pair whether both clauses were named. Exit 1 on a survivor (a defect no test rejects on
 its clause), a false alarm (a correct variant rejected) or a pair with a clause unnamed.
+Then the model catalogue (dropnorm/zoo/models/, dropnorm/models/selfcheck.py): each pitfall model on its own
+MD clause, each correct model passing.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from dropnorm.zoo import meta, pairs
 
 
 def selfcheck(profile: str = meta.PROFILE, jobs: int | None = None, seed: int | None = None,
-              out=sys.stdout, n_pairs: int = 24) -> int:
+              out=sys.stdout, n_pairs: int = 24, models: bool = False) -> int:
     entries = meta.catalogue()
     extra = [f"--hypothesis-seed={seed}"] if seed is not None else []
     t0 = time.time()
@@ -80,4 +82,8 @@ def selfcheck(profile: str = meta.PROFILE, jobs: int | None = None, seed: int | 
                         ("reproductions that do not exit 1", unreproduced)):
         if items:
             print(f"{name}: {', '.join(items)}", file=out)
-    return 1 if survivors or misattributed or alarms or unnamed or unreproduced else 0
+    failed_models = 0
+    if models:   # issue 27: the model catalogue (MD-* clauses); `dropnorm selfcheck` passes models=True
+        from dropnorm.models.selfcheck import model_selfcheck
+        failed_models = model_selfcheck(out)
+    return 1 if survivors or misattributed or alarms or unnamed or unreproduced or failed_models else 0

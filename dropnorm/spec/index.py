@@ -302,6 +302,8 @@ def markdown() -> str:
             lines.append("- Depends on the convention: " + ", ".join(f"`{k}`" for k in c.conventions)
                          + " (spec/conventions.toml; the tests use the implementation's own)")
         lines.append("")
+    from dropnorm.spec.models import markdown_lines  # the MD-* clauses of `dropnorm audit-model` (issue 27)
+    lines += markdown_lines()
     if changes():
         lines += ["## CHANGES", ""]
         for ch in changes():
