@@ -26,6 +26,7 @@ LAYERS = [
     {"dropnorm.adapters"},
     {"dropnorm.suite"},
     {"dropnorm.report", "dropnorm.properties"},
+    {"dropnorm.models"},   # the model audit's checks, report and targets (issue 27)
     {"dropnorm.zoo"},
     {"dropnorm.run"},
     {"dropnorm.__main__"},

@@ -170,7 +170,7 @@ def test_compile_train_stats_bound_still_catches_a_momentum_slip(monkeypatch):
 
 def test_cli_check_names_match_the_checks():
     """The parser's literal list of checks (no torch import to build `dropnorm --help`) is the checks module's."""
-    from dropnorm.models.cli import CHECK_NAMES
+    from dropnorm.run.audit_model import CHECK_NAMES
     assert CHECK_NAMES == CHECKS
 
 

@@ -432,7 +432,7 @@ class ModelAudit:
         return frozen_bns, frozen_params, moved, params_moved
 
     def check_freeze(self):
-        from dropnorm.models import freeze_batchnorm, recipes
+        from dropnorm.models.freeze import freeze_batchnorm, recipes
         if not self.structure.bns:
             self.skip("MD-FREEZE-01", "*", "no BatchNorm module to freeze")
             return

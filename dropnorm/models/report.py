@@ -80,7 +80,8 @@ exits 1 while the failure reproduces, 0 when it does not."""
 import sys
 sys.path[:0] = [{cwd!r}, {root!r}]
 from dropnorm.models.repro import reproduce
-sys.exit(reproduce({target!r}, {clause!r}, {condition!r}, seed={seed}, checks={checks!r}))
+from dropnorm.zoo.models import catalogue  # resolves a dropnorm:NAME target
+sys.exit(reproduce({target!r}, {clause!r}, {condition!r}, seed={seed}, checks={checks!r}, catalogue=catalogue()))
 '''
 
 

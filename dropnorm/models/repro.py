@@ -8,10 +8,11 @@ from dropnorm.models.target import load_target
 TRAINING = ("freeze", "compile", "lowp", "shift")   # these train on batches of at least the smallest size
 
 
-def reproduce(target: str, clause: str, condition: str, seed: int = 0, checks=()) -> int:
+def reproduce(target: str, clause: str, condition: str, seed: int = 0, checks=(), catalogue=None) -> int:
+    """catalogue: dropnorm's model catalogue, for a dropnorm:NAME target (models.target.load_target)."""
     check = next(k for k, cs in CHECK_CLAUSES.items() if clause in cs)
     run = (("batch",) if check in TRAINING and "batch" in (checks or ("batch",)) else ()) + (check,)
-    audit = ModelAudit(load_target(target), run, seed).run()
+    audit = ModelAudit(load_target(target, catalogue), run, seed).run()
     hits = [r for r in audit.results if r.clause == clause and r.condition in (condition, "*")]
     failing = [r for r in hits if r.status in ("fail", "warn")]
     for r in hits:

@@ -22,11 +22,13 @@ from dataclasses import dataclass, field
 
 import torch
 
+from dropnorm.errors import UsageError
+
 NAMED_INPUT = (2, 3, 32, 32)   # small: ResNet's last BatchNorms see 1x1 maps (batch 1 cannot train)
 
 
-class TargetError(Exception):
-    """A TARGET that cannot be loaded or is not (module, input): one line says what to fix."""
+class TargetError(UsageError):
+    """A TARGET that cannot be loaded or is not (module, input): one line says what to fix (exit 2)."""
 
 
 @dataclass
@@ -38,7 +40,7 @@ class Target:
     description: str = ""
 
 
-def _named(kind: str, name: str):
+def _named(kind: str, name: str, catalogue=None):
     if kind == "torchvision":
         try:
             import torchvision
@@ -64,10 +66,10 @@ def _named(kind: str, name: str):
             raise TargetError(f"timm has no model {name!r} ({e})") from None
         return model, torch.randn(*NAMED_INPUT, generator=torch.Generator().manual_seed(0)), {}
     if kind == "dropnorm":
-        from dropnorm.zoo.models import catalogue
-        entry = catalogue().get(name)
+        # the catalogue (dropnorm/zoo/models/) is built on this package, so its caller hands it in
+        entry = (catalogue or {}).get(name)
         if entry is None:
-            raise TargetError(f"dropnorm's model catalogue has no {name!r}; known: {', '.join(sorted(catalogue()))}")
+            raise TargetError(f"dropnorm's model catalogue has no {name!r}; known: {', '.join(sorted(catalogue or {}))}")
         return entry.build()
     raise AssertionError(kind)
 
@@ -129,10 +131,12 @@ def as_target(built, spec: str = "<object>") -> Target:
     return Target(spec, model, example, options, type(model).__name__)
 
 
-def load_target(spec: str) -> Target:
+def load_target(spec: str, catalogue: dict | None = None) -> Target:
+    """The model and example input that TARGET names; `catalogue` (name -> entry with build()) resolves
+    dropnorm:NAME (dropnorm.zoo.models.catalogue(), which the command passes)."""
     kind, _, name = spec.partition(":")
     if kind in ("torchvision", "timm", "dropnorm") and name and "/" not in kind:
-        built = _named(kind, name)
+        built = _named(kind, name, catalogue)
     else:
         built = _callable(spec)
     return as_target(built, spec)

@@ -98,13 +98,13 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("--seed", type=int, help="hypothesis seed: other examples than the derandomized ones")
     k.add_argument("--no-models", action="store_true", help="skip the model catalogue (dropnorm/zoo/models/, "
                    "MD-* clauses; 1 to 7 min on 2 cores, by load)")
-    from dropnorm.models.cli import add_parser as _model_parser   # issue 27: a whole model (MD-* clauses)
+    from dropnorm.run.audit_model import add_parser as _model_parser   # issue 27: a whole model (MD-* clauses)
     _model_parser(sub)
     return p
 
 
 def cmd_audit_model(args, argv) -> int:
-    from dropnorm.models.cli import cmd_audit_model as run
+    from dropnorm.run.audit_model import cmd_audit_model as run
     return run(args, argv)
 
 

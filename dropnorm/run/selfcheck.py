@@ -7,7 +7,7 @@ dropnorm.zoo.meta, and prints the kill rate, the clause and conditions that caug
 defect and the time the failing tests took, every survivor or false alarm, and for each
 pair whether both clauses were named. Exit 1 on a survivor (a defect no test rejects on
 its clause), a false alarm (a correct variant rejected) or a pair with a clause unnamed.
-Then the model catalogue (dropnorm/zoo/models/, dropnorm/models/selfcheck.py): each pitfall model on its own
+Then the model catalogue (dropnorm/zoo/models/, dropnorm/run/model_selfcheck.py): each pitfall model on its own
 MD clause, each correct model passing.
 """
 from __future__ import annotations
@@ -84,6 +84,6 @@ def selfcheck(profile: str = meta.PROFILE, jobs: int | None = None, seed: int | 
             print(f"{name}: {', '.join(items)}", file=out)
     failed_models = 0
     if models:   # issue 27: the model catalogue (MD-* clauses); `dropnorm selfcheck` passes models=True
-        from dropnorm.models.selfcheck import model_selfcheck
+        from dropnorm.run.model_selfcheck import model_selfcheck
         failed_models = model_selfcheck(out)
     return 1 if survivors or misattributed or alarms or unnamed or unreproduced or failed_models else 0

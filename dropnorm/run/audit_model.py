@@ -36,6 +36,7 @@ def cmd_audit_model(args, argv) -> int:
     from dropnorm.models.checks import CHECKS, ModelAudit
     from dropnorm.models.report import write
     from dropnorm.models.target import TargetError, _callable, load_target
+    from dropnorm.zoo.models import catalogue
     try:
         checks = tuple(DEFAULT_CHECKS) if not args.checks else tuple(c.strip() for c in args.checks.split(","))
         unknown = sorted(set(checks) - set(CHECKS))
@@ -46,7 +47,7 @@ def cmd_audit_model(args, argv) -> int:
         if args.no_export:
             checks = tuple(c for c in checks if c != "export")
         t0 = time.time()
-        target = load_target(args.target)
+        target = load_target(args.target, catalogue())
         if args.freeze:
             fn = _callable_attr(args.freeze)
             target.options["freeze"] = fn
