@@ -138,6 +138,21 @@ def test_layers_returning_numpy_are_one_line_up_front(capsys, module_file):
     assert time.time() - started < 60  # no test ran
 
 
+def test_up_front_check_after_parallel_torch_code_in_the_same_process(capsys, module_file):
+    """The up-front check runs the layers in a forked child. A fork of a process whose torch thread pool has run
+    hangs at its first parallel region, so inside a pytest worker that had run other tests the one-line error
+    became a full audit of errors (CI, 2026-12-07); the child now runs on one thread."""
+    import torch
+    a = torch.randn(1000, 1000)
+    (a @ a).sum()
+    torch.nn.functional.batch_norm(torch.randn(64, 8, 32, 32), None, None, training=True)
+    started = time.time()
+    status, err = run_cli(capsys, "audit", "--impl", "torch-module:" + module_file(NUMPY_LAYERS), "--profile=quick",
+                          "--timeout=10")
+    assert status == 2 and "must return a torch.Tensor" in one_line(err)
+    assert time.time() - started < 10  # the check answered; it did not wait out its limit
+
+
 def test_unwritable_report_dir_exits_2(capsys, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")

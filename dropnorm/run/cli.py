@@ -133,11 +133,7 @@ def cmd_matrix(args, argv) -> int:
     return 0
 
 
-# One forward call per kind on a few values takes milliseconds; past this, the audit judges. 60 s, not 20: on a
-# 2-core machine at load 20 (CI beside other jobs) the forked child's first calls took over 20 s, and the up-front
-# one-line error then became a full audit of errors (tests/test_cli.py, 2026-12-07). Only a forward that hangs
-# pays it, and --timeout lowers it.
-PREFLIGHT_TIMEOUT_S = 60
+PREFLIGHT_TIMEOUT_S = 20  # one forward call per kind on a few values takes milliseconds; past this, the audit judges
 
 
 def _preflight_problems(impl, timeout_s: float) -> dict[str, str]:
@@ -150,6 +146,13 @@ def _preflight_problems(impl, timeout_s: float) -> dict[str, str]:
     receive, send = ctx.Pipe(duplex=False)
 
     def child():
+        try:
+            # a child forked from a process that already ran parallel torch code (a test calling main() in a
+            # pytest worker) hangs in the inherited OpenMP pool at its first parallel region: run on one thread
+            import torch
+            torch.set_num_threads(1)
+        except Exception:  # noqa: BLE001 - without torch the user's forward cannot need it
+            pass
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
