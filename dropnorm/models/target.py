@@ -74,17 +74,18 @@ def _named(kind: str, name: str, catalogue=None):
     raise AssertionError(kind)
 
 
-def _callable(spec: str):
+def find_callable(spec: str, what: str = "TARGET"):
+    """The callable that MODULE:CALLABLE or FILE.py:CALLABLE names (a TARGET, or --freeze's recipe)."""
     if ":" not in spec:
-        raise TargetError(f"TARGET {spec!r} must be MODULE:CALLABLE or FILE.py:CALLABLE "
-                          "(or torchvision:NAME, timm:NAME, dropnorm:NAME)")
+        raise TargetError(f"{what} {spec!r} must be MODULE:CALLABLE or FILE.py:CALLABLE"
+                          + (" (or torchvision:NAME, timm:NAME, dropnorm:NAME)" if what == "TARGET" else ""))
     where, _, attr = spec.rpartition(":")
     if not attr.isidentifier():
-        raise TargetError(f"TARGET {spec!r}: {attr!r} is not a Python name")
+        raise TargetError(f"{what} {spec!r}: {attr!r} is not a Python name")
     if where.endswith(".py") or "/" in where or "\\" in where:
         path = pathlib.Path(where)
         if not path.is_file():
-            raise TargetError(f"TARGET {spec!r}: no file {where}")
+            raise TargetError(f"{what} {spec!r}: no file {where}")
         modname = f"_dropnorm_model_{path.stem}_{uuid.uuid4().hex[:8]}"
         module_spec = importlib.util.spec_from_file_location(modname, path)
         module = importlib.util.module_from_spec(module_spec)
@@ -92,19 +93,24 @@ def _callable(spec: str):
         try:
             module_spec.loader.exec_module(module)
         except Exception as e:
-            raise TargetError(f"TARGET {spec!r}: importing {where} raised {type(e).__name__}: {e}") from None
+            raise TargetError(f"{what} {spec!r}: importing {where} raised {type(e).__name__}: {e}") from None
     else:
         try:
             module = importlib.import_module(where)
         except Exception as e:
-            raise TargetError(f"TARGET {spec!r}: importing {where} raised {type(e).__name__}: {e}") from None
+            raise TargetError(f"{what} {spec!r}: importing {where} raised {type(e).__name__}: {e}") from None
     fn = getattr(module, attr, None)
     if not callable(fn):
-        raise TargetError(f"TARGET {spec!r}: {where} has no callable {attr!r}")
+        raise TargetError(f"{what} {spec!r}: {where} has no callable {attr!r}")
+    return fn
+
+
+def _callable(spec: str):
+    fn = find_callable(spec)
     try:
         return fn()
     except Exception as e:
-        raise TargetError(f"TARGET {spec!r}: {attr}() raised {type(e).__name__}: {e}") from None
+        raise TargetError(f"TARGET {spec!r}: {spec.rpartition(':')[2]}() raised {type(e).__name__}: {e}") from None
 
 
 def as_target(built, spec: str = "<object>") -> Target:

@@ -35,7 +35,7 @@ def cmd_audit_model(args, argv) -> int:
     from dropnorm.models import DEFAULT_CHECKS
     from dropnorm.models.checks import CHECKS, ModelAudit
     from dropnorm.models.report import write
-    from dropnorm.models.target import TargetError, _callable, load_target
+    from dropnorm.models.target import TargetError, find_callable, load_target
     from dropnorm.zoo.models import catalogue
     try:
         checks = tuple(DEFAULT_CHECKS) if not args.checks else tuple(c.strip() for c in args.checks.split(","))
@@ -49,7 +49,7 @@ def cmd_audit_model(args, argv) -> int:
         t0 = time.time()
         target = load_target(args.target, catalogue())
         if args.freeze:
-            fn = _callable_attr(args.freeze)
+            fn = find_callable(args.freeze, "--freeze")
             target.options["freeze"] = fn
     except TargetError as e:
         print(f"dropnorm audit-model: error: {e}", file=sys.stderr)
@@ -77,27 +77,3 @@ def cmd_audit_model(args, argv) -> int:
                     print(f"  - {cid}/{r['condition']} {r['status']}: {r['message'][:300]}")
     print(f"{data['verdict']} ({time.time() - t0:.1f} s); report: {out}/report.md", flush=True)
     return data["exit"]
-
-
-def _callable_attr(spec):
-    """MODULE:CALLABLE or FILE.py:CALLABLE as an object (not called)."""
-    import importlib
-    import importlib.util
-    import uuid
-    from dropnorm.models.target import TargetError
-    where, _, attr = spec.rpartition(":")
-    if not where or not attr.isidentifier():
-        raise TargetError(f"--freeze {spec!r} must be MODULE:CALLABLE or FILE.py:CALLABLE")
-    try:
-        if where.endswith(".py"):
-            s = importlib.util.spec_from_file_location(f"_dropnorm_freeze_{uuid.uuid4().hex[:8]}", where)
-            mod = importlib.util.module_from_spec(s)
-            s.loader.exec_module(mod)
-        else:
-            mod = importlib.import_module(where)
-    except Exception as e:
-        raise TargetError(f"--freeze {spec!r}: importing {where} raised {type(e).__name__}: {e}") from None
-    fn = getattr(mod, attr, None)
-    if not callable(fn):
-        raise TargetError(f"--freeze {spec!r}: no callable {attr!r} in {where}")
-    return fn
