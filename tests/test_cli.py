@@ -146,11 +146,11 @@ def test_up_front_check_after_parallel_torch_code_in_the_same_process(capsys, mo
     a = torch.randn(1000, 1000)
     (a @ a).sum()
     torch.nn.functional.batch_norm(torch.randn(64, 8, 32, 32), None, None, training=True)
-    started = time.time()
     status, err = run_cli(capsys, "audit", "--impl", "torch-module:" + module_file(NUMPY_LAYERS), "--profile=quick",
                           "--timeout=10")
+    # exit 2 with the one-line error means the check answered: had the child hung, the check would have given up
+    # at --timeout and the audit would have run every test instead
     assert status == 2 and "must return a torch.Tensor" in one_line(err)
-    assert time.time() - started < 10  # the check answered; it did not wait out its limit
 
 
 def test_unwritable_report_dir_exits_2(capsys, tmp_path):
