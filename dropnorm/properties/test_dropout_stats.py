@@ -40,7 +40,8 @@ MEMORY_LAGS = (1, 2)  # element lags of a transposed input, in memory order and 
 CALLS = 4  # successive calls: lags 1 (1-2, 2-3, 3-4) and 2 (1-3, 2-4)
 
 # Explicit examples, run in every profile before the generated ones: p exactly 0.5 and near it,
-# and near both ends (in float16 and bfloat16 where the test draws a dtype).
+# and near both ends (in float16 and bfloat16 where the test draws a dtype). Each runs once per test; in
+# the channel tests hh.given deals them out over the kinds (Dropout1d gets 0.5 and 0.999, and so on).
 EXPLICIT_P = (0.5, 0.47, 0.0015, 0.999)
 EXPLICIT_DTYPE = {0.5: "float32", 0.47: "bfloat16", 0.0015: "float16", 0.999: "bfloat16"}
 

@@ -71,7 +71,12 @@ def given(*args, **kwargs):
     once per provided kind with that kind as its focus (draw_case, provided_kinds and focused() draw
     only it), each run with 1/k of the test's examples (at least one), so the total stays the same.
     An implementation with shrinks_failures False (a compiled path) reports the first failing example
-    unshrunk."""
+    unshrunk.
+
+    Explicit examples (hypothesis.example) written above hh.given land on the outer function, which
+    hypothesis never sees; they are handed on to each run (_given_with). With several kinds they are
+    dealt out in turn (kind i runs examples i, i + k, ...), so the test runs each of them once, as with one
+    kind: the false-alarm budget of dropnorm/spec/stats.py counts them once (tests/test_spec_index.py)."""
     def decorate(test):
         @functools.wraps(test)
         def run_example(*a, **kw):
@@ -96,16 +101,18 @@ def given(*args, **kwargs):
             own = getattr(per_kind, "_hypothesis_internal_use_settings", None) or settings.default
             if not getattr(kw.get("impl"), "shrinks_failures", True):
                 own = settings(own, phases=[p for p in own.phases if p != Phase.shrink])
+            explicit = list(getattr(per_kind, "hypothesis_explicit_examples", ()))
             if len(kinds) <= 1:
-                return settings(own)(hypothesis.given(*args, **kwargs)(run_example))(*a, **kw)
+                return settings(own)(_given_with(explicit, run_example, args, kwargs))(*a, **kw)
             n = max(1, -(-own.max_examples // len(kinds)))
             ctx = checks.context()
             unexpressed = []
-            for kind in kinds:
+            for i, kind in enumerate(kinds):
                 state.current().focus = kind
                 ran, filtered = ctx.examples, sum(ctx.not_provided.values())
                 try:
-                    settings(own, max_examples=n)(hypothesis.given(*args, **kwargs)(run_example))(*a, **kw)
+                    settings(own, max_examples=n)(_given_with(explicit[i::len(kinds)], run_example, args,
+                                                              kwargs))(*a, **kw)
                 except hypothesis.errors.Unsatisfiable:
                     # every example of this kind needed what it does not provide (a file's LazyBatchNorm2d that
                     # is torch.nn's while its BatchNorm2d is its own): not provided on this kind, the others run
@@ -120,6 +127,18 @@ def given(*args, **kwargs):
                                   + "; ".join(sorted(ctx.not_provided)[:3]))
         return per_kind
     return decorate
+
+
+def _given_with(examples, run_example, args, kwargs):
+    """hypothesis.given(*args, **kwargs) over run_example, with `examples` (hypothesis Example records
+    from the decorated test) added to those run_example already carries (examples written below hh.given,
+    on the test itself)."""
+    @functools.wraps(run_example)
+    def with_examples(*a, **kw):
+        return run_example(*a, **kw)
+    with_examples.hypothesis_explicit_examples = [*getattr(run_example, "hypothesis_explicit_examples", ()),
+                                                  *examples]
+    return hypothesis.given(*args, **kwargs)(with_examples)
 
 
 def expressed(impl, kind: str, name: str, values):
