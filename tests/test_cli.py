@@ -130,12 +130,12 @@ class BatchNorm2d(torch.nn.BatchNorm2d):
 def test_layers_returning_numpy_are_one_line_up_front(capsys, module_file):
     """Layers whose forward returns numpy arrays: one line before the suite runs (exit 2), not an error in
     every test of theirs."""
-    started = time.time()
     status, err = run_cli(capsys, "audit", "--impl", "torch-module:" + module_file(NUMPY_LAYERS), "--profile=quick")
     line = one_line(err)
     assert status == 2 and "Dropout.forward returned numpy.ndarray in training mode, not a torch.Tensor" in line
+    # exit 2 with this one line is the up-front check's answer: had the suite run, each test would have
+    # been an error and the audit would have ended in a report (exit 1), not here
     assert "BatchNorm2d.forward returned numpy.ndarray" in line and "must return a torch.Tensor" in line
-    assert time.time() - started < 60  # no test ran
 
 
 def test_up_front_check_after_parallel_torch_code_in_the_same_process(capsys, module_file):

@@ -12,17 +12,12 @@ audited implementations are blamed for.
 """
 from __future__ import annotations
 
-import pathlib
-import subprocess
-import sys
-
 import pytest
 
 from dropnorm.run import matrix
 from dropnorm.adapters import FRAMEWORKS
 from dropnorm.report import files
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from tests.conftest import audit
 
 
 @pytest.mark.parametrize("framework", [i for i in matrix.CANDIDATES if i in FRAMEWORKS])
@@ -30,9 +25,7 @@ def test_framework_audit_has_no_unrecorded_failure(framework, tmp_path):
     impl = framework
     if impl not in matrix.installed():
         pytest.skip(f"{impl} is not installed (pip install -e '.[{FRAMEWORKS[impl][1]}]')")
-    run = subprocess.run([sys.executable, "-m", "dropnorm.run.cli", "audit", f"--impl={impl}", "--profile=quick",
-                          "--jobs=1", "--quiet", f"--report-dir={tmp_path}"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
+    run = audit(impl, tmp_path, "--quiet")
     report = files.load_report(tmp_path)
     failing = {e["id"]: e["reason"][:300] for e in report["clauses"]
                if e["status"] in ("fail", "error", "not-reached")}
