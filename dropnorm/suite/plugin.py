@@ -61,19 +61,27 @@ def pytest_configure(config):
     config.dropnorm_active = active(config)
     if config.dropnorm_active:
         settings.load_profile(os.environ.get("DROPNORM_PROFILE", profiles.DEFAULT))
-    config.pluginmanager.register(_AfterHypothesis(), "dropnorm-after-hypothesis")
+    configure(config)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session):
+    """An explicit --hypothesis-seed takes effect although quick and ci are derandomized (hypothesis ignores
+    the seed under derandomize): the loaded profile is switched to a non-derandomized copy. This runs at
+    session start, after every plugin's pytest_configure, because hypothesis's own plugin loads
+    --hypothesis-profile in its pytest_configure. Until Dec 7 it ran in a plugin registered during
+    pytest_configure, which pytest calls at once (a historic hook), before hypothesis's: the audit passes
+    --hypothesis-profile, so `dropnorm audit --seed S` ran the same examples for every S in quick and ci
+    (tests/test_cli.py::test_different_seeds_draw_different_examples)."""
+    config = session.config
+    seed = config.getoption("hypothesis_seed", None)
+    if seed is not None and config.dropnorm_active and settings.default.derandomize:
+        settings.register_profile("dropnorm-seeded", parent=settings.default, derandomize=False, database=None)
+        settings.load_profile("dropnorm-seeded")
 
 
 def pytest_unconfigure(config):
     state.end()
-
-
-class _AfterHypothesis:
-    """pytest_configure after hypothesis's plugin has loaded --hypothesis-profile."""
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_configure(self, config):
-        configure(config)
 
 def pytest_addoption(parser):
     group = parser.getgroup("dropnorm")
@@ -90,11 +98,6 @@ def configure(config):
     config.addinivalue_line("markers", "clause(*ids): the spec clauses a test checks")
     config.addinivalue_line("markers", "statistical(checks): a test making `checks` exact tests per example "
                                        "(counted against the budget of dropnorm/spec/stats.py)")
-    # hypothesis ignores --hypothesis-seed when derandomize is on: honour an explicit seed.
-    seed = config.getoption("hypothesis_seed", None)
-    if seed is not None and config.dropnorm_active and settings.default.derandomize:
-        settings.register_profile("dropnorm-seeded", parent=settings.default, derandomize=False, database=None)
-        settings.load_profile("dropnorm-seeded")
     specs = config.getoption("impl") or [s for s in os.environ.get("DROPNORM_IMPL", "").split(",") if s]
     wrong = [bare_path_error(s) for s in specs if bare_path_error(s)]
     if wrong:
