@@ -158,7 +158,14 @@ def soak_section(runs: list[dict], scope: str) -> list[str]:
     if by:
         out.append(f"| all | | {total_n} | | | {total_k} | {cp_upper(total_k, total_n):.3f} |")
     unexplained = [(r["impl"], r["seed"], o) for r in runs for fa, _, o in [classify(r)] if fa]
+    digested = [r for r in runs if r.get("examples_digest")]
     out.append("")
+    if digested:  # soak.py examples_digest: runs that drew the same examples are one observation, not several
+        distinct = {(r["impl"], r.get("profile"), r["examples_digest"]) for r in digested}
+        out.append(f"Fresh examples: {len(distinct)} distinct example sets among the {len(digested)} runs that "
+                   f"record one (a digest of every clause's statistics); {len(runs) - len(digested)} runs "
+                   "predate the digest.")
+        out.append("")
     out.append("False alarms (failures not recorded as a known defect): "
                + ("; ".join(f"{i} seed {s}: {', '.join(o)}" for i, s, o in unexplained) if unexplained else "none")
                + ".")

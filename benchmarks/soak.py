@@ -102,6 +102,14 @@ def audit(tree: pathlib.Path, impl: str, seed: int, profile: str, jobs: str,
         return report, proc.returncode, (proc.stdout + proc.stderr)[-2000:]
 
 
+def examples_digest(report: dict) -> str:
+    """A digest of every clause's statistics (what the statistical checks counted, example by example): two
+    runs with the same digest drew the same examples. Recorded so that a soak shows its runs were fresh
+    (until c6cfbd8 the seed was lost under quick and ci, and every run drew the same examples)."""
+    stats = [(e["id"], e.get("statistics")) for e in report["clauses"]]
+    return hashlib.sha256(json.dumps(stats, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def run_record(tree: pathlib.Path, commit: str, tree_kind: str, impl: str, profile: str, jobs: str,
                vers: dict) -> dict:
     seed = random.SystemRandom().randrange(2 ** 31)
@@ -118,7 +126,8 @@ def run_record(tree: pathlib.Path, commit: str, tree_kind: str, impl: str, profi
                       failing={e["id"]: (e.get("reason") or "")[:500] for e in report["clauses"]
                                if e["status"] in ("fail", "error")},
                       implementation_version=(report.get("implementation") or {}).get("version"),
-                      audit_duration_s=(report.get("run") or {}).get("duration_s"))
+                      audit_duration_s=(report.get("run") or {}).get("duration_s"),
+                      examples_digest=examples_digest(report))
     record["failed"] = bool(record["failing"]) or not record["complete"]
     return record
 
