@@ -58,8 +58,10 @@ def _violations(exc) -> list:
 
 
 def _counterexample(exc) -> str | None:
-    def example_notes(e):  # hypothesis notes the shrunk example ("Falsifying example" in older versions)
-        return [n for n in getattr(e, "__notes__", []) if n.startswith(("Failing test case", "Falsifying"))]
+    def example_notes(e):  # hypothesis notes the shrunk example ("Falsifying example" in older versions), or
+        # the explicit example (hypothesis.example) that failed
+        return [n for n in getattr(e, "__notes__", [])
+                if n.startswith(("Failing test case", "Failing explicit example", "Falsifying"))]
     notes = example_notes(exc) + [n for sub in getattr(exc, "exceptions", ()) for n in example_notes(sub)]
     return "\n".join(notes) or None
 
