@@ -154,6 +154,14 @@ UNIT_ROUNDOFF = {"float64": 2.0 ** -53, "float32": 2.0 ** -24}
 #       (for float32 it is 2^-29 times smaller than the implementation's term).
 # Large |rm| makes B large against |y| (the folded bias absorbs -rm s, which the products cancel): that
 # loss is inherent to folding (and to the unfolded z - rm alike), not slack of the bound.
+# Underflow (found by the first soak with working fresh seeds, Dec 7: running_mean -1.7e-40 gave a subnormal
+# b' = 5.8e-42 off by 5.5e-46 against a relative bound of 2.8e-48): the model fl(a op b) = (a op b)(1 + d) holds
+# only above the normal range; below it a rounding adds an absolute error |e| <= eta = smallest subnormal / 2
+# (2^-150 in float32; Higham, Accuracy and Stability, 2.2). Each rounding's eta is carried by the factors applied
+# after it: in W' = W s an eta in s is multiplied by |W|: <= FOLD_W_ROUNDINGS eta (1 + |W|); in
+# b' = (b - rm) s + beta an eta in s by |b - rm|, one in b - rm by |s|: <= FOLD_B_ROUNDINGS eta (1 + |s| + |b - rm|);
+# the folded layer's output carries the weight floor times |x| summed like the layer, the bias floor, and an eta
+# for each of its K products and the sums: (K + FOLD_Y_EXTRA) eta. Added to the relative bounds below.
 FOLD_W_ROUNDINGS = 6
 FOLD_B_ROUNDINGS = 8
 FOLD_Y_EXTRA = 8
@@ -181,4 +189,10 @@ def fold_bounds(kind: str, x, weight, bias, running_mean, running_var, eps, gamm
     wb = gamma_n(FOLD_W_ROUNDINGS, u) + (gamma_n(FOLD_W_ROUNDINGS, u64) if dtype == "float64" else 0.0)
     bb = gamma_n(FOLD_B_ROUNDINGS, u) + (gamma_n(FOLD_B_ROUNDINGS, u64) if dtype == "float64" else 0.0)
     yb = gamma_n(k + FOLD_Y_EXTRA, u) + gamma_n(k + FOLD_REF_EXTRA, u64)
-    return {"weight": wb * np.abs(w_fold), "bias": bb * b_size, "output": yb * (a + b_size.reshape(sh))}
+    eta = float(np.finfo(dtype).smallest_subnormal) / 2  # the underflow floor (written above FOLD_W_ROUNDINGS)
+    w_floor = FOLD_W_ROUNDINGS * eta * (1 + np.abs(w))
+    b_floor = FOLD_B_ROUNDINGS * eta * (1 + s + np.abs(b - rm))
+    y_floor = (layer_forward(kind, np.abs(v.float_array("x", x)), w_floor) + b_floor.reshape(sh)
+               + (k + FOLD_Y_EXTRA) * eta)
+    return {"weight": wb * np.abs(w_fold) + w_floor, "bias": bb * b_size + b_floor,
+            "output": yb * (a + b_size.reshape(sh)) + y_floor}
