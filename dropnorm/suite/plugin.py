@@ -72,7 +72,7 @@ def pytest_sessionstart(session):
     --hypothesis-profile in its pytest_configure. Until Dec 7 it ran in a plugin registered during
     pytest_configure, which pytest calls at once (a historic hook), before hypothesis's: the audit passes
     --hypothesis-profile, so `dropnorm audit --seed S` ran the same examples for every S in quick and ci
-    (tests/test_cli.py::test_different_seeds_draw_different_examples)."""
+    (tests/test_harness.py::test_same_seed_reproduces_the_same_results_and_another_seed_draws_others)."""
     config = session.config
     seed = config.getoption("hypothesis_seed", None)
     if seed is not None and config.dropnorm_active and settings.default.derandomize:
@@ -82,6 +82,7 @@ def pytest_sessionstart(session):
 
 def pytest_unconfigure(config):
     state.end()
+
 
 def pytest_addoption(parser):
     group = parser.getgroup("dropnorm")
