@@ -82,8 +82,9 @@ def classify(run: dict) -> tuple[bool, list[str], list[str]]:
     known = known_defects(run["impl"])
     real, other = [], []
     for clause, reason in (run.get("failing") or {}).items():
-        m = re.match(r"([A-Z0-9-]+)/([\w-]+):", reason or "")
-        cond = m.group(2) if m else "?"
+        # the reason may start with the layer kind ("BatchNorm3d: BN-FOLD-01/folded-bias: got ...")
+        m = re.search(re.escape(clause) + r"/([\w-]+):", reason or "")
+        cond = m.group(1) if m else "?"
         (real if (clause, cond) in known or (clause, "*") in known else other).append(f"{clause}/{cond}")
     if not run.get("complete", True) and not run.get("failing"):
         other.append("incomplete run")
