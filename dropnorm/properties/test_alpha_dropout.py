@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import strategies as st
+from hypothesis import assume, strategies as st
 
 from dropnorm.suite import checks as ph
 from dropnorm.spec import stats
@@ -60,13 +60,13 @@ def test_kept_and_dropped_values(impl, data):
     shape = _shape(data, kind)
     p = data.draw(_p_inside(), label="p")
     dtype = data.draw(hh.expressed(impl, kind, "dtype", hh.DTYPES), label="dtype")
-    layout = data.draw(hh.layouts(len(shape)), label="layout")
+    layout = data.draw(hh.strided_layouts(len(shape)), label="layout")
     seed = data.draw(hh.seeds(), label="seed")
     x = alpha_inputs(seed, shape, dtype)
     layer = construct(impl, kind, p=p)
     layer.train(True)
     # the contiguous input first: a failure is blamed on AD-DTYPE-01 (layouts) only if it passed
-    for run in ["contiguous"] + ([layout] if layout != "contiguous" else []):
+    for run in ("contiguous", layout):
         impl.seed(seed)
         out = layer.forward(x.copy(), dtype=dtype, layout=run)
         what = f"{kind}(p={p}), {shape}, {dtype}, {run}"
@@ -140,9 +140,8 @@ def test_nonfinite_input(impl, data):
     infinity, or NaN for NaN), a alpha' + b, or NaN (torch: x * 0 + b). p = 0: x bitwise, non-finite values
     included; p = 1: 0 at every finite element, 0 or NaN at a non-finite one (torch: x * 0)."""
     kind = data.draw(st.sampled_from(provided(impl, ALPHA_KINDS)), label="kind")
-    p = data.draw(st.one_of(st.sampled_from([0.0, 1.0]), _p_inside()), label="p")
+    p_inside = data.draw(_p_inside(), label="p")
     dtype = data.draw(hh.expressed(impl, kind, "dtype", ("float32", "float64")), label="dtype")
-    hh.assume_expressed(impl, kind, dtype=dtype, p=p)
     shape = _shape(data, kind)
     seed = data.draw(hh.seeds(), label="seed")
     x = alpha_inputs(seed, shape, dtype)
@@ -150,6 +149,15 @@ def test_nonfinite_input(impl, data):
     where = data.draw(st.lists(st.integers(0, flat.size - 1), min_size=1, max_size=3, unique=True), label="positions")
     for i, value in zip(where, (math.inf, -math.inf, math.nan)):
         flat[i] = value
+    # every p in every example, each on a fresh layer: a drawn p (p = 0 first, as hypothesis's simplest) left
+    # AD-TRAIN-01/non-finite unrun on a kind in 1 of 8 quick runs (per-condition coverage)
+    ps = [p for p in (p_inside, 0.0, 1.0) if impl.expresses(kind, dtype=dtype, p=p)]
+    assume(ps)
+    for p in ps:
+        _check_nonfinite_run(impl, kind, p, dtype, shape, seed, x, where)
+
+
+def _check_nonfinite_run(impl, kind, p, dtype, shape, seed, x, where):
     layer = construct(impl, kind, p=p)
     layer.train(True)
     impl.seed(seed)

@@ -14,7 +14,7 @@ from dropnorm.suite import strategies as hh
 from dropnorm.adapters import NotProvided
 from dropnorm.adapters.base import BATCHNORM_RANKS
 from dropnorm.spec import tolerances as tol
-from dropnorm.suite.bn_setup import draw_case, provided_dims
+from dropnorm.suite.bn_setup import GRID_SHAPES, build_case, draw_case, grid_dims, provided_dims
 from dropnorm.properties._family import names_argument
 
 
@@ -52,6 +52,29 @@ def test_eval_uses_running_statistics(impl, data):
     if not changed:  # after a state change a different second output is its symptom, blamed on BN-EVAL-03
         again = case.layer.forward(case.x.copy(), dtype=case.dtype, layout=case.layout)
         ph.assert_equal(again.y, out.y, "BN-EVAL-02", "deterministic", case.describe())
+
+
+@pytest.mark.clause("BN-EVAL-03")
+@pytest.mark.parametrize("rank", sorted(GRID_SHAPES))
+def test_eval_leaves_every_buffer_on_every_kind(impl, rank):
+    """BN-EVAL-03 of the test above on a fixed affine case per rank: an eval call leaves weight, bias, running
+    statistics and counter exactly as they were. The drawn test's first example per kind has affine=False, so
+    weight-unchanged and bias-unchanged ran on a kind only by chance (per-condition coverage)."""
+    dims = grid_dims(rank)
+    if dims not in provided_dims(impl):
+        pytest.skip(f"not provided: BatchNorm{dims}d")
+    if not impl.expresses(f"BatchNorm{dims}d", affine=True):
+        raise NotProvided(f"{impl.name}: BatchNorm{dims}d(affine=True)")
+    case = build_case(impl, dims, GRID_SHAPES[rank], eps=1e-5, momentum=0.1, affine=True, track=True,
+                      dtype="float32", layout="contiguous", seed=400 + rank)
+    case.layer.train(False)
+    before = case.layer.state()
+    case.layer.forward(case.x.copy(), dtype=case.dtype)
+    after = case.layer.state()
+    for key in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
+        if before[key] is not None:
+            ph.assert_equal(after[key], before[key], "BN-EVAL-03", f"{key}-unchanged",
+                            f"{case.describe()}, one eval call (grid)")
 
 
 @pytest.mark.clause("BN-EVAL-02")

@@ -12,9 +12,8 @@ from dropnorm.suite import inputs
 from dropnorm.suite import strategies as hh
 from dropnorm.spec import tolerances as tol
 from dropnorm.adapters import NotProvided
-from dropnorm.adapters.base import BATCHNORM_RANKS
 from dropnorm.suite.input_classes import InputClassRejected
-from dropnorm.suite.bn_setup import draw_case, provided_dims
+from dropnorm.suite.bn_setup import GRID_SHAPES, draw_case, grid_dims, provided_dims
 from dropnorm.properties._family import check_gradcheck, compare_layout_run
 
 
@@ -122,11 +121,6 @@ def test_gradcheck(impl, dims, training, second_order, affine):
     check_gradcheck(layer, x, "BN-GRAD-04", second_order, f"{kind}(affine={affine}), training={training}")
 
 
-# Shapes without size-1 dimensions (those meet torch's recorded transposed-backward defect, which the drawn
-# tests above cover), one per rank each BatchNormNd reads (BATCHNORM_RANKS).
-GRID_SHAPES = {2: (5, 3), 3: (3, 3, 4), 4: (2, 3, 2, 3), 5: (2, 3, 2, 2, 3)}
-
-
 @pytest.mark.clause("BN-GRAD-01", "BN-GRAD-02", "BN-GRAD-03", "BN-LAYOUT-01", "BN-AFFINE-01")
 @pytest.mark.parametrize("affine", [True, False])
 @pytest.mark.parametrize("training", [True, False])
@@ -138,7 +132,7 @@ def test_every_layout_on_every_kind(impl, rank, training, affine):
     (no-parameters) on a kind requires each of its conditions to have run there (issue 22, per-condition
     coverage), and draws of a few examples per kind do not reach every layout and option on every kind
     for certain: this grid does, in every profile, for the price of 16 small cases."""
-    dims = next(d for d, ranks in BATCHNORM_RANKS.items() if rank in ranks)
+    dims = grid_dims(rank)
     if dims not in provided_dims(impl):
         pytest.skip(f"not provided: BatchNorm{dims}d")
     kind = f"BatchNorm{dims}d"
@@ -169,8 +163,7 @@ def test_every_layout_on_every_kind(impl, rank, training, affine):
         bounds = tol.bn_eval_grads(x, dy, rm, rv, weight, eps, "float32", "float32")
     axes = (0,) + tuple(range(2, rank))
     seen = {}
-    for layout in ["contiguous"] + [v for v in ("transposed", "strided", "channels_last")
-                                    if v != "channels_last" or rank >= 3]:
+    for layout in hh.layout_names(rank):
         first = layer()
         try:
             out = first.forward_backward(x, dy, dtype="float32", layout=layout)

@@ -156,7 +156,9 @@ def _format_shape(data, rank: int) -> tuple:
 def test_dropout_keeps_the_memory_format(impl, data):
     """Dropout on contiguous 2-D to 5-D inputs and on 4-D/5-D channels-last inputs, in training and eval:
     the output is in the input's memory format."""
-    rank = data.draw(st.sampled_from((2, 3, 4, 4, 5, 5)), label="rank")
+    # 4 first: hypothesis's first example is its simplest, so every run has a channels-last rank (with 2 first
+    # DO-FORMAT-01/channels-last ran only by chance, missed in about 1 run in 2,000)
+    rank = data.draw(st.sampled_from((4, 5, 2, 3, 4, 5)), label="rank")
     shape = _format_shape(data, rank)
     p = data.draw(hh.probabilities(0.0, 0.9), label="p")
     dtype = data.draw(hh.expressed(impl, "Dropout", "dtype", ("float32", "float64")), label="dtype")
