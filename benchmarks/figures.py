@@ -137,12 +137,23 @@ def select_many(runs: list[dict], codes: list[str]) -> tuple[list[dict], str]:
     return chosen, " + ".join(scopes) + diff
 
 
+def unjudged_cell(runs: list[dict]) -> str:
+    """Runs whose report left a clause not-reached on a correct implementation (soak.py not_reached): no false
+    alarm, but a verdict short of conformant. Runs written before soak.py recorded it are counted apart."""
+    recorded = [r for r in runs if "not_reached" in r]
+    if not recorded:
+        return "not recorded"
+    k = sum(bool(r["not_reached"]) for r in recorded)
+    older = len(runs) - len(recorded)
+    return f"{k} of {len(recorded)}" + (f" ({older} runs predate the record)" if older else "")
+
+
 def soak_section(runs: list[dict], scope: str) -> list[str]:
     out = [f"**Soak** ({scope}; `python benchmarks/soak.py`, whole `dropnorm audit` runs with fresh seeds, "
            "benchmarks/results/soak.jsonl):", "",
            "| implementation | profile | runs | runs with a failure | real bugs found (recorded deviations) | "
-           "false alarms | per-run false-alarm probability, 95% upper bound |",
-           "|---|---|---|---|---|---|---|"]
+           "false alarms | per-run false-alarm probability, 95% upper bound | runs with a clause left unjudged |",
+           "|---|---|---|---|---|---|---|---|"]
     by = collections.defaultdict(list)
     for r in runs:
         by[(r["impl"], r.get("profile"))].append(r)
@@ -155,9 +166,9 @@ def soak_section(runs: list[dict], scope: str) -> list[str]:
         total_n, total_k = total_n + len(rs), total_k + k
         real_text = ", ".join(f"{name} ({c} run{'s' if c > 1 else ''})" for name, c in real.items()) or "none"
         out.append(f"| {impl} | {profile} | {len(rs)} | {failed} | {real_text} | {k} | "
-                   f"{cp_upper(k, len(rs)):.3f} |")
+                   f"{cp_upper(k, len(rs)):.3f} | {unjudged_cell(rs)} |")
     if by:
-        out.append(f"| all | | {total_n} | | | {total_k} | {cp_upper(total_k, total_n):.3f} |")
+        out.append(f"| all | | {total_n} | | | {total_k} | {cp_upper(total_k, total_n):.3f} | {unjudged_cell(runs)} |")
     unexplained = [(r["impl"], r["seed"], o) for r in runs for fa, _, o in [classify(r)] if fa]
     digested = [r for r in runs if r.get("examples_digest")]
     out.append("")
@@ -166,6 +177,12 @@ def soak_section(runs: list[dict], scope: str) -> list[str]:
         out.append(f"Fresh examples: {len(distinct)} distinct example sets among the {len(digested)} runs that "
                    f"record one (a digest of every clause's statistics); {len(runs) - len(digested)} runs "
                    "predate the digest.")
+        out.append("")
+    gaps = collections.Counter(part for r in runs for reason in (r.get("not_reached") or {}).values()
+                               for part in reason.split("; "))
+    if gaps:
+        out.append("Clauses left unjudged (not-reached: a condition that applies never ran on that kind): "
+                   + "; ".join(f"{g} ({c} run{'s' if c > 1 else ''})" for g, c in gaps.most_common()) + ".")
         out.append("")
     out.append("False alarms (failures not recorded as a known defect): "
                + ("; ".join(f"{i} seed {s}: {', '.join(o)}" for i, s, o in unexplained) if unexplained else "none")
