@@ -148,11 +148,12 @@ def bn_stat_errors(x: np.ndarray, dtype: str, *, one_pass: bool = True, eps: flo
 
 
 def bn_xhat_tau(n: int, dtype: str) -> float:
-    """tau in the largest |xhat| a consistent normalisation can return, sqrt(n) (1 + tau) (BN-NUM-01/bounded).
+    """tau in the largest |xhat| a consistent normalisation can return, sqrt(n) (1 + tau) (BN-NUM-01/bounded;
+    bn_xhat_bound adds what a running centre such as Welford's may add).
 
     For ANY centre m, (x_i - m)^2 <= sum_j (x_j - m)^2 (one term of a sum of squares), so an
     implementation that divides x_i - m by the root of the variance about that same m
-    (two-pass, shifted two-pass, Welford) has |xhat_i| <= sqrt(n) whatever the rounding error
+    (two-pass, shifted two-pass) has |xhat_i| <= sqrt(n) whatever the rounding error
     of m; the exact xhat even has sqrt(n - 1) (Samuelson). Rounding: e_j = fl(x_j - m) =
     (x_j - m)(1 + delta); v^ = fl(sum e_j^2 / n) >= (1 - gamma_{n+1}) sum e_j^2 / n, so
     e_i^2 <= n v^ / (1 - gamma_{n+1}); the add of eps, the sqrt, the division and the
@@ -162,6 +163,28 @@ def bn_xhat_tau(n: int, dtype: str) -> float:
     """
     u, uo = working_roundoff(dtype), UNIT_ROUNDOFF[dtype]
     return SAFETY * (float(gamma(n + 1, u)) / 2 + 3 * u + uo)
+
+
+def bn_xhat_bound(x: np.ndarray, eps: float, dtype: str) -> np.ndarray:
+    """Per channel, the largest |xhat| a correct layer can return on x (BN-NUM-01/bounded).
+
+    bn_xhat_tau's sqrt(n) (1 + tau) holds where the variance is taken about the same computed centre m that
+    x is centred on (two-pass, shifted two-pass). A running centre does not give that in floating point:
+    Welford's M2 sums (x_k - m_{k-1})(x_k - m_k) over the rounded running means, which makes it the sum of
+    squares about the exact mean mu, while x is centred on the final rounded m. torch.var_mean (CPU) on a
+    float32 channel of 9 values at 1e8 spread over two ulps returns |xhat| = 3.16 > sqrt(9) = 3
+    (dropnorm.zoo.variants.var_mean_statistics, found when every example ran every hard input kind).
+    So with |m - mu| <= d_mu and a variance v^ >= v - d_var (bn_stat_errors, worst case, the bounds of
+    a correct summation): |x_i - m| <= |x_i - mu| + d_mu <= sqrt(n v) + d_mu, and
+      |xhat_i| <= max(sqrt(n), (sqrt(n v) + d_mu) / sqrt(max(v - d_var, 0) + eps)) (1 + tau).
+    Where the channel is well conditioned (d_mu, d_var << v) this is sqrt(n) (1 + tau + O(d_mu/sqrt(n v)));
+    it grows only where the input's spread is within the rounding of its mean. A constant channel keeps
+    its own bound 1 + tau (Welford's running mean is exact there, and two-pass gives |d|/sqrt(d^2 + eps)).
+    """
+    _, var, n, d_mean, d_var = bn_stat_errors(np.asarray(x, np.float64), dtype, one_pass=False, probabilistic=False)
+    tau = bn_xhat_tau(n, dtype)
+    centre = (np.sqrt(n * var) + d_mean) / np.sqrt(np.maximum(var - d_var, 0.0) + eps)
+    return np.maximum(np.sqrt(n), centre) * (1 + tau)
 
 
 def bn_train_output(x: np.ndarray, weight, bias, eps: float, dtype: str, *, one_pass: bool = True,
