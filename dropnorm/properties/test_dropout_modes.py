@@ -127,9 +127,15 @@ SEED_SPATIAL = {"Dropout": (0, 2), "AlphaDropout": (0, 2), "FeatureAlphaDropout"
 
 def _seed_case(data, impl, kind):
     """(shape, p, seed, dtype) for `kind`: N in [16, 24], C in [32, 48] (N * C >= SEED_UNITS units), the
-    kind's spatial rank with sides 1-3 (Dropout, AlphaDropout: 0-2 more axes; FeatureAlphaDropout: 0-3)."""
+    kind's spatial rank with sides 1-3 (Dropout, AlphaDropout: 0-2 more axes; FeatureAlphaDropout: 0, 1 or 3).
+    Not FeatureAlphaDropout's 4-D input: that is its documented no-batch form (C, D, H, W), one draw per
+    channel (AD-TRAIN-01/no-batch-channel), so only 16-24 units, and two masks agree by chance far above the
+    1e-22 this check assumes (a fresh-seed soak of 85ad0f4, seed 693235772: p = 0.816, the reference dropped
+    all 16 channels in two calls, 0.816^16 = 0.04 each)."""
     lo, hi = SEED_SPATIAL[kind]
-    sides = data.draw(st.lists(st.integers(1, 3), min_size=lo, max_size=hi), label=f"{kind} spatial sizes")
+    counts = [k for k in range(lo, hi + 1) if not (kind == "FeatureAlphaDropout" and k == 2)]
+    count = data.draw(st.sampled_from(counts), label=f"{kind} spatial rank")
+    sides = data.draw(st.lists(st.integers(1, 3), min_size=count, max_size=count), label=f"{kind} spatial sizes")
     shape = (data.draw(st.integers(16, 24), label="N"), data.draw(st.integers(32, 48), label="C")) + tuple(sides)
     p = data.draw(hh.probabilities(0.05, 0.95), label="p")
     seed = data.draw(hh.seeds(), label="seed")
