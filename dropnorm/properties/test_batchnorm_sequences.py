@@ -46,7 +46,7 @@ from dropnorm.spec import tolerances as tol
 from dropnorm.adapters.base import BATCHNORM_RANKS, NotProvided
 from dropnorm.spec.dtypes import round_to
 from dropnorm.suite.traced import current_trace, Call, TracedLayer
-from dropnorm.suite.bn_setup import GRID_SHAPES, build_case, grid_dims, provided_dims
+from dropnorm.suite.bn_setup import GRID_SHAPES, build_case, grid_dims
 from dropnorm.reference import batchnorm as refbn
 
 LOW = hh.LOW_PRECISION
@@ -618,12 +618,8 @@ def test_conversions_and_copies_on_every_kind(impl, rank):
     missed on a kind about 1 run in 1,000, BN-DTYPE-02 rests on the rule order of hypothesis's first example):
     this grid runs them on every kind in every profile (per-condition coverage)."""
     conv = conventions.of(impl)
-    dims = grid_dims(rank)
-    if dims not in provided_dims(impl):
-        pytest.skip(f"not provided: BatchNorm{dims}d")
+    dims = grid_dims(impl, rank, affine=True)
     kind = f"BatchNorm{dims}d"
-    if not impl.expresses(kind, affine=True):
-        raise NotProvided(f"{impl.name}: {kind}(affine=True)")
 
     def trained() -> TracedLayer:
         case = build_case(impl, dims, GRID_SHAPES[rank], eps=1e-5, momentum=0.1, affine=True, track=True,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pytest
 from hypothesis import strategies as st
 
 from dropnorm import reference as ref
@@ -190,9 +191,15 @@ def draw_case(impl, data, *, min_n: int = 2, affine=None, track=None, momentum="
 GRID_SHAPES = {2: (5, 3), 3: (3, 3, 4), 4: (2, 3, 2, 3), 5: (2, 3, 2, 2, 3)}
 
 
-def grid_dims(rank: int) -> int:
-    """The BatchNormNd that reads inputs of this rank."""
-    return next(d for d, ranks in BATCHNORM_RANKS.items() if rank in ranks)
+def grid_dims(impl, rank: int, affine: bool | None = None) -> int:
+    """The BatchNormNd that reads inputs of this rank, for a grid case: the test is skipped where the
+    implementation does not provide that kind, and the case is not provided where it cannot express affine."""
+    dims = next(d for d, ranks in BATCHNORM_RANKS.items() if rank in ranks)
+    if dims not in provided_dims(impl):
+        pytest.skip(f"not provided: BatchNorm{dims}d")
+    if affine is not None and not impl.expresses(f"BatchNorm{dims}d", affine=affine):
+        raise NotProvided(f"{impl.name}: BatchNorm{dims}d(affine={affine})")
+    return dims
 
 
 def build_case(impl, dims: int, shape: tuple, *, eps: float, momentum, affine: bool, track: bool, dtype: str,
